@@ -1,0 +1,226 @@
+"""The scoring engine: AttentionInfluence of documents.
+
+For a document of tokens x_1..x_n (the tokenizer's default encoding, nothing added):
+
+    loss_base = mean_t CE(model(x_<t), x_t)                 t = 2..n
+    loss_ref  = the same with the retrieval heads masked
+    attention_influence = (loss_ref - loss_base) / loss_base
+
+Documents longer than ``max_tokens`` are truncated, or, with ``windows=True``, cut into
+consecutive windows of ``max_tokens`` tokens whose losses are averaged weighted by their number
+of predicted tokens. A document with fewer than 2 tokens has no next-token loss: it gets no
+score and the reason ``too_short``; a non-finite loss (for example an fp16 overflow) gets the
+reason ``non_finite_loss``, and a base loss of exactly 0 (no ratio exists) ``zero_base_loss``.
+
+Batches are formed over length-sorted segments under a padded-token budget and padded on the
+right, which leaves every real position's causal context unchanged, so padding never changes a
+score. The loss is computed from the final hidden states in chunks of rows: the full
+``[batch, seq, vocab]`` logits are never materialised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ai_filters.masking import MASK_MODES, masked_heads
+from ai_filters.models import LoadedModel
+
+SKIP_TOO_SHORT = "too_short"
+SKIP_NON_FINITE = "non_finite_loss"
+SKIP_ZERO_LOSS = "zero_base_loss"
+METADATA_KEYS = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens")
+
+
+@dataclass(frozen=True)
+class DocumentScore:
+    """The score of one document, or the reason it has none (``skip_reason``)."""
+
+    n_tokens: int
+    loss_base: float | None = None
+    loss_ref: float | None = None
+    skip_reason: str | None = None
+
+    @property
+    def attention_influence(self) -> float | None:
+        if self.skip_reason is not None:
+            return None
+        return (self.loss_ref - self.loss_base) / self.loss_base
+
+    def as_metadata(self) -> dict:
+        """The four metadata fields written on a scored document."""
+        return {
+            "attention_influence": self.attention_influence,
+            "ai_loss_base": self.loss_base,
+            "ai_loss_ref": self.loss_ref,
+            "ai_n_tokens": self.n_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How documents are cut and batched. ``max_tokens`` is the longest sequence fed at once."""
+
+    max_tokens: int = 4096
+    batch_size: int = 16
+    batch_tokens: int = 16384
+    windows: bool = False
+    mask_mode: str = "uniform"
+    loss_chunk_rows: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 2:
+            raise ValueError("max_tokens must be at least 2")
+        if self.batch_size < 1 or self.batch_tokens < 1:
+            raise ValueError("batch_size and batch_tokens must be positive")
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}")
+
+
+@dataclass
+class _Segment:
+    document: int
+    ids: list[int]
+
+
+class AttentionInfluenceScorer:
+    """Scores documents with one loaded model and a list of heads to mask.
+
+    Not thread-safe: masking installs hooks on the shared model while the reference pass runs.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        heads: Sequence[Sequence[int]],
+        config: ScoringConfig | None = None,
+    ) -> None:
+        if not heads:
+            raise ValueError("no heads to mask: the heads file selects none")
+        self.loaded = loaded
+        self.heads = [tuple(head) for head in heads]
+        self.config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
+
+    def tokenize(self, text: str) -> list[int]:
+        """The tokenizer's default encoding of ``text`` (its own special tokens, if any)."""
+        return self.loaded.tokenizer(text).input_ids
+
+    def score_texts(
+        self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> list[DocumentScore]:
+        """Scores of ``texts``, in input order."""
+        return self.score_token_ids([self.tokenize(text) for text in texts], progress)
+
+    def score_token_ids(
+        self, documents: Sequence[Sequence[int]], progress: Callable[[int, int], None] | None = None
+    ) -> list[DocumentScore]:
+        """Scores of tokenized documents, in input order.
+
+        ``progress(documents_done, tokens_done)`` is called after every batch with the
+        increments of that batch (a document counts when its last segment is done).
+        """
+        segments, n_tokens = self._segments(documents)
+        sums = torch.zeros(len(documents), 2, dtype=torch.float64)
+        counts = torch.zeros(len(documents), dtype=torch.float64)
+        remaining = [0] * len(documents)
+        for segment in segments:
+            remaining[segment.document] += 1
+        for batch in self._batches(segments):
+            batch_sums, batch_counts = self._batch_losses([segment.ids for segment in batch])
+            finished = 0
+            for row, segment in enumerate(batch):
+                sums[segment.document] += batch_sums[row]
+                counts[segment.document] += batch_counts[row]
+                remaining[segment.document] -= 1
+                finished += remaining[segment.document] == 0
+            if progress is not None:
+                progress(finished, sum(len(segment.ids) for segment in batch))
+        if progress is not None:
+            progress(sum(1 for ids in documents if len(ids) < 2), 0)
+        return [
+            self._document_score(n_tokens[i], sums[i], counts[i]) for i in range(len(documents))
+        ]
+
+    # ---------------------------------------------------------------------------- internals
+    def _segments(self, documents: Sequence[Sequence[int]]) -> tuple[list[_Segment], list[int]]:
+        """Cut every document into the sequences that are fed (windows or one truncation)."""
+        limit = self.config.max_tokens
+        segments: list[_Segment] = []
+        n_tokens: list[int] = []
+        for index, ids in enumerate(documents):
+            ids = list(ids)
+            if not self.config.windows:
+                ids = ids[:limit]
+            n_tokens.append(len(ids))
+            for start in range(0, len(ids), limit):
+                window = ids[start : start + limit]
+                if len(window) >= 2:
+                    segments.append(_Segment(index, window))
+        return segments, n_tokens
+
+    def _batches(self, segments: list[_Segment]) -> list[list[_Segment]]:
+        """Longest first; a batch holds at most ``batch_size`` rows and ``batch_tokens`` padded."""
+        ordered = sorted(segments, key=lambda segment: -len(segment.ids))
+        batches: list[list[_Segment]] = []
+        for segment in ordered:
+            if batches:
+                batch = batches[-1]
+                padded = (len(batch) + 1) * len(batch[0].ids)
+                if len(batch) < self.config.batch_size and padded <= self.config.batch_tokens:
+                    batch.append(segment)
+                    continue
+            batches.append([segment])
+        return batches
+
+    def _batch_losses(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: ``[sum CE base, sum CE ref]`` (float64) and the number of predicted tokens."""
+        device = self.loaded.device
+        width = max(len(ids) for ids in sequences)
+        pad = self.loaded.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, ids in enumerate(sequences):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        with torch.inference_mode():
+            base = self._summed_loss(input_ids, attention_mask)
+            with masked_heads(self.loaded.model, self.heads, self.config.mask_mode):
+                ref = self._summed_loss(input_ids, attention_mask)
+        counts = (attention_mask[:, 1:].sum(dim=1)).double().cpu()
+        return torch.stack([base, ref], dim=1), counts
+
+    def _summed_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sum of next-token cross-entropy per row, from hidden states, in chunks of rows."""
+        model = self.loaded.model
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = hidden.last_hidden_state[:, :-1]
+        predicted = attention_mask[:, 1:].bool()
+        rows = predicted.nonzero(as_tuple=True)
+        states = hidden[rows]
+        targets = input_ids[:, 1:][rows]
+        row_of_state = rows[0]
+        sums = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=input_ids.device)
+        head = model.get_output_embeddings()
+        step = self.config.loss_chunk_rows
+        for start in range(0, states.shape[0], step):
+            logits = head(states[start : start + step]).float()
+            losses = torch.nn.functional.cross_entropy(
+                logits, targets[start : start + step], reduction="none"
+            )
+            sums.index_add_(0, row_of_state[start : start + step], losses.double())
+        return sums.cpu()
+
+    @staticmethod
+    def _document_score(n_tokens: int, sums: torch.Tensor, count: torch.Tensor) -> DocumentScore:
+        if count.item() == 0:
+            return DocumentScore(n_tokens, skip_reason=SKIP_TOO_SHORT)
+        loss_base, loss_ref = (sums / count).tolist()
+        if not (math.isfinite(loss_base) and math.isfinite(loss_ref)):
+            return DocumentScore(n_tokens, skip_reason=SKIP_NON_FINITE)
+        if loss_base == 0:
+            return DocumentScore(n_tokens, skip_reason=SKIP_ZERO_LOSS)
+        return DocumentScore(n_tokens, loss_base, loss_ref)

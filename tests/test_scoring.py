@@ -1,0 +1,105 @@
+"""The scoring engine on the embedded model: definition, padding, windows, skips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ai_filters.corpus import local_corpus
+from ai_filters.scoring import (
+    SKIP_TOO_SHORT,
+    AttentionInfluenceScorer,
+    DocumentScore,
+    ScoringConfig,
+)
+
+HEADS = [(18, 6), (20, 6), (17, 3), (18, 7), (23, 2), (17, 4), (20, 5)]
+
+
+@pytest.fixture(scope="module")
+def documents():
+    return [document["text"] for document in local_corpus(docs_per_domain=1, seed=1)]
+
+
+def scorer(embedded, **config) -> AttentionInfluenceScorer:
+    return AttentionInfluenceScorer(embedded, HEADS, ScoringConfig(**config))
+
+
+def test_losses_match_huggingface_labels_loss(embedded, documents):
+    """loss_base is the model's own next-token loss (HF shifts ``labels`` itself)."""
+    text = documents[0]
+    ids = torch.tensor([embedded.tokenizer(text).input_ids[:300]])
+    with torch.no_grad():
+        expected = embedded.model(input_ids=ids, labels=ids).loss.item()
+    score = scorer(embedded, max_tokens=300).score_token_ids([ids[0].tolist()])[0]
+    assert score.loss_base == pytest.approx(expected, rel=1e-5)
+    assert score.n_tokens == 300
+    assert score.attention_influence == pytest.approx(
+        (score.loss_ref - score.loss_base) / score.loss_base
+    )
+    assert score.loss_ref != pytest.approx(score.loss_base, rel=1e-3)
+
+
+def test_one_padded_batch_equals_one_document_at_a_time(embedded, documents):
+    texts = [documents[0][:40], documents[1], documents[2][:300], documents[3][:1500], "Hi there"]
+    lengths = [len(embedded.tokenizer(text).input_ids) for text in texts]
+    assert max(lengths) > 20 * min(lengths)
+    batched = scorer(embedded, max_tokens=512, batch_size=8, batch_tokens=8 * 512)
+    single = scorer(embedded, max_tokens=512, batch_size=1)
+    together = batched.score_texts(texts)
+    alone = [single.score_texts([text])[0] for text in texts]
+    assert len(batched._batches(batched._segments([[0] * n for n in lengths])[0])) == 1
+    for joint, separate in zip(together, alone, strict=True):
+        assert joint.n_tokens == separate.n_tokens
+        assert joint.loss_base == pytest.approx(separate.loss_base, abs=1e-5)
+        assert joint.loss_ref == pytest.approx(separate.loss_ref, abs=1e-5)
+        assert joint.attention_influence == pytest.approx(separate.attention_influence, abs=1e-5)
+
+
+def test_windows_average_token_weighted(embedded, documents):
+    ids = embedded.tokenizer(documents[2]).input_ids[:250]
+    windowed = scorer(embedded, max_tokens=100, windows=True).score_token_ids([ids])[0]
+    parts = scorer(embedded, max_tokens=100).score_token_ids([ids[:100], ids[100:200], ids[200:]])
+    weights = [99, 99, 49]  # predicted tokens per window
+    for field in ("loss_base", "loss_ref"):
+        expected = sum(getattr(p, field) * w for p, w in zip(parts, weights, strict=True)) / sum(
+            weights
+        )
+        assert getattr(windowed, field) == pytest.approx(expected, rel=1e-6)
+    assert windowed.n_tokens == 250
+    truncated = scorer(embedded, max_tokens=100).score_token_ids([ids])[0]
+    assert truncated.n_tokens == 100 and truncated.loss_base == pytest.approx(parts[0].loss_base)
+
+
+def test_documents_under_two_tokens_get_a_reason(embedded):
+    one_token = embedded.tokenizer("Hello").input_ids
+    assert len(one_token) == 1
+    scores = scorer(embedded).score_texts(["", "Hello", "Hello world, how are you?"])
+    assert [score.skip_reason for score in scores] == [SKIP_TOO_SHORT, SKIP_TOO_SHORT, None]
+    assert scores[0].attention_influence is None and scores[1].n_tokens == 1
+
+
+def test_output_order_is_input_order(embedded, documents):
+    texts = [documents[3][:2000], documents[0][:100], documents[1][:700]]
+    forward = scorer(embedded, max_tokens=256, batch_size=2).score_texts(texts)
+    backward = scorer(embedded, max_tokens=256, batch_size=2).score_texts(texts[::-1])
+    for one, other in zip(forward, backward[::-1], strict=True):
+        assert one.loss_base == pytest.approx(other.loss_base, abs=1e-5)
+    assert len({round(score.loss_base, 4) for score in forward}) == 3
+
+
+def test_score_metadata_fields():
+    score = DocumentScore(n_tokens=10, loss_base=2.0, loss_ref=3.0)
+    assert score.as_metadata() == {
+        "attention_influence": 0.5,
+        "ai_loss_base": 2.0,
+        "ai_loss_ref": 3.0,
+        "ai_n_tokens": 10,
+    }
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        ScoringConfig(max_tokens=1)
+    with pytest.raises(ValueError):
+        ScoringConfig(mask_mode="mean")
