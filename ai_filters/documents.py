@@ -1,0 +1,132 @@
+"""Reading and writing documents in datatrove's layout: ``text``, ``id``, ``metadata``.
+
+Formats are chosen by file name: ``.jsonl``, ``.jsonl.gz`` or ``.parquet``. As in datatrove's
+readers, a row's columns other than ``text``, ``id`` and ``metadata`` are moved into
+``metadata``, and a row without an id gets ``<file name>/<row index>``. Writers write to a
+temporary file beside the target and rename it on success, so a reader never sees a
+half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+class DocumentFormatError(ValueError):
+    """The file name has no supported extension."""
+
+
+def document_format(path: str | Path) -> str:
+    name = Path(path).name
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    raise DocumentFormatError(f"{path}: unsupported file type; use one of {', '.join(FORMATS)}")
+
+
+def _as_document(row: dict, text_key: str, default_id: str) -> dict:
+    row = dict(row)
+    text = row.pop(text_key, None)
+    doc_id = row.pop("id", None)
+    metadata = row.pop("metadata", None) or {}
+    metadata = {**row, **metadata} if isinstance(metadata, dict) else {**row, "metadata": metadata}
+    return {"text": text, "id": default_id if doc_id is None else doc_id, "metadata": metadata}
+
+
+def read_documents(path: str | Path, text_key: str = "text") -> Iterator[dict]:
+    """Yield ``{"text", "id", "metadata"}`` dicts from a jsonl, jsonl.gz or parquet file."""
+    path = Path(path)
+    kind = document_format(path)
+    if kind == ".parquet":
+        yield from _read_parquet(path, text_key)
+        return
+    opener = gzip.open if kind == ".jsonl.gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for index, line in enumerate(handle):
+            if line.strip():
+                yield _as_document(json.loads(line), text_key, f"{path.name}/{index}")
+
+
+def _read_parquet(path: Path, text_key: str) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield _as_document(row, text_key, f"{path.name}/{index}")
+            index += 1
+
+
+class DocumentWriter:
+    """Writes documents to ``path`` (format by extension), atomically on :meth:`close`.
+
+    Use as a context manager; if the block raises, the partial file is removed and the target
+    is left untouched.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.kind = document_format(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._rows: list[dict] = []
+        self._handle: io.TextIOBase | None = None
+        self.count = 0
+        if self.kind == ".jsonl":
+            self._handle = open(self._staging, "w", encoding="utf-8")
+        elif self.kind == ".jsonl.gz":
+            self._handle = gzip.open(self._staging, "wt", encoding="utf-8")
+
+    def write(self, document: dict) -> None:
+        row = {"text": document["text"], "id": document["id"], "metadata": document["metadata"]}
+        if self._handle is not None:
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            self._rows.append(row)
+        self.count += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        else:
+            _write_parquet(self._staging, self._rows)
+        os.replace(self._staging, self.path)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._staging.unlink(missing_ok=True)
+
+    def __enter__(self) -> DocumentWriter:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _write_parquet(path: Path, rows: list[dict]) -> None:
+    """Parquet with ``metadata`` as a struct column, like datatrove's ParquetWriter.
+
+    A metadata dict that is empty for every row is stored as null (parquet has no empty struct).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if rows and not any(row["metadata"] for row in rows):
+        rows = [{**row, "metadata": None} for row in rows]
+    table = (
+        pa.Table.from_pylist(rows)
+        if rows
+        else pa.table({"text": pa.array([], pa.string()), "id": pa.array([], pa.string())})
+    )
+    pq.write_table(table, path)

@@ -1,0 +1,111 @@
+"""Per-domain statistics of scored documents, and how a selection relates to length and loss.
+
+AttentionInfluence correlates with the base loss (negatively) and with length; a user deciding
+whether to trust a selection needs to see how much of it a perplexity filter would also pick.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank."""
+    array = np.asarray(values, dtype=float)
+    order = np.argsort(array, kind="stable")
+    result = np.empty(len(array))
+    sorted_values = array[order]
+    start = 0
+    while start < len(array):
+        end = start
+        while end + 1 < len(array) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        result[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (NaN when either side is constant or has < 2 values)."""
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def top_indices(values: Sequence[float], fraction: float, highest: bool = True) -> set[int]:
+    """Indices of the ``ceil(fraction * n)`` highest (or lowest) values; ties by index."""
+    count = int(np.ceil(fraction * len(values) - 1e-9))
+    order = sorted(range(len(values)), key=lambda i: (-values[i] if highest else values[i], i))
+    return set(order[:count])
+
+
+def domain_statistics(
+    documents: Iterable[dict], domain_key: str = "domain", fraction: float = 0.2
+) -> dict[str, dict]:
+    """Statistics of the scored documents of each domain.
+
+    For each domain: documents, mean tokens, AttentionInfluence mean / quantiles, mean base
+    loss, Spearman of the score with base loss and with length, and ``ppl_overlap``: the share
+    of the top ``fraction`` by AttentionInfluence that the lowest-loss ``fraction`` (a
+    perplexity filter) also selects.
+    """
+    by_domain: dict[str, list[dict]] = defaultdict(list)
+    for document in documents:
+        metadata = document["metadata"]
+        if metadata.get("attention_influence") is not None:
+            by_domain[str(metadata.get(domain_key, "all"))].append(metadata)
+    return {domain: _statistics(rows, fraction) for domain, rows in sorted(by_domain.items())}
+
+
+def _statistics(rows: list[dict], fraction: float) -> dict:
+    score = [row["attention_influence"] for row in rows]
+    loss = [row["ai_loss_base"] for row in rows]
+    tokens = [row["ai_n_tokens"] for row in rows]
+    selected = top_indices(score, fraction)
+    low_loss = top_indices(loss, fraction, highest=False)
+    q20, q50, q80 = np.quantile(score, [0.2, 0.5, 0.8])
+    return {
+        "documents": len(rows),
+        "mean_tokens": float(np.mean(tokens)),
+        "ai_mean": float(np.mean(score)),
+        "ai_p20": float(q20),
+        "ai_median": float(q50),
+        "ai_p80": float(q80),
+        "loss_base_mean": float(np.mean(loss)),
+        "spearman_ai_loss": spearman(score, loss),
+        "spearman_ai_tokens": spearman(score, tokens),
+        "ppl_overlap": len(selected & low_loss) / len(selected) if selected else float("nan"),
+        "selected_mean_tokens": float(np.mean([tokens[i] for i in selected])) if selected else 0.0,
+    }
+
+
+COLUMNS = (
+    ("domain", "{}"),
+    ("documents", "{:d}"),
+    ("mean_tokens", "{:.0f}"),
+    ("ai_mean", "{:.4f}"),
+    ("ai_p20", "{:.4f}"),
+    ("ai_median", "{:.4f}"),
+    ("ai_p80", "{:.4f}"),
+    ("loss_base_mean", "{:.3f}"),
+    ("spearman_ai_loss", "{:+.2f}"),
+    ("spearman_ai_tokens", "{:+.2f}"),
+    ("ppl_overlap", "{:.2f}"),
+)
+
+
+def format_table(statistics: dict[str, dict]) -> str:
+    """A markdown table of :func:`domain_statistics`."""
+    header = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * len(COLUMNS)]
+    for domain, row in statistics.items():
+        cells = [COLUMNS[0][1].format(domain)]
+        cells += [fmt.format(row[name]) for name, fmt in COLUMNS[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

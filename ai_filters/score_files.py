@@ -1,0 +1,98 @@
+"""Scoring a file of documents: read, score in chunks, write scored and skipped documents.
+
+Every document read ends in exactly one of two outputs: the scored file (with the four
+metadata fields of :mod:`ai_filters.scoring`) or the skipped file beside it (named like it with
+``.skipped`` before the extension, each record with ``metadata["skip_reason"]``). The summary
+counts, per domain, ``read = scored + skipped``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from ai_filters.documents import DocumentWriter, document_format, read_documents
+from ai_filters.scoring import AttentionInfluenceScorer
+
+SKIP_NO_TEXT = "missing_text"
+
+
+def skipped_path(output: str | Path) -> Path:
+    """``out.jsonl`` -> ``out.skipped.jsonl`` (likewise for ``.jsonl.gz`` and ``.parquet``)."""
+    output = Path(output)
+    suffix = document_format(output)
+    return output.with_name(output.name[: -len(suffix)] + ".skipped" + suffix)
+
+
+@dataclass
+class ScoreSummary:
+    """Counts per domain of one scoring run."""
+
+    read: Counter = field(default_factory=Counter)
+    scored: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # key: (domain, reason)
+    tokens: Counter = field(default_factory=Counter)
+
+    def skipped_in(self, domain: str) -> int:
+        return sum(count for (name, _), count in self.skipped.items() if name == domain)
+
+    def format(self) -> str:
+        lines = ["domain | read | scored | skipped | tokens scored"]
+        for domain in sorted(self.read):
+            lines.append(
+                f"{domain} | {self.read[domain]} | {self.scored[domain]} | "
+                f"{self.skipped_in(domain)} | {self.tokens[domain]}"
+            )
+        for (domain, reason), count in sorted(self.skipped.items()):
+            lines.append(f"  skipped in {domain}: {count} x {reason}")
+        return "\n".join(lines)
+
+
+def score_file(
+    scorer: AttentionInfluenceScorer,
+    input_path: str | Path,
+    output_path: str | Path,
+    text_key: str = "text",
+    domain_key: str = "domain",
+    chunk_docs: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreSummary:
+    """Score every document of ``input_path`` into ``output_path`` (and its skipped file).
+
+    Documents are scored ``chunk_docs`` at a time (sorted by length inside a chunk for
+    batching) and written in input order. Both outputs appear atomically at the end.
+    """
+    summary = ScoreSummary()
+    documents = read_documents(input_path, text_key=text_key)
+    with (
+        DocumentWriter(output_path) as scored_out,
+        DocumentWriter(skipped_path(output_path)) as skipped_out,
+    ):
+        while chunk := list(islice(documents, chunk_docs)):
+            _score_chunk(scorer, chunk, domain_key, summary, scored_out, skipped_out, progress)
+    return summary
+
+
+def _score_chunk(scorer, chunk, domain_key, summary, scored_out, skipped_out, progress) -> None:
+    has_text = [isinstance(document["text"], str) for document in chunk]
+    texts = [document["text"] for document, ok in zip(chunk, has_text, strict=True) if ok]
+    scores = iter(scorer.score_texts(texts, progress))
+    for document, ok in zip(chunk, has_text, strict=True):
+        domain = str(document["metadata"].get(domain_key, "all"))
+        summary.read[domain] += 1
+        score = next(scores) if ok else None
+        reason = SKIP_NO_TEXT if score is None else score.skip_reason
+        if reason is not None:
+            document["metadata"]["skip_reason"] = reason
+            skipped_out.write(document)
+            summary.skipped[domain, reason] += 1
+            if score is None and progress is not None:
+                progress(1, 0)
+            continue
+        document["metadata"].update(score.as_metadata())
+        scored_out.write(document)
+        summary.scored[domain] += 1
+        summary.tokens[domain] += score.n_tokens

@@ -1,0 +1,196 @@
+"""The command line, run as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ai_filters.documents import read_documents
+
+DOCUMENTS = [
+    {
+        "text": "The mitochondria is the powerhouse of the cell. It makes ATP from glucose and "
+        "oxygen through a chain of reactions.",
+        "id": "bio-1",
+        "metadata": {"domain": "web", "url": "https://example.org/a"},
+    },
+    {
+        "text": "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+        "id": "code-1",
+        "metadata": {"domain": "code"},
+    },
+    {"text": "", "id": "empty-1", "metadata": {"domain": "web"}},
+    {
+        "text": "Let x be a real number with x^2 = 4. Then x = 2 or x = -2, since the square "
+        "function is even.",
+        "id": "math-1",
+        "metadata": {"domain": "math"},
+    },
+]
+
+
+def ai_filters(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ai_filters.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def heads_file(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("heads")
+    result = ai_filters(
+        "detect-heads",
+        "--out",
+        str(out / "heads.json"),
+        "--num-probes",
+        "3",
+        "--max-tokens",
+        "512",
+        "--plot",
+        str(out / "heads.png"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "top heads" in result.stdout
+    assert (out / "heads.png").stat().st_size > 1000
+    heads = json.loads((out / "heads.json").read_text())
+    assert set(heads) >= {
+        "model",
+        "model_fingerprint",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "scores",
+        "selected",
+        "settings",
+    }
+    assert (heads["num_layers"], heads["num_heads"], heads["num_kv_heads"]) == (30, 9, 3)
+    assert len(heads["selected"]) == 14 and heads["settings"]["num_probes"] == 3
+    return out / "heads.json"
+
+
+def write_input(path: Path) -> None:
+    if path.name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pylist(DOCUMENTS), path)
+        return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        for document in DOCUMENTS:
+            handle.write(json.dumps(document) + "\n")
+
+
+@pytest.fixture(scope="module")
+def scored_by_format(heads_file, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("score")
+    results = {}
+    for suffix, skipped_name in [
+        (".jsonl", "out.skipped.jsonl"),
+        (".jsonl.gz", "out.skipped.jsonl.gz"),
+        (".parquet", "out.skipped.parquet"),
+    ]:
+        source, target = folder / f"in{suffix}", folder / f"out{suffix}"
+        write_input(source)
+        result = ai_filters(
+            "score",
+            "--heads",
+            str(heads_file),
+            "--input",
+            str(source),
+            "--output",
+            str(target),
+            "--max-tokens",
+            "128",
+        )
+        assert result.returncode == 0, result.stderr
+        results[suffix] = (
+            list(read_documents(target)),
+            list(read_documents(folder / skipped_name)),
+            result.stdout,
+        )
+    return results
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".parquet"])
+def test_score_round_trip(scored_by_format, suffix):
+    scored, skipped, stdout = scored_by_format[suffix]
+    assert [document["id"] for document in scored] == ["bio-1", "code-1", "math-1"]
+    originals = {document["id"]: document for document in DOCUMENTS}
+    for document in scored:
+        original = originals[document["id"]]
+        assert document["text"] == original["text"]
+        for key, value in original["metadata"].items():
+            assert document["metadata"][key] == value
+        metadata = document["metadata"]
+        assert math.isfinite(metadata["attention_influence"])
+        assert metadata["ai_loss_base"] > 0 and metadata["ai_loss_ref"] > 0
+        assert metadata["attention_influence"] == pytest.approx(
+            (metadata["ai_loss_ref"] - metadata["ai_loss_base"]) / metadata["ai_loss_base"]
+        )
+        assert 2 <= metadata["ai_n_tokens"] <= 128
+    assert [(d["id"], d["metadata"]["skip_reason"]) for d in skipped] == [("empty-1", "too_short")]
+    assert "web | 2 | 1 | 1 |" in stdout  # read = scored + skipped per domain
+
+
+def test_formats_give_the_same_scores(scored_by_format):
+    def scores(suffix):
+        return [d["metadata"]["attention_influence"] for d in scored_by_format[suffix][0]]
+
+    assert scores(".jsonl") == scores(".jsonl.gz")
+    assert scores(".parquet") == pytest.approx(scores(".jsonl"), abs=1e-6)
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, heads_file):
+    write_input(tmp_path / "in.jsonl")
+    missing = ai_filters(
+        "score",
+        "--heads",
+        str(tmp_path / "nope.json"),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+    )
+    assert missing.returncode == 2
+    assert "detect-heads" in missing.stderr and "Traceback" not in missing.stderr
+    bad_type = ai_filters(
+        "score",
+        "--heads",
+        str(heads_file),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--output",
+        str(tmp_path / "o.csv"),
+    )
+    assert bad_type.returncode == 2 and "unsupported file type" in bad_type.stderr
+
+
+def test_help_explains_every_option():
+    result = ai_filters("score", "--help")
+    assert result.returncode == 0
+    for option in (
+        "--model",
+        "--heads",
+        "--input",
+        "--output",
+        "--text-key",
+        "--max-tokens",
+        "--batch-size",
+        "--mask-mode",
+        "--windows",
+    ):
+        assert option in result.stdout
+    detect = ai_filters("detect-heads", "--help").stdout
+    for option in ("--num-probes", "--top-fraction", "--max-tokens", "--seed", "--plot"):
+        assert option in detect

@@ -1,0 +1,42 @@
+"""Document files in datatrove's layout."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ai_filters.documents import DocumentFormatError, DocumentWriter, read_documents
+
+DOCS = [
+    {"text": "héllo wörld ✓", "id": "a", "metadata": {"domain": "web", "score": 1.5}},
+    {"text": "second", "id": "b", "metadata": {"domain": "code"}},
+]
+
+
+@pytest.mark.parametrize("name", ["docs.jsonl", "docs.jsonl.gz", "docs.parquet"])
+def test_round_trip(tmp_path, name):
+    with DocumentWriter(tmp_path / name) as writer:
+        for document in DOCS:
+            writer.write(document)
+    back = list(read_documents(tmp_path / name))
+    assert [(d["text"], d["id"]) for d in back] == [(d["text"], d["id"]) for d in DOCS]
+    assert back[0]["metadata"]["score"] == 1.5 and back[1]["metadata"]["domain"] == "code"
+
+
+def test_extra_columns_move_into_metadata_and_ids_default(tmp_path):
+    pq.write_table(pa.Table.from_pylist([{"content": "x y", "lang": "en"}]), tmp_path / "t.parquet")
+    (document,) = read_documents(tmp_path / "t.parquet", text_key="content")
+    assert document == {"text": "x y", "id": "t.parquet/0", "metadata": {"lang": "en"}}
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError), DocumentWriter(tmp_path / "out.jsonl") as writer:
+        writer.write(DOCS[0])
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_extension_is_a_clear_error(tmp_path):
+    with pytest.raises(DocumentFormatError, match="use one of .jsonl, .jsonl.gz, .parquet"):
+        DocumentWriter(tmp_path / "out.csv")

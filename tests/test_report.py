@@ -1,0 +1,50 @@
+"""Per-domain statistics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ai_filters.report import domain_statistics, format_table, ranks, spearman, top_indices
+
+
+def test_ranks_share_ties():
+    assert ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+
+
+def test_spearman():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # x = 1..5, y with one swap: 1 - 6 * 2 / (5 * 24) = 0.9
+    assert spearman([1, 2, 3, 4, 5], [1, 2, 3, 5, 4]) == pytest.approx(0.9)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_top_indices():
+    assert top_indices([0.1, 0.9, 0.5, 0.7, 0.3], 0.4) == {1, 3}
+    assert top_indices([0.1, 0.9, 0.5, 0.7, 0.3], 0.4, highest=False) == {0, 4}
+
+
+def test_domain_statistics_and_perplexity_overlap():
+    docs = []
+    for i in range(10):
+        # the highest scores have the lowest losses: a perplexity filter picks the same docs
+        docs.append(
+            {
+                "metadata": {
+                    "domain": "web",
+                    "attention_influence": i / 10,
+                    "ai_loss_base": 5 - i * 0.1,
+                    "ai_loss_ref": 6.0,
+                    "ai_n_tokens": 100 + i,
+                }
+            }
+        )
+    docs.append({"metadata": {"domain": "web", "attention_influence": None}})
+    stats = domain_statistics(docs)["web"]
+    assert stats["documents"] == 10
+    assert stats["spearman_ai_loss"] == pytest.approx(-1.0)
+    assert stats["spearman_ai_tokens"] == pytest.approx(1.0)
+    assert stats["ppl_overlap"] == 1.0
+    assert "| web | 10 |" in format_table({"web": stats})
