@@ -50,8 +50,9 @@ def domain_statistics(
 ) -> dict[str, dict]:
     """Statistics of the scored documents of each domain.
 
-    For each domain: documents, mean tokens, AttentionInfluence mean / quantiles, mean base
-    loss, Spearman of the score with base loss and with length, and ``ppl_overlap``: the share
+    For each domain: documents, mean tokens (whole documents: ``ai_doc_tokens``),
+    AttentionInfluence mean / quantiles, mean base loss, Spearman of the score with base loss
+    and with document length, and ``ppl_overlap``: the share
     of the top ``fraction`` by AttentionInfluence that the lowest-loss ``fraction`` (a
     perplexity filter) also selects.
     """
@@ -66,7 +67,7 @@ def domain_statistics(
 def _statistics(rows: list[dict], fraction: float) -> dict:
     score = [row["attention_influence"] for row in rows]
     loss = [row["ai_loss_base"] for row in rows]
-    tokens = [row["ai_n_tokens"] for row in rows]
+    tokens = [row.get("ai_doc_tokens") or row["ai_n_tokens"] for row in rows]
     selected = top_indices(score, fraction)
     low_loss = top_indices(loss, fraction, highest=False)
     q20, q50, q80 = np.quantile(score, [0.2, 0.5, 0.8])

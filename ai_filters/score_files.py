@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 
 from ai_filters.documents import DocumentWriter, document_format, read_documents
-from ai_filters.scoring import AttentionInfluenceScorer
+from ai_filters.scoring import ScoringEngine
 
 SKIP_NO_TEXT = "missing_text"
 
@@ -52,7 +52,7 @@ class ScoreSummary:
 
 
 def score_file(
-    scorer: AttentionInfluenceScorer,
+    scorer: ScoringEngine,
     input_path: str | Path,
     output_path: str | Path,
     text_key: str = "text",

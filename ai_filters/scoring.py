@@ -32,14 +32,25 @@ from ai_filters.models import LoadedModel
 SKIP_TOO_SHORT = "too_short"
 SKIP_NON_FINITE = "non_finite_loss"
 SKIP_ZERO_LOSS = "zero_base_loss"
-METADATA_KEYS = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens")
+METADATA_KEYS = (
+    "attention_influence",
+    "ai_loss_base",
+    "ai_loss_ref",
+    "ai_n_tokens",
+    "ai_doc_tokens",
+)
 
 
 @dataclass(frozen=True)
 class DocumentScore:
-    """The score of one document, or the reason it has none (``skip_reason``)."""
+    """The score of one document, or the reason it has none (``skip_reason``).
+
+    ``n_tokens`` counts the tokens scored (after truncation); ``document_tokens`` all tokens
+    of the document's encoding (what a selection's token count is made of).
+    """
 
     n_tokens: int
+    document_tokens: int
     loss_base: float | None = None
     loss_ref: float | None = None
     skip_reason: str | None = None
@@ -51,12 +62,13 @@ class DocumentScore:
         return (self.loss_ref - self.loss_base) / self.loss_base
 
     def as_metadata(self) -> dict:
-        """The four metadata fields written on a scored document."""
+        """The metadata fields written on a scored document."""
         return {
             "attention_influence": self.attention_influence,
             "ai_loss_base": self.loss_base,
             "ai_loss_ref": self.loss_ref,
             "ai_n_tokens": self.n_tokens,
+            "ai_doc_tokens": self.document_tokens,
         }
 
 
@@ -86,7 +98,7 @@ class _Segment:
     ids: list[int]
 
 
-class AttentionInfluenceScorer:
+class ScoringEngine:
     """Scores documents with one loaded model and a list of heads to mask.
 
     Not thread-safe: masking installs hooks on the shared model while the reference pass runs.
@@ -141,7 +153,8 @@ class AttentionInfluenceScorer:
         if progress is not None:
             progress(sum(1 for ids in documents if len(ids) < 2), 0)
         return [
-            self._document_score(n_tokens[i], sums[i], counts[i]) for i in range(len(documents))
+            self._document_score(n_tokens[i], len(ids), sums[i], counts[i])
+            for i, ids in enumerate(documents)
         ]
 
     # ---------------------------------------------------------------------------- internals
@@ -215,12 +228,14 @@ class AttentionInfluenceScorer:
         return sums.cpu()
 
     @staticmethod
-    def _document_score(n_tokens: int, sums: torch.Tensor, count: torch.Tensor) -> DocumentScore:
+    def _document_score(
+        n_tokens: int, document_tokens: int, sums: torch.Tensor, count: torch.Tensor
+    ) -> DocumentScore:
         if count.item() == 0:
-            return DocumentScore(n_tokens, skip_reason=SKIP_TOO_SHORT)
+            return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_TOO_SHORT)
         loss_base, loss_ref = (sums / count).tolist()
         if not (math.isfinite(loss_base) and math.isfinite(loss_ref)):
-            return DocumentScore(n_tokens, skip_reason=SKIP_NON_FINITE)
+            return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_NON_FINITE)
         if loss_base == 0:
-            return DocumentScore(n_tokens, skip_reason=SKIP_ZERO_LOSS)
-        return DocumentScore(n_tokens, loss_base, loss_ref)
+            return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_ZERO_LOSS)
+        return DocumentScore(n_tokens, document_tokens, loss_base, loss_ref)

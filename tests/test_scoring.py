@@ -8,9 +8,9 @@ import torch
 from ai_filters.corpus import local_corpus
 from ai_filters.scoring import (
     SKIP_TOO_SHORT,
-    AttentionInfluenceScorer,
     DocumentScore,
     ScoringConfig,
+    ScoringEngine,
 )
 
 HEADS = [(18, 6), (20, 6), (17, 3), (18, 7), (23, 2), (17, 4), (20, 5)]
@@ -21,8 +21,8 @@ def documents():
     return [document["text"] for document in local_corpus(docs_per_domain=1, seed=1)]
 
 
-def scorer(embedded, **config) -> AttentionInfluenceScorer:
-    return AttentionInfluenceScorer(embedded, HEADS, ScoringConfig(**config))
+def scorer(embedded, **config) -> ScoringEngine:
+    return ScoringEngine(embedded, HEADS, ScoringConfig(**config))
 
 
 def test_losses_match_huggingface_labels_loss(embedded, documents):
@@ -69,6 +69,7 @@ def test_windows_average_token_weighted(embedded, documents):
     assert windowed.n_tokens == 250
     truncated = scorer(embedded, max_tokens=100).score_token_ids([ids])[0]
     assert truncated.n_tokens == 100 and truncated.loss_base == pytest.approx(parts[0].loss_base)
+    assert truncated.document_tokens == windowed.document_tokens == 250
 
 
 def test_documents_under_two_tokens_get_a_reason(embedded):
@@ -89,12 +90,13 @@ def test_output_order_is_input_order(embedded, documents):
 
 
 def test_score_metadata_fields():
-    score = DocumentScore(n_tokens=10, loss_base=2.0, loss_ref=3.0)
+    score = DocumentScore(n_tokens=10, document_tokens=25, loss_base=2.0, loss_ref=3.0)
     assert score.as_metadata() == {
         "attention_influence": 0.5,
         "ai_loss_base": 2.0,
         "ai_loss_ref": 3.0,
         "ai_n_tokens": 10,
+        "ai_doc_tokens": 25,
     }
 
 
