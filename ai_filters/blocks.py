@@ -1,0 +1,334 @@
+"""datatrove pipeline blocks: score documents with AttentionInfluence, then filter them by domain.
+
+:class:`AttentionInfluenceScorer` keeps every document it can score and writes the four
+metadata fields of :mod:`ai_filters.scoring` on it (``attention_influence``, ``ai_loss_base``,
+``ai_loss_ref``, ``ai_n_tokens``). A document it cannot score is dropped with
+``metadata["filter_reason"]`` set to the reason (the engine's ``too_short``,
+``non_finite_loss``, ``zero_base_loss``, or ``missing_text`` when the text is not a string) and
+goes to the ``exclusion_writer`` when one is given; either way it is counted under
+``dropped_<reason>`` in the stats.
+
+:class:`AttentionInfluenceFilter` keeps a scored document when its score reaches its domain's
+threshold, read from a thresholds mapping (see :func:`load_thresholds`).
+
+datatrove copies the pipeline for every task, so the scorer block loads its model lazily, in
+the task, and takes it from a module-level cache keyed by (model spec, device, dtype): tasks
+that run in the same process share one copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.io import open_file
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers.disk_base import DiskWriter
+
+from ai_filters.heads import RetrievalHeads
+from ai_filters.models import LoadedModel, load_model
+from ai_filters.score_files import SKIP_NO_TEXT
+from ai_filters.scoring import DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.selection import compute_thresholds, write_thresholds
+
+BELOW_THRESHOLD = "below_threshold"
+SCORE_BIN_WIDTH = 0.05
+SCORE_BIN_RANGE = (-0.5, 1.5)
+
+_MODELS: dict[tuple[str, str, str], LoadedModel] = {}
+
+
+def shared_model(
+    spec: str, device: str | torch.device, dtype: str | torch.dtype | None = None
+) -> LoadedModel:
+    """The model for (``spec``, ``device``, ``dtype``), loaded once per process.
+
+    The key is the request as given (``dtype=None`` and the device's default dtype are two
+    keys); ``"float32"`` and ``torch.float32`` are the same key.
+    """
+    key = (spec, str(torch.device(device)), str(dtype).removeprefix("torch."))
+    if key not in _MODELS:
+        _MODELS[key] = load_model(spec, device=device, dtype=dtype)
+    return _MODELS[key]
+
+
+def score_bin(score: float) -> str:
+    """Histogram stat key of ``score``: ``score_bin_<lower edge>`` in bins of 0.05.
+
+    Bins cover ``[-0.5, 1.5)``; a score below it counts in ``score_bin_-0.50`` and one above in
+    ``score_bin_1.45``, so the bins always add up to the documents scored.
+    """
+    low, high = SCORE_BIN_RANGE
+    last = round((high - low) / SCORE_BIN_WIDTH) - 1
+    position = (score - low) / SCORE_BIN_WIDTH + 1e-9  # a score on an edge opens its bin
+    index = min(max(math.floor(position), 0), last)
+    return f"score_bin_{low + index * SCORE_BIN_WIDTH:.2f}"
+
+
+class AttentionInfluenceScorer(BaseFilter):
+    """Adds AttentionInfluence metadata to every document it can score; drops the others.
+
+    Args:
+        heads_path: heads file from ``ai-filters detect-heads`` (read in the task).
+        model: model spec; default: the model named in the heads file.
+        max_tokens: tokens per sequence fed at once; default ``min(4096, model context)``.
+        batch_size: documents handed to the engine at once (datatrove's batch); the engine
+            sorts them by length, so larger batches pad less.
+        forward_batch_size: sequences per forward pass (at most).
+        batch_tokens: padded tokens per forward pass (at most; one long document may exceed).
+        windows: score long documents in consecutive windows of ``max_tokens`` instead of
+            truncating them.
+        mask_mode: ``uniform`` (the method) or ``zero`` (ablation).
+        device: torch device; default ``cuda:<rank % GPUs>`` when CUDA is available, else CPU.
+        dtype: torch dtype or its name; default bf16 on a GPU, fp32 on a CPU.
+        ignore_fingerprint: accept a heads file found on other weights of the same shape.
+        exclusion_writer: receives the documents that cannot be scored.
+
+    Stats: ``forwarded`` (documents scored), ``tokens_scored`` (tokens per scored document,
+    total and mean), ``attention_influence`` (scores: mean, min, max), ``score_bin_<edge>``
+    (histogram, see :func:`score_bin`), ``dropped_<reason>`` (documents not scored).
+    """
+
+    name = "🧠 AttentionInfluence scorer"
+    type = "📊 - SCORER"
+
+    def __init__(
+        self,
+        heads_path: str | Path,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        batch_size: int = 64,
+        forward_batch_size: int = 16,
+        batch_tokens: int = 16384,
+        windows: bool = False,
+        mask_mode: str = "uniform",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        ignore_fingerprint: bool = False,
+        exclusion_writer: DiskWriter | None = None,
+    ) -> None:
+        super().__init__(exclusion_writer, batch_size=batch_size)
+        self.heads_path = str(heads_path)
+        self.model = model
+        self.max_tokens = max_tokens
+        self.config = ScoringConfig(  # validates the settings before any task starts
+            max_tokens=max_tokens or 4096,
+            batch_size=forward_batch_size,
+            batch_tokens=batch_tokens,
+            windows=windows,
+            mask_mode=mask_mode,
+        )
+        self.device = device
+        self.dtype = dtype
+        self.ignore_fingerprint = ignore_fingerprint
+        self._rank = 0
+        self._scorer: ScoringEngine | None = None
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles of the block never carry a loaded model."""
+        return dict(self.__dict__, _scorer=None)
+
+    @property
+    def scorer(self) -> ScoringEngine:
+        """The engine, built on first use from the heads file and the shared model."""
+        if self._scorer is None:
+            heads = RetrievalHeads.load(self.heads_path)
+            loaded = shared_model(self.model or heads.model, self._device(), self.dtype)
+            heads.check_model(loaded, strict_fingerprint=not self.ignore_fingerprint)
+            config = self.config
+            if self.max_tokens is None:
+                config = replace(config, max_tokens=min(4096, loaded.max_context))
+            self._scorer = ScoringEngine(loaded, heads.selected_heads, config)
+        return self._scorer
+
+    def _device(self) -> str:
+        if self.device is not None:
+            return str(self.device)
+        if torch.cuda.is_available():
+            return f"cuda:{self._rank % torch.cuda.device_count()}"
+        return "cpu"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self._rank = rank
+        yield from super().run(data, rank, world_size)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        """Score the batch in one engine call; ``True`` or ``(False, reason)`` per document."""
+        texts = [doc.text for doc in batch if isinstance(doc.text, str)]
+        scores = iter(self.scorer.score_texts(texts))
+        return [
+            self._annotate(doc, next(scores) if isinstance(doc.text, str) else None)
+            for doc in batch
+        ]
+
+    def _annotate(self, doc: Document, score: DocumentScore | None) -> bool | tuple[bool, str]:
+        if score is None:
+            doc.text = "" if doc.text is None else str(doc.text)  # datatrove writers need a str
+            return False, SKIP_NO_TEXT
+        if score.skip_reason is not None:
+            return False, score.skip_reason
+        doc.metadata.update(score.as_metadata())
+        self.stat_update("tokens_scored", value=score.n_tokens)
+        self.stat_update("attention_influence", value=score.attention_influence)
+        self.stat_update(score_bin(score.attention_influence))
+        return True
+
+
+def load_thresholds(source: str | Path | Mapping) -> dict[str, float]:
+    """Per-domain thresholds from a thresholds.json path (local or any fsspec URL) or a mapping.
+
+    Format: a JSON object ``{domain: {"threshold": float, ...}}``; other keys of a domain's
+    entry (counts, fraction, ...) are ignored. In a mapping passed directly, a domain's value
+    may also be the bare threshold.
+    """
+    if isinstance(source, Mapping):
+        entries, where = source, "the thresholds mapping"
+    else:
+        with open_file(str(source), "rt") as file:
+            entries, where = json.load(file), str(source)
+    if not isinstance(entries, Mapping):
+        raise ValueError(f"{where} must be a JSON object of domain -> {{'threshold': number}}")
+    thresholds = {}
+    for domain, entry in entries.items():
+        value = entry.get("threshold") if isinstance(entry, Mapping) else entry
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}: domain '{domain}' has no numeric 'threshold'")
+        thresholds[str(domain)] = float(value)
+    return thresholds
+
+
+class AttentionInfluenceFilter(BaseFilter):
+    """Keeps a document when ``metadata["attention_influence"] >= threshold[domain]``.
+
+    Args:
+        thresholds: thresholds.json path (read in the task, since an earlier stage of the same
+            pipeline may write it) or mapping (format: :func:`load_thresholds`).
+        domain_key: metadata field holding the document's domain.
+        default_domain: domain of documents without ``domain_key``; without it such a document
+            is an error.
+        exclusion_writer: receives the rejected documents (``filter_reason`` =
+            ``below_threshold``).
+
+    A document without a score, or whose domain has no threshold, is an error (ValueError):
+    run :class:`AttentionInfluenceScorer` first, and make thresholds for every domain.
+    Stats: ``kept_<domain>`` and ``below_threshold_<domain>`` besides datatrove's own.
+    """
+
+    name = "🧠 AttentionInfluence filter"
+
+    def __init__(
+        self,
+        thresholds: str | Path | Mapping,
+        domain_key: str = "domain",
+        default_domain: str | None = None,
+        exclusion_writer: DiskWriter | None = None,
+    ) -> None:
+        super().__init__(exclusion_writer)
+        if isinstance(thresholds, Mapping):
+            self.source = "the thresholds mapping"
+            self._thresholds: dict[str, float] | None = load_thresholds(thresholds)
+        else:  # read in the task: in a pipeline the file is written by an earlier stage
+            self.source = str(thresholds)
+            self._thresholds = None
+        self.domain_key = domain_key
+        self.default_domain = default_domain
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        if self._thresholds is None:
+            self._thresholds = load_thresholds(self.source)
+        return self._thresholds
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        domain = self._domain(doc)
+        if domain not in self.thresholds:
+            raise ValueError(
+                f"domain '{domain}' of document {doc.id} has no threshold in {self.source} "
+                f"(domains there: {', '.join(sorted(self.thresholds))})"
+            )
+        score = doc.metadata.get("attention_influence")
+        if score is None:
+            raise ValueError(
+                f"document {doc.id} has no metadata['attention_influence']; "
+                "run AttentionInfluenceScorer before this filter"
+            )
+        if score >= self.thresholds[domain]:
+            self.stat_update(f"kept_{domain}")
+            return True
+        self.stat_update(f"{BELOW_THRESHOLD}_{domain}")
+        return False, BELOW_THRESHOLD
+
+    def _domain(self, doc: Document) -> str:
+        return document_domain(doc, self.domain_key, self.default_domain)
+
+
+def document_domain(doc: Document, domain_key: str, default_domain: str | None) -> str:
+    """The document's domain; a clear error when it has none and no default is given."""
+    domain = doc.metadata.get(domain_key, default_domain)
+    if domain is None:
+        raise ValueError(
+            f"document {doc.id} has no metadata['{domain_key}']; pass default_domain= to give "
+            "such documents a domain, or set domain_key"
+        )
+    return str(domain)
+
+
+class DomainThresholds(PipelineStep):
+    """Computes every domain's top-``fraction`` threshold over all scored shards (one task).
+
+    Reads the ``.jsonl.gz`` shards under ``scored_folder`` (all tasks' output of the scoring
+    stage), applies the exact rule of :mod:`ai_filters.selection` and writes ``output_path``
+    (thresholds.json). Tokens are the documents' full token counts (``ai_doc_tokens``).
+    Documents passing through the step (if any) are yielded unchanged.
+    """
+
+    name = "🧠 AttentionInfluence thresholds"
+    type = "📊 - STATS"
+
+    def __init__(
+        self,
+        scored_folder: str,
+        output_path: str | Path,
+        fraction: float = 0.2,
+        domain_key: str = "domain",
+        default_domain: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.scored_folder = scored_folder
+        self.output_path = str(output_path)
+        self.fraction = fraction
+        self.domain_key = domain_key
+        self.default_domain = default_domain
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
+        if world_size != 1:
+            raise ValueError("DomainThresholds needs every scored shard: run it with tasks=1")
+        reader = JsonlReader(self.scored_folder, glob_pattern="**/*.jsonl.gz")
+        rows = (
+            (
+                document_domain(doc, self.domain_key, self.default_domain),
+                doc.metadata["attention_influence"],
+                doc.metadata.get("ai_doc_tokens", doc.metadata["ai_n_tokens"]),
+            )
+            for doc in reader.run()
+        )
+        with self.track_time():
+            thresholds = compute_thresholds(rows, self.fraction)
+        write_thresholds(thresholds, self.output_path)
+        for domain, entry in thresholds.items():
+            self.stat_update(f"documents_{domain}", value=entry.documents)
+            self.stat_update(f"selected_{domain}", value=entry.documents_selected)
+        if data:
+            yield from data
