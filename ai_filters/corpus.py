@@ -71,12 +71,44 @@ SOURCES: dict[str, tuple[Callable[[], dict[str, str]], str]] = {
 }
 
 
-def local_corpus(docs_per_domain: int = 12, seed: int = 0) -> list[dict]:
-    """``docs_per_domain`` documents of each of the four domains, reproducible from ``seed``."""
+def split_text(name: str, text: str, chunk_chars: int) -> dict[str, str]:
+    """Cut ``text`` at blank lines into pieces of about ``chunk_chars`` characters.
+
+    Pieces are named ``name#0``, ``name#1``, ...; a short tail joins the piece before it.
+    """
+    pieces: list[str] = []
+    current = ""
+    for paragraph in text.split("\n\n"):
+        current = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(current) >= chunk_chars:
+            pieces.append(current)
+            current = ""
+    if current:
+        if pieces and len(current) < chunk_chars // 2:
+            pieces[-1] = f"{pieces[-1]}\n\n{current}"
+        else:
+            pieces.append(current)
+    return {f"{name}#{index}": piece for index, piece in enumerate(pieces)}
+
+
+def local_corpus(
+    docs_per_domain: int = 12, seed: int = 0, chunk_chars: int | None = None
+) -> list[dict]:
+    """``docs_per_domain`` documents of each of the four domains, reproducible from ``seed``.
+
+    With ``chunk_chars``, long texts are first cut into pieces of about that many characters
+    (:func:`split_text`), which gives many more, shorter documents.
+    """
     documents = []
     for domain in DOMAINS:
         collect, source = SOURCES[domain]
         texts = collect()
+        if chunk_chars:
+            texts = {
+                piece_name: piece
+                for name, text in texts.items()
+                for piece_name, piece in split_text(name, text, chunk_chars).items()
+            }
         names = sorted(texts)
         if len(names) < docs_per_domain:
             raise RuntimeError(

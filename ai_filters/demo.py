@@ -1,28 +1,29 @@
-"""``ai-filters demo``: the method end to end on the embedded model, offline.
+"""The offline demo's own steps, used by ``pipelines/smollm_select.py --demo``.
 
-1. detect the retrieval heads (heads.json, heads.png);
-2. check them: answer loss of probes with the heads masked versus as many random other heads;
-3. score a small real four-domain corpus made from text on this machine (:mod:`corpus`);
-4. print and write per-domain score statistics (summary.md, summary.json).
+1. :func:`detect_and_check`: detect the embedded model's retrieval heads (heads.json,
+   heads.png) and check them: the answer loss of probes with the heads masked versus with as
+   many random other heads masked (heads_check.json);
+2. :func:`write_demo_corpus`: a real four-domain corpus made from text on this machine
+   (:mod:`ai_filters.corpus`), as jsonl.gz shards per domain.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
-from ai_filters.cli import _load, detect_to_file, progress_bar
+from ai_filters.cli import detect_to_file
 from ai_filters.corpus import local_corpus
-from ai_filters.documents import DocumentWriter, read_documents
+from ai_filters.documents import DocumentWriter
 from ai_filters.heads import probe_answer_losses, random_other_heads
-from ai_filters.report import domain_statistics, format_table
-from ai_filters.score_files import score_file
-from ai_filters.scoring import AttentionInfluenceScorer, ScoringConfig
+from ai_filters.models import load_model
 
+DEMO_PROBES = 32
+DEMO_PROBE_TOKENS = 1024
 CHECK_PROBES = 8
 RANDOM_DRAWS = 2
+CHUNK_CHARS = 1200
+SHARDS_PER_DOMAIN = 2
 
 
 def _mean(values: list[float]) -> float:
@@ -53,33 +54,17 @@ def check_heads(loaded, heads, probes, losses) -> dict:
     }
 
 
-def run(args) -> int:
-    """Run the demo described in the module docstring; returns the exit code."""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    loaded = _load(args)
-    context = min(4096, loaded.max_context)
-    probe_tokens = context if args.full else args.probe_tokens
-    num_probes = 800 if args.full else args.num_probes
-    max_tokens = context if args.full else args.max_tokens
-    settings = {
-        "model": args.model,
-        "device": str(loaded.device),
-        "dtype": str(loaded.dtype),
-        "num_probes": num_probes,
-        "probe_tokens": probe_tokens,
-        "top_fraction": args.top_fraction,
-        "seed": args.seed,
-        "docs_per_domain": args.docs_per_domain,
-        "max_tokens": max_tokens,
-    }
-    print("demo settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    if not args.full:
-        print("(the paper's setting is 800 probes of 4,096 tokens: add --full)")
-
+def detect_and_check(
+    out: Path, model: str, num_probes: int = DEMO_PROBES, probe_tokens: int = DEMO_PROBE_TOKENS
+) -> dict:
+    """Write ``out/heads.json``, ``out/heads.png`` and ``out/heads_check.json``."""
+    loaded = load_model(model)
+    print(
+        f"demo: detecting heads with {num_probes} probes of {probe_tokens} tokens "
+        "(the paper: 800 of 4,096; run 'ai-filters detect-heads' for that)"
+    )
     heads, probes, losses = detect_to_file(
-        loaded, args, num_probes, probe_tokens, out / "heads.json", out / "heads.png"
+        loaded, out / "heads.json", out / "heads.png", num_probes, probe_tokens
     )
     check = check_heads(loaded, heads, probes, losses)
     print(
@@ -88,52 +73,25 @@ def run(args) -> int:
         f"{check['answer_loss_retrieval_heads_masked']:.3f}, as many random heads masked "
         f"{check['answer_loss_random_heads_masked']:.3f} (mean of {RANDOM_DRAWS} draws)"
     )
+    (out / "heads_check.json").write_text(json.dumps(check, indent=1) + "\n")
+    return check
 
-    corpus_path = out / "corpus.jsonl"
-    with DocumentWriter(corpus_path) as writer:
-        for document in local_corpus(args.docs_per_domain, args.seed):
-            writer.write(document)
-    scorer = AttentionInfluenceScorer(
-        loaded, heads.selected_heads, ScoringConfig(max_tokens=max_tokens)
-    )
-    bar, update = progress_bar(writer.count, "doc", "scoring")
-    scoring_started = time.monotonic()
-    with bar:
-        summary = score_file(scorer, corpus_path, out / "scored.jsonl", progress=update)
-    scoring_seconds = time.monotonic() - scoring_started
-    tokens = sum(summary.tokens.values())
-    print(summary.format())
-    print(
-        f"scoring: {sum(summary.scored.values()) / scoring_seconds:.2f} docs/s, "
-        f"{tokens / scoring_seconds:.0f} tokens/s ({scoring_seconds:.0f} s)"
-    )
 
-    statistics = domain_statistics(read_documents(out / "scored.jsonl"))
-    table = format_table(statistics)
+def write_demo_corpus(folder: Path, docs_per_domain: int, seed: int = 0) -> dict[str, int]:
+    """Write ``folder/<domain>/0000i.jsonl.gz`` shards; returns documents per domain."""
+    documents = local_corpus(docs_per_domain, seed, chunk_chars=CHUNK_CHARS)
+    counts: dict[str, int] = {}
+    for document in documents:
+        counts[document["metadata"]["domain"]] = counts.get(document["metadata"]["domain"], 0) + 1
+    for domain in counts:
+        in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
+        for shard in range(SHARDS_PER_DOMAIN):
+            with DocumentWriter(folder / domain / f"{shard:05d}.jsonl.gz") as writer:
+                for document in in_domain[shard::SHARDS_PER_DOMAIN]:
+                    writer.write(document)
     print(
-        "\nAttentionInfluence per domain (ppl_overlap: share of the top 20 % that a "
-        "lowest-loss 20 % perplexity filter also picks)"
+        "demo corpus: "
+        + ", ".join(f"{d} {n} documents" for d, n in counts.items())
+        + f" (pieces of about {CHUNK_CHARS} characters) in {folder}"
     )
-    print(table)
-    report = {
-        "settings": settings,
-        "top_heads": [
-            [layer, head, heads.scores[layer][head]] for layer, head in heads.selected_heads
-        ],
-        "probe_check": check,
-        "scoring": {
-            "documents": sum(summary.scored.values()),
-            "tokens": tokens,
-            "seconds": scoring_seconds,
-        },
-        "domains": statistics,
-        "total_seconds": time.monotonic() - started,
-    }
-    (out / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "summary.md").write_text(table + "\n")
-    print(
-        f"\nwrote {out}/: heads.json heads.png corpus.jsonl scored.jsonl summary.json "
-        f"summary.md ({report['total_seconds']:.0f} s)",
-        file=sys.stderr,
-    )
-    return 0
+    return counts

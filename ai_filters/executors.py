@@ -1,0 +1,128 @@
+"""Running the project's datatrove pipelines locally or on Slurm, with the same options.
+
+The pipeline scripts in ``pipelines/`` describe stages; this module turns them into chained
+datatrove executors (``LocalPipelineExecutor`` or ``SlurmPipelineExecutor``), checks Slurm
+options before anything is submitted, and can wait for submitted jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """The execution options every pipeline script shares."""
+    run = parser.add_argument_group("execution")
+    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--tasks", type=int, default=2, help="tasks of the parallel stages")
+    run.add_argument("--workers", type=int, default=1, help="local: tasks run at once")
+    run.add_argument("--partition", default=None, help="slurm: partition (required)")
+    run.add_argument("--time", default="24:00:00", help="slurm: time limit per task")
+    run.add_argument("--cpus-per-task", type=int, default=1, help="slurm: CPUs per task")
+    run.add_argument("--mem-per-cpu-gb", type=int, default=4, help="slurm: memory per CPU (GB)")
+    run.add_argument(
+        "--gpus-per-task",
+        type=int,
+        default=0,
+        help="slurm: GPUs per task of the model stages (scoring)",
+    )
+    run.add_argument("--qos", default=None, help="slurm: quality of service")
+    run.add_argument(
+        "--sbatch-args",
+        default=None,
+        help='slurm: extra sbatch options as JSON, e.g. \'{"account": "proj"}\'',
+    )
+    run.add_argument(
+        "--env-command",
+        default=None,
+        help="slurm: shell command run first in every job to activate the "
+        "environment (default: activate the virtualenv running this script)",
+    )
+    run.add_argument(
+        "--wait", action="store_true", help="slurm: wait until the submitted jobs have finished"
+    )
+
+
+def check_slurm_options(args: argparse.Namespace) -> None:
+    """Fail in one line, before submitting, when the partition or sbatch args are wrong."""
+    if not args.partition:
+        raise SystemExit("error: --executor slurm needs --partition")
+    try:
+        json.loads(args.sbatch_args or "{}")
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"error: --sbatch-args is not JSON: {error}") from error
+    listing = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise SystemExit(f"error: sinfo failed ({listing.stderr.strip()}); is Slurm reachable?")
+    partitions = listing.stdout.split()
+    if args.partition not in partitions:
+        raise SystemExit(
+            f"error: Slurm partition '{args.partition}' does not exist "
+            f"(partitions: {', '.join(partitions) or 'none'})"
+        )
+
+
+def chain_executors(
+    args: argparse.Namespace,
+    stages: dict[str, tuple[list, int]],
+    logging_root: Path,
+    gpu_stages: frozenset[str] = frozenset(),
+) -> list:
+    """One executor per stage, each depending on the previous; logs in ``logging_root/<stage>``."""
+    executors: list = []
+    for stage, (pipeline, tasks) in stages.items():
+        common = {
+            "pipeline": pipeline,
+            "tasks": tasks,
+            "logging_dir": str(logging_root / stage),
+            "depends": executors[-1] if executors else None,
+        }
+        if args.executor == "local":
+            executors.append(LocalPipelineExecutor(**common, workers=args.workers))
+            continue
+        executors.append(
+            SlurmPipelineExecutor(
+                **common,
+                job_name=f"ai_filters_{stage}",
+                time=args.time,
+                partition=args.partition,
+                cpus_per_task=args.cpus_per_task,
+                mem_per_cpu_gb=args.mem_per_cpu_gb,
+                gpus_per_task=args.gpus_per_task if stage in gpu_stages else 0,
+                qos=args.qos or "",
+                sbatch_args=json.loads(args.sbatch_args or "{}"),
+                env_command=args.env_command or f"source {Path(sys.prefix) / 'bin' / 'activate'}",
+                mail_type="NONE",
+            )
+        )
+    return executors
+
+
+def run_chain(args: argparse.Namespace, executors: list, stage_names: list[str]) -> None:
+    """Run (local) or submit (Slurm) the chain; with ``--wait``, wait for the Slurm jobs."""
+    executors[-1].run()
+    if args.executor != "slurm":
+        return
+    jobs = {name: executor.job_id for name, executor in zip(stage_names, executors, strict=True)}
+    print("submitted: " + ", ".join(f"{name}={job}" for name, job in jobs.items()))
+    if args.wait:
+        wait_for_jobs([str(job) for job in jobs.values() if job not in (None, -1)])
+
+
+def wait_for_jobs(job_ids: list[str], poll_seconds: float = 3.0) -> None:
+    """Block until none of ``job_ids`` is pending or running."""
+    while job_ids:
+        listing = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True
+        )
+        finished = listing.returncode == 0 and not listing.stdout.split()
+        if finished or "Invalid job id" in listing.stderr:  # purged jobs are long finished
+            return
+        time.sleep(poll_seconds)

@@ -1,0 +1,169 @@
+"""The paper's selection flow as datatrove pipelines: score every domain, keep the top 20 % of each.
+
+Stages (each a datatrove executor depending on the one before):
+
+1. ``score``: read every domain, score with AttentionInfluence -> ``OUT/scored/<domain>/*.jsonl.gz``
+   (documents that cannot be scored -> ``OUT/skipped/<domain>/``, with ``filter_reason``);
+2. ``thresholds`` (one task): the exact top-``--fraction`` threshold per domain ->
+   ``OUT/thresholds.json``;
+3. ``select``: documents at or above their domain's threshold -> ``OUT/selected/data/<domain>/``
+   (parquet, Hub layout), the others -> ``OUT/rejected/data/<domain>/``;
+4. ``report`` (one task): ``OUT/report.md`` and ``OUT/report.json``.
+
+Examples:
+
+    # the embedded model on a local demo corpus made from text on this machine
+    python pipelines/smollm_select.py --demo --out out/demo
+
+    # your corpus, your heads file, on Slurm
+    python pipelines/smollm_select.py --domains domains.yaml --heads heads.json --out /fsx/sel \\
+        --executor slurm --tasks 256 --partition gpu --gpus-per-task 1 --time 12:00:00 \\
+        --env-command "source /fsx/ai-filters/.venv/bin/activate"
+
+Rerunning the same command skips the tasks that completed (datatrove's completion markers in
+``OUT/logs/<stage>/completions``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+from ai_filters.blocks import AttentionInfluenceFilter, AttentionInfluenceScorer, DomainThresholds
+from ai_filters.domains import SMOLLM_CORPUS, DomainsReader, load_domains
+from ai_filters.executors import (
+    add_executor_options,
+    chain_executors,
+    check_slurm_options,
+    run_chain,
+)
+from ai_filters.selection_report import SelectionReport
+
+SHARD = "${domain}/${rank}.jsonl.gz"
+HUB_SHARD = "data/${domain}/${rank}.parquet"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    data = parser.add_argument_group("data and method")
+    data.add_argument("--out", required=True, help="output folder (all stages write under it)")
+    data.add_argument(
+        "--demo",
+        action="store_true",
+        help="embedded model, heads detected if OUT/heads.json is missing, and a "
+        "local four-domain corpus written to OUT/corpus/",
+    )
+    data.add_argument(
+        "--domains",
+        default=None,
+        help="YAML domains file (see ai_filters/domains.py); default: the SmolLM "
+        "corpus on the Hub (web, textbook, math)",
+    )
+    data.add_argument(
+        "--heads", default=None, help="heads file (default with --demo: OUT/heads.json)"
+    )
+    data.add_argument("--model", default=None, help="selector model (default: the heads file's)")
+    data.add_argument("--fraction", type=float, default=0.2, help="top fraction kept per domain")
+    data.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="tokens scored per document (default: min(4096, context); demo: 192)",
+    )
+    data.add_argument("--batch-size", type=int, default=64, help="documents per engine call")
+    data.add_argument("--docs-per-domain", type=int, default=50, help="demo corpus size")
+
+    add_executor_options(parser)
+    return parser
+
+
+def prepare_demo(args) -> None:
+    """Write the demo corpus and, if missing, detect the heads of the embedded model."""
+    from ai_filters.demo import detect_and_check, write_demo_corpus
+
+    out = Path(args.out)
+    write_demo_corpus(out / "corpus", args.docs_per_domain)
+    args.heads = args.heads or str(out / "heads.json")
+    if not Path(args.heads).is_file():
+        detect_and_check(out, args.model or "smollm2-135m")
+    args.max_tokens = args.max_tokens or 192
+
+
+def domain_specs(args) -> dict[str, dict]:
+    if args.demo:
+        corpus = Path(args.out).resolve() / "corpus"
+        return {
+            folder.name: {"reader": "jsonl", "path": str(folder)}
+            for folder in sorted(corpus.iterdir())
+            if folder.is_dir()
+        }
+    return load_domains(args.domains) if args.domains else SMOLLM_CORPUS
+
+
+def stage_pipelines(args) -> dict[str, tuple[list, int]]:
+    """Each stage's pipeline and task count."""
+    out = Path(args.out).resolve()
+    scorer = AttentionInfluenceScorer(
+        str(Path(args.heads).resolve()),
+        model=args.model,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        exclusion_writer=JsonlWriter(str(out / "skipped"), output_filename=SHARD),
+    )
+    selector = AttentionInfluenceFilter(
+        str(out / "thresholds.json"),
+        exclusion_writer=ParquetWriter(str(out / "rejected"), output_filename=HUB_SHARD),
+    )
+    return {
+        "score": (
+            [
+                DomainsReader(domain_specs(args)),
+                scorer,
+                JsonlWriter(str(out / "scored"), output_filename=SHARD),
+            ],
+            args.tasks,
+        ),
+        "thresholds": (
+            [DomainThresholds(str(out / "scored"), out / "thresholds.json", args.fraction)],
+            1,
+        ),
+        "select": (
+            [
+                JsonlReader(str(out / "scored"), glob_pattern="**/*.jsonl.gz"),
+                selector,
+                ParquetWriter(str(out / "selected"), output_filename=HUB_SHARD),
+            ],
+            args.tasks,
+        ),
+        "report": ([SelectionReport(str(out))], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.executor == "slurm":
+        check_slurm_options(args)
+    if args.demo:
+        prepare_demo(args)
+    if not args.heads:
+        raise SystemExit("error: --heads is required (or use --demo)")
+    started = time.monotonic()
+    stages = stage_pipelines(args)
+    executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})
+    run_chain(args, executors, list(stages))
+    report = Path(args.out) / "report.md"
+    if args.executor == "local" or args.wait:
+        print(report.read_text())
+        print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The selection pipeline end to end: local, interrupted and rerun, and on a real Slurm cluster."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_filters.corpus import local_corpus
+from ai_filters.documents import DocumentWriter, read_documents
+from ai_filters.heads import RetrievalHeads
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAINS = ("web", "code", "math")
+HEADS = [[18, 6], [20, 6], [17, 3], [18, 7], [23, 2]]
+SETTINGS = ["--max-tokens", "48", "--tasks", "2", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def inputs(embedded, tmp_path_factory) -> Path:
+    """Three domains in two shards each, a too-short document, a domains file, a heads file."""
+    folder = tmp_path_factory.mktemp("inputs")
+    documents = [
+        d for d in local_corpus(12, seed=3, chunk_chars=600) if d["metadata"]["domain"] in DOMAINS
+    ]
+    documents.append({"text": "Hi", "id": "web/too-short", "metadata": {"domain": "web"}})
+    specs = {}
+    for domain in DOMAINS:
+        in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
+        for shard in range(2):
+            with DocumentWriter(folder / "corpus" / domain / f"{shard}.jsonl") as writer:
+                for document in in_domain[shard::2]:
+                    writer.write({**document, "metadata": {}})
+        specs[domain] = {"reader": "jsonl", "path": str(folder / "corpus" / domain)}
+    (folder / "domains.yaml").write_text(json.dumps(specs))  # JSON is valid YAML
+    scores = [[0.0] * embedded.num_heads for _ in range(embedded.num_layers)]
+    RetrievalHeads(
+        "smollm2-135m",
+        embedded.fingerprint(),
+        embedded.num_layers,
+        embedded.num_heads,
+        embedded.num_kv_heads,
+        scores,
+        HEADS,
+    ).save(folder / "heads.json")
+    return folder
+
+
+def select_command(inputs: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "pipelines" / "smollm_select.py"),
+        "--out",
+        str(out),
+        "--domains",
+        str(inputs / "domains.yaml"),
+        "--heads",
+        str(inputs / "heads.json"),
+        *SETTINGS,
+        *extra,
+    ]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def documents_under(folder: Path, pattern: str) -> list[dict]:
+    return [d for path in sorted(folder.glob(pattern)) for d in read_documents(path)]
+
+
+def outputs(out: Path) -> dict[str, dict[str, float | str]]:
+    """id -> score (scored, selected, rejected) or reason (skipped)."""
+
+    def by_id(documents, field):
+        return {d["id"]: d["metadata"][field] for d in documents}
+
+    return {
+        "scored": by_id(documents_under(out / "scored", "**/*.jsonl.gz"), "attention_influence"),
+        "skipped": by_id(documents_under(out / "skipped", "**/*.jsonl.gz"), "filter_reason"),
+        "selected": by_id(
+            documents_under(out / "selected", "data/**/*.parquet"), "attention_influence"
+        ),
+        "rejected": by_id(
+            documents_under(out / "rejected", "data/**/*.parquet"), "attention_influence"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def local_run(inputs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local")
+    result = run(select_command(inputs, out))
+    assert "| web |" in result.stdout and "pipeline wall time" in result.stdout
+    return out
+
+
+def test_every_document_is_accounted_for(inputs, local_run):
+    found = outputs(local_run)
+    read_ids = {d["id"] for d in documents_under(inputs / "corpus", "**/*.jsonl")}
+    assert set(found["scored"]) | set(found["skipped"]) == read_ids
+    assert not set(found["scored"]) & set(found["skipped"])
+    assert found["skipped"] == {"web/too-short": "too_short"}
+    assert set(found["selected"]) | set(found["rejected"]) == set(found["scored"])
+    assert not set(found["selected"]) & set(found["rejected"])
+    report = json.loads((local_run / "report.json").read_text())
+    for domain in DOMAINS:
+        row = report["domains"][domain]
+        assert (
+            row["read_equals_scored_plus_skipped"] and row["scored_equals_selected_plus_rejected"]
+        )
+
+
+def test_selection_is_exactly_the_top_fraction_of_each_domain(local_run):
+    thresholds = json.loads((local_run / "thresholds.json").read_text())
+    selected = documents_under(local_run / "selected", "data/**/*.parquet")
+    rejected = documents_under(local_run / "rejected", "data/**/*.parquet")
+    for domain in DOMAINS:
+        kept = [
+            d["metadata"]["attention_influence"]
+            for d in selected
+            if d["metadata"]["domain"] == domain
+        ]
+        dropped = [
+            d["metadata"]["attention_influence"]
+            for d in rejected
+            if d["metadata"]["domain"] == domain
+        ]
+        entry = thresholds[domain]
+        assert min(kept) >= entry["threshold"] > max(dropped)
+        wanted = math.ceil(0.2 * (len(kept) + len(dropped)))
+        assert len(kept) == wanted + entry["tied_extra"] == entry["documents_selected"]
+        assert entry["documents"] == len(kept) + len(dropped)
+        assert all(
+            path.parent.name == domain
+            for path in (local_run / "selected" / "data" / domain).glob("*.parquet")
+        )
+
+
+def test_killed_run_resumes_to_the_same_output(inputs, local_run, tmp_path):
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        select_command(inputs, out),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first_task_done = out / "logs" / "score" / "completions" / "00000"
+    deadline = time.monotonic() + 600
+    while not first_task_done.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "the first scoring task never completed"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # in the middle of the second scoring task
+    process.wait()
+    assert not (out / "logs" / "score" / "completions" / "00001").exists()
+    run(select_command(inputs, out))
+    resumed, uninterrupted = outputs(out), outputs(local_run)
+    assert resumed.keys() == uninterrupted.keys()
+    for kind in resumed:
+        assert resumed[kind].keys() == uninterrupted[kind].keys(), kind
+        for doc_id, value in resumed[kind].items():
+            assert value == pytest.approx(uninterrupted[kind][doc_id], abs=1e-6), (kind, doc_id)
+
+
+def slurm_available() -> bool:
+    return (
+        shutil.which("sinfo") is not None
+        and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    )
+
+
+def test_slurm_selects_the_same_documents(inputs, local_run, tmp_path):
+    if not slurm_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Slurm test: .ci/start_slurm.sh did not start Slurm")
+        pytest.skip("no Slurm cluster here (start one with .ci/start_slurm.sh)")
+    out = tmp_path / "slurm"
+    started = time.monotonic()
+    result = run(
+        select_command(
+            inputs,
+            out,
+            "--executor",
+            "slurm",
+            "--partition",
+            "debug",
+            "--wait",
+            "--time",
+            "00:20:00",
+            "--mem-per-cpu-gb",
+            "4",
+        )
+    )
+    print(f"slurm pipeline wall time: {time.monotonic() - started:.1f} s")
+    assert "submitted: score=" in result.stdout
+    launch = (out / "logs" / "score" / "launch_script.slurm").read_text()
+    assert "#SBATCH --array=0-1" in launch
+    assert "afterok" in (out / "logs" / "thresholds" / "launch_script.slurm").read_text() or (
+        "dependency" in result.stderr
+    )
+    on_slurm, local = outputs(out), outputs(local_run)
+    assert on_slurm["selected"].keys() == local["selected"].keys()
+    assert on_slurm["rejected"].keys() == local["rejected"].keys()
+    for doc_id, score in on_slurm["scored"].items():
+        assert score == pytest.approx(local["scored"][doc_id], abs=1e-5)
+
+
+def test_unknown_slurm_partition_is_a_one_line_error(inputs, tmp_path):
+    if not slurm_available():
+        pytest.skip("no Slurm cluster here")
+    result = subprocess.run(
+        select_command(inputs, tmp_path, "--executor", "slurm", "--partition", "nosuch"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "partition 'nosuch' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tokenized_for_nanotron(embedded, inputs, local_run):
+    tokenizer = Path(embedded.model.name_or_path) / "tokenizer.json"
+    run(
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "tokenize_for_nanotron.py"),
+            "--out",
+            str(local_run),
+            "--domains",
+            str(inputs / "domains.yaml"),
+            "--tokenizer",
+            str(tokenizer),
+            "--tasks",
+            "2",
+        ]
+    )
+    expected = {}
+    for name, documents in (
+        ("corpus", documents_under(inputs / "corpus", "**/*.jsonl")),
+        ("selected", documents_under(local_run / "selected", "data/**/*.parquet")),
+    ):
+        expected[name] = sum(len(embedded.tokenizer(d["text"]).input_ids) + 1 for d in documents)
+        folder = local_run / "tokenized" / name
+        (data_file,) = folder.glob("*.ds")
+        assert (folder / f"{data_file.name}.index").is_file()
+        assert (folder / f"{data_file.name}.metadata").is_file()
+        assert data_file.stat().st_size == 2 * expected[name]  # uint16 tokens + one EOS each
+    assert expected["selected"] < expected["corpus"]
