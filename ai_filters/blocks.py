@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -139,6 +140,9 @@ class AttentionInfluenceScorer(BaseFilter):
     def scorer(self) -> ScoringEngine:
         """The engine, built on first use from the heads file and the shared model."""
         if self._scorer is None:
+            cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+            if cpus and self._device() == "cpu":  # one thread per allocated core, no more
+                torch.set_num_threads(int(cpus))
             heads = RetrievalHeads.load(self.heads_path)
             loaded = shared_model(self.model or heads.model, self._device(), self.dtype)
             heads.check_model(loaded, strict_fingerprint=not self.ignore_fingerprint)
