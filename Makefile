@@ -21,9 +21,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 # the SmolLM-style selection flow on the embedded model and a local four-domain corpus
+# then the Hub dataset folder and the 7B WSD nanotron configs for that selection
+DEMO := out/demo
 demo: install
-	$(BIN)/python pipelines/smollm_select.py --demo --out out/demo
-	$(BIN)/python pipelines/tokenize_for_nanotron.py --demo --out out/demo
+	$(BIN)/python pipelines/smollm_select.py --demo --out $(DEMO)
+	$(BIN)/python pipelines/tokenize_for_nanotron.py --demo --out $(DEMO)
+	$(BIN)/ai-filters hub-folder $(DEMO) --hub-dir $(DEMO)/hub --overwrite
+	$(BIN)/ai-filters nanotron-config --model 7b --nodes 64 --tp 2 \
+	    --corpus-tokenized $(DEMO)/tokenized/corpus \
+	    --out $(DEMO)/nanotron/smollm_7b_wsd_baseline.yaml
+	$(BIN)/ai-filters nanotron-config --model 7b --nodes 64 --tp 2 \
+	    --corpus-tokenized $(DEMO)/tokenized/corpus --selected-tokenized $(DEMO)/tokenized/selected \
+	    --out $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests

@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from datatrove.io import open_file
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.heads import RetrievalHeads
@@ -336,3 +338,25 @@ class DomainThresholds(PipelineStep):
             self.stat_update(f"selected_{domain}", value=entry.documents_selected)
         if data:
             yield from data
+
+
+class FolderTokenizer(DocumentTokenizer):
+    """datatrove's ``DocumentTokenizer`` that also takes a local Hugging Face tokenizer folder.
+
+    datatrove loads a tokenizer from a Hub name or a ``tokenizer.json`` file and records that
+    string in the ``.ds.metadata`` files; nanotron later loads the recorded name with
+    ``AutoTokenizer.from_pretrained``, which needs a Hub name or a *folder*. Given a folder,
+    this block reads its ``tokenizer.json`` and records the folder, so offline runs (the demo's
+    embedded tokenizer) produce data nanotron can load.
+    """
+
+    @cached_property
+    def tokenizer(self):
+        folder = Path(self.tokenizer_name_or_path)
+        if not folder.is_dir():
+            return DocumentTokenizer.tokenizer.func(self)
+        self.tokenizer_name_or_path = str(folder / "tokenizer.json")
+        try:
+            return DocumentTokenizer.tokenizer.func(self)
+        finally:
+            self.tokenizer_name_or_path = str(folder)

@@ -2,6 +2,9 @@
 
 ai-filters detect-heads  find the retrieval heads of a model (heads.json + heatmap)
 ai-filters score         score a file of documents with AttentionInfluence
+ai-filters hub-folder    turn a selection into a Hub-ready dataset folder with its card
+ai-filters push          upload such a folder to the Hugging Face Hub
+ai-filters nanotron-config  write a nanotron WSD pretraining config for corpus + selection
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from ai_filters.hub import add_hub_commands
 from ai_filters.models import DEFAULT_MODEL
+from ai_filters.nanotron import add_nanotron_config_command
 
 DESCRIPTION = """\
 AttentionInfluence (arXiv 2505.07293): score pretraining documents by how much a small LM's loss
@@ -146,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept a heads file found on other weights of the same shape",
     )
     score.set_defaults(run=run_score)
+
+    add_hub_commands(commands)
+    add_nanotron_config_command(commands)
 
     return parser
 

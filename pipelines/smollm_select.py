@@ -27,6 +27,7 @@ Rerunning the same command skips the tasks that completed (datatrove's completio
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,16 @@ def stage_pipelines(args) -> dict[str, tuple[list, int]]:
     }
 
 
+def keep_heads_with_output(heads: Path, out: Path) -> None:
+    """Copy the heads file to OUT/heads.json: the selection's record of what selected it."""
+    if not heads.is_file():
+        raise SystemExit(f"error: heads file {heads} does not exist; run ai-filters detect-heads")
+    record = out / "heads.json"
+    out.mkdir(parents=True, exist_ok=True)
+    if heads.resolve() != record.resolve():
+        shutil.copyfile(heads, record)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.executor == "slurm":
@@ -154,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_demo(args)
     if not args.heads:
         raise SystemExit("error: --heads is required (or use --demo)")
+    keep_heads_with_output(Path(args.heads), Path(args.out))
     started = time.monotonic()
     stages = stage_pipelines(args)
     executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})

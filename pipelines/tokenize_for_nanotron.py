@@ -14,7 +14,7 @@ Examples:
         --executor slurm --partition cpu --tasks 512
 
 The training tokenizer defaults to HuggingFaceTB/cosmo2-tokenizer (the SmolLM corpus's);
-with --demo it is the embedded model's tokenizer.json, which has the same 49,152-token
+with --demo it is the embedded model's tokenizer folder, which has the same 49,152-token
 vocabulary, so nothing is downloaded.
 """
 
@@ -25,8 +25,9 @@ import sys
 from pathlib import Path
 
 from datatrove.pipeline.readers import ParquetReader
-from datatrove.pipeline.tokens import DocumentTokenizer, DocumentTokenizerMerger
+from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
+from ai_filters.blocks import FolderTokenizer
 from ai_filters.domains import SMOLLM_CORPUS, DomainsReader, load_domains
 from ai_filters.executors import (
     add_executor_options,
@@ -85,7 +86,7 @@ def tokenizer_path(args) -> str:
     if args.demo:
         from ai_filters.models import DEFAULT_MODEL, resolve_model_path
 
-        return str(Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json")
+        return resolve_model_path(DEFAULT_MODEL)  # a folder: FolderTokenizer reads it
     return DEFAULT_TOKENIZER
 
 
@@ -100,7 +101,7 @@ def stages(args) -> dict[str, tuple[list, int]]:
     result: dict[str, tuple[list, int]] = {}
     for name, reader in readers.items():
         parts = out / "tokenized" / "parts" / name
-        tokenize = DocumentTokenizer(
+        tokenize = FolderTokenizer(
             str(parts),
             tokenizer_name_or_path=tokenizer,
             eos_token=args.eos_token,

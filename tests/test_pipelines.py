@@ -257,3 +257,19 @@ def test_tokenized_for_nanotron(embedded, inputs, local_run):
         assert (folder / f"{data_file.name}.metadata").is_file()
         assert data_file.stat().st_size == 2 * expected[name]  # uint16 tokens + one EOS each
     assert expected["selected"] < expected["corpus"]
+
+
+def test_pipeline_output_becomes_a_loadable_hub_dataset(local_run, tmp_path, monkeypatch):
+    from datasets import load_dataset
+
+    from ai_filters.hub import build_hub_folder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = build_hub_folder(local_run, tmp_path / "hub")
+    thresholds = json.loads((local_run / "thresholds.json").read_text())
+    everything = load_dataset(str(hub), split="train")
+    assert len(everything) == sum(entry["documents_selected"] for entry in thresholds.values())
+    for domain, entry in thresholds.items():
+        rows = load_dataset(str(hub), domain, split="train")
+        assert len(rows) == entry["documents_selected"]
+        assert {row["metadata"]["domain"] for row in rows} == {domain}
