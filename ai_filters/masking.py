@@ -56,11 +56,25 @@ def _heads_by_layer(
     return grouped
 
 
-def _zeroing_hook(keep: torch.Tensor, on_input: bool):
-    """A hook multiplying a linear layer's input or output by ``keep`` (0 on masked columns)."""
+def _zeroing_hook(keep: torch.Tensor, on_input: bool, rows: slice | None):
+    """A hook multiplying a linear layer's input or output by ``keep`` (0 on masked columns).
+
+    With ``rows``, only those batch rows are masked; the other rows pass unchanged.
+    """
 
     def zero_columns(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor * keep.to(device=tensor.device, dtype=tensor.dtype)
+        factor = keep.to(device=tensor.device, dtype=tensor.dtype)
+        if rows is not None:
+            per_row = torch.ones(
+                tensor.shape[0],
+                *[1] * (tensor.dim() - 2),
+                tensor.shape[-1],
+                device=tensor.device,
+                dtype=tensor.dtype,
+            )
+            per_row[rows] = factor
+            factor = per_row
+        return tensor * factor
 
     if on_input:
         return lambda module, args: (zero_columns(args[0]), *args[1:])
@@ -69,11 +83,16 @@ def _zeroing_hook(keep: torch.Tensor, on_input: bool):
 
 @contextmanager
 def masked_heads(
-    model: torch.nn.Module, heads: Sequence[Sequence[int]], mode: str = "uniform"
+    model: torch.nn.Module,
+    heads: Sequence[Sequence[int]],
+    mode: str = "uniform",
+    rows: slice | None = None,
 ) -> Iterator[None]:
     """Within the block, ``model`` runs with ``heads`` (``[layer, query_head]`` pairs) masked.
 
-    The hooks are removed on exit, also when the block raises. An empty ``heads`` is a no-op.
+    ``rows`` restricts the masking to those rows of every batch (the scoring engine runs the
+    plain and the masked copies of a batch in one forward pass). The hooks are removed on exit,
+    also when the block raises. An empty ``heads`` is a no-op.
     """
     if mode not in MASK_MODES:
         raise MaskingError(f"unknown mask mode '{mode}'; choose one of {', '.join(MASK_MODES)}")
@@ -88,10 +107,10 @@ def masked_heads(
             keep[layer_heads] = 0
             keep = keep.flatten()
             if mode == "uniform":
-                hook = _zeroing_hook(keep, on_input=False)
+                hook = _zeroing_hook(keep, on_input=False, rows=rows)
                 handles.append(blocks[layer].q_proj.register_forward_hook(hook))
             else:
-                hook = _zeroing_hook(keep, on_input=True)
+                hook = _zeroing_hook(keep, on_input=True, rows=rows)
                 handles.append(blocks[layer].o_proj.register_forward_pre_hook(hook))
         yield
     finally:

@@ -14,14 +14,18 @@ reason ``non_finite_loss``, and a base loss of exactly 0 (no ratio exists) ``zer
 
 Batches are formed over length-sorted segments under a padded-token budget and padded on the
 right, which leaves every real position's causal context unchanged, so padding never changes a
-score. The loss is computed from the final hidden states in chunks of rows: the full
-``[batch, seq, vocab]`` logits are never materialised.
+score. One model serves both losses: each batch is fed once with its plain and its masked copy
+stacked, and the layers below the first masked head run only once (:func:`shared_prefix`);
+on the embedded model the masked heads start at layer 17 of 30. The loss is computed from the
+final hidden states in chunks of rows: the full ``[batch, seq, vocab]`` logits are never
+materialised.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -189,27 +193,37 @@ class ScoringEngine:
         return batches
 
     def _batch_losses(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: ``[sum CE base, sum CE ref]`` (float64) and the number of predicted tokens."""
-        device = self.loaded.device
+        """Per row: ``[sum CE base, sum CE ref]`` (float64) and the number of predicted tokens.
+
+        The batch is fed twice in one forward pass, plain rows then masked rows; the layers
+        below the first masked one run once, on the plain rows, and are copied to both.
+        """
+        rows = len(sequences)
         width = max(len(ids) for ids in sequences)
-        pad = self.loaded.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        pad = getattr(self.loaded.tokenizer, "pad_token_id", None) or 0
+        input_ids = torch.full((rows, width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((rows, width), dtype=torch.long)
         for row, ids in enumerate(sequences):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        with torch.inference_mode():
-            base = self._summed_loss(input_ids, attention_mask)
-            with masked_heads(self.loaded.model, self.heads, self.config.mask_mode):
-                ref = self._summed_loss(input_ids, attention_mask)
-        counts = (attention_mask[:, 1:].sum(dim=1)).double().cpu()
-        return torch.stack([base, ref], dim=1), counts
+        doubled_ids = torch.cat([input_ids, input_ids]).to(self.loaded.device)
+        doubled_mask = torch.cat([attention_mask, attention_mask]).to(self.loaded.device)
+        model = self.loaded.model
+        with (
+            torch.inference_mode(),
+            masked_heads(model, self.heads, self.config.mask_mode, rows=slice(rows, None)),
+            shared_prefix(model, shared_prefix_layers(self.heads), rows),
+        ):
+            sums = self._summed_loss(doubled_ids, doubled_mask)
+        counts = attention_mask[:, 1:].sum(dim=1).double()
+        return torch.stack([sums[:rows], sums[rows:]], dim=1), counts
 
     def _summed_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Sum of next-token cross-entropy per row, from hidden states, in chunks of rows."""
         model = self.loaded.model
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = model.base_model(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        )
         hidden = hidden.last_hidden_state[:, :-1]
         predicted = attention_mask[:, 1:].bool()
         rows = predicted.nonzero(as_tuple=True)
@@ -239,3 +253,48 @@ class ScoringEngine:
         if loss_base == 0:
             return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_ZERO_LOSS)
         return DocumentScore(n_tokens, document_tokens, loss_base, loss_ref)
+
+
+def shared_prefix_layers(heads: Sequence[Sequence[int]]) -> int:
+    """How many bottom layers the plain and the masked model share: those below every head."""
+    return min(int(layer) for layer, _ in heads)
+
+
+def _first_rows(value, rows: int):
+    """``value`` cut to its first ``rows`` batch rows when it holds both copies of a batch."""
+    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == 2 * rows:
+        return value[:rows]
+    if isinstance(value, tuple):
+        return tuple(_first_rows(item, rows) for item in value)
+    return value
+
+
+@contextmanager
+def shared_prefix(model: torch.nn.Module, layers: int, rows: int) -> Iterator[None]:
+    """Run the bottom ``layers`` decoder layers on the first ``rows`` rows of a doubled batch.
+
+    The model is fed ``2 * rows`` rows whose halves are the same tokens. Below the first
+    masked layer both halves would compute the same hidden states, so each of those layers
+    gets only the first half (hidden states, mask and any per-row tensor), and the last of them
+    hands a copy of its output to both halves.
+    """
+    blocks = model.base_model.layers[:layers]
+    handles = []
+
+    def take_first_half(module, args, kwargs):
+        return _first_rows(args, rows), {k: _first_rows(v, rows) for k, v in kwargs.items()}
+
+    def copy_to_both_halves(module, args, kwargs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        doubled = torch.cat([hidden, hidden])
+        return (doubled, *output[1:]) if isinstance(output, tuple) else doubled
+
+    try:
+        for block in blocks:
+            handles.append(block.register_forward_pre_hook(take_first_half, with_kwargs=True))
+        if blocks:
+            handles.append(blocks[-1].register_forward_hook(copy_to_both_halves, with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

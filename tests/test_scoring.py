@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from ai_filters.corpus import local_corpus
+from ai_filters.masking import masked_heads
 from ai_filters.scoring import (
     SKIP_TOO_SHORT,
     DocumentScore,
     ScoringConfig,
     ScoringEngine,
+    shared_prefix_layers,
 )
 
 HEADS = [(18, 6), (20, 6), (17, 3), (18, 7), (23, 2), (17, 4), (20, 5)]
@@ -31,8 +33,11 @@ def test_losses_match_huggingface_labels_loss(embedded, documents):
     ids = torch.tensor([embedded.tokenizer(text).input_ids[:300]])
     with torch.no_grad():
         expected = embedded.model(input_ids=ids, labels=ids).loss.item()
+        with masked_heads(embedded.model, HEADS):
+            expected_ref = embedded.model(input_ids=ids, labels=ids).loss.item()
     score = scorer(embedded, max_tokens=300).score_token_ids([ids[0].tolist()])[0]
     assert score.loss_base == pytest.approx(expected, rel=1e-5)
+    assert score.loss_ref == pytest.approx(expected_ref, rel=1e-5)
     assert score.n_tokens == 300
     assert score.attention_influence == pytest.approx(
         (score.loss_ref - score.loss_base) / score.loss_base
@@ -87,6 +92,25 @@ def test_output_order_is_input_order(embedded, documents):
     for one, other in zip(forward, backward[::-1], strict=True):
         assert one.loss_base == pytest.approx(other.loss_base, abs=1e-5)
     assert len({round(score.loss_base, 4) for score in forward}) == 3
+
+
+def test_layers_below_the_first_masked_head_run_once(embedded, documents):
+    """One forward: the bottom layers see the batch once, the upper ones plain + masked rows."""
+    rows_seen: dict[int, list[int]] = {0: [], 16: [], 17: [], 29: []}
+    layers = embedded.model.base_model.layers
+    handles = [
+        layers[index].mlp.register_forward_pre_hook(
+            lambda module, args, index=index: rows_seen[index].append(args[0].shape[0])
+        )
+        for index in rows_seen
+    ]
+    try:
+        scorer(embedded, max_tokens=64, batch_size=3).score_texts(documents[:3])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert shared_prefix_layers(HEADS) == 17
+    assert rows_seen == {0: [3], 16: [3], 17: [6], 29: [6]}
 
 
 def test_score_metadata_fields():
