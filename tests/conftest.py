@@ -45,3 +45,19 @@ def tiny_llama_model(seed: int = 0, layers: int = 4, heads: int = 8, kv_heads: i
 @pytest.fixture
 def tiny_llama():
     return tiny_llama_model()
+
+
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def measurements() -> list[str]:
+    """Tests append one-line measured figures here; they are printed at the end of the run."""
+    return _MEASUREMENTS
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)

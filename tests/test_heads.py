@@ -167,7 +167,7 @@ PROBE_TOKENS = 512
 RANDOM_DRAWS = 3
 
 
-def test_embedded_model_has_retrieval_heads(embedded):
+def test_embedded_model_has_retrieval_heads(embedded, measurements):
     """Masking the detected heads breaks in-context retrieval; masking random heads does not.
 
     100 probes of 512 tokens (the paper: 800 of 4,096) keep this under ten minutes on 2 cores.
@@ -188,9 +188,10 @@ def test_embedded_model_has_retrieval_heads(embedded):
     plain_mean, masked_mean = sum(plain) / len(plain), sum(masked) / len(masked)
     random_mean = sum(random_means) / len(random_means)
     top = [(layer, head, round(heads.scores[layer][head], 3)) for layer, head in selected[:10]]
-    print(
-        f"top heads {top}; answer loss plain {plain_mean:.3f}, masked {masked_mean:.3f}, "
-        f"random {random_mean:.3f} (draws {[round(x, 3) for x in random_means]})"
+    measurements.append(
+        f"retrieval heads ({NUM_PROBES} probes x {PROBE_TOKENS} tokens): top 10 {top}; probe "
+        f"answer loss plain {plain_mean:.3f}, top heads masked {masked_mean:.3f}, random heads "
+        f"masked {random_mean:.3f} (draws {[round(x, 3) for x in random_means]})"
     )
     assert masked_mean >= 3 * plain_mean
     assert masked_mean >= 3 * random_mean

@@ -179,7 +179,7 @@ def slurm_available() -> bool:
     )
 
 
-def test_slurm_selects_the_same_documents(inputs, local_run, tmp_path):
+def test_slurm_selects_the_same_documents(inputs, local_run, tmp_path, measurements):
     if not slurm_available():
         if os.environ.get("CI"):
             pytest.fail("CI must run the Slurm test: .ci/start_slurm.sh did not start Slurm")
@@ -201,7 +201,11 @@ def test_slurm_selects_the_same_documents(inputs, local_run, tmp_path):
             "4",
         )
     )
-    print(f"slurm pipeline wall time: {time.monotonic() - started:.1f} s")
+    elapsed = time.monotonic() - started
+    measurements.append(
+        f"slurm selection pipeline (4 stages, 2-task arrays, {len(outputs(out)['scored'])} "
+        f"documents scored): {elapsed:.1f} s wall"
+    )
     assert "submitted: score=" in result.stdout
     launch = (out / "logs" / "score" / "launch_script.slurm").read_text()
     assert "#SBATCH --array=0-1" in launch
