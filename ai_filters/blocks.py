@@ -85,7 +85,8 @@ class AttentionInfluenceScorer(BaseFilter):
         batch_size: documents handed to the engine at once (datatrove's batch); the engine
             sorts them by length, so larger batches pad less.
         forward_batch_size: sequences per forward pass (at most).
-        batch_tokens: padded tokens per forward pass (at most; one long document may exceed).
+        batch_tokens: padded tokens per forward pass (at most; one long document may exceed;
+            default: by device, see :class:`~ai_filters.scoring.ScoringConfig`).
         windows: score long documents in consecutive windows of ``max_tokens`` instead of
             truncating them.
         mask_mode: ``uniform`` (the method) or ``zero`` (ablation).
@@ -108,8 +109,8 @@ class AttentionInfluenceScorer(BaseFilter):
         model: str | None = None,
         max_tokens: int | None = None,
         batch_size: int = 64,
-        forward_batch_size: int = 16,
-        batch_tokens: int = 16384,
+        forward_batch_size: int = 64,
+        batch_tokens: int | None = None,
         windows: bool = False,
         mask_mode: str = "uniform",
         device: str | torch.device | None = None,

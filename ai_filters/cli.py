@@ -131,12 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="score long documents in consecutive windows of --max-tokens, "
         "token-weighted, instead of truncating them",
     )
-    score.add_argument("--batch-size", type=int, default=16, help="sequences per batch (at most)")
+    score.add_argument("--batch-size", type=int, default=64, help="sequences per batch (at most)")
     score.add_argument(
         "--batch-tokens",
         type=int,
-        default=16384,
-        help="padded tokens per batch (at most; one long document may exceed)",
+        default=None,
+        help="padded tokens per batch (at most; one long document may exceed); "
+        "default: max(max_tokens, 1024) on a CPU, 32768 on a GPU",
     )
     score.add_argument(
         "--mask-mode",

@@ -56,25 +56,18 @@ def _heads_by_layer(
     return grouped
 
 
-def _zeroing_hook(keep: torch.Tensor, on_input: bool, rows: slice | None):
-    """A hook multiplying a linear layer's input or output by ``keep`` (0 on masked columns).
+def _zeroing_hook(columns: torch.Tensor, on_input: bool, rows: slice | None):
+    """A hook zeroing ``columns`` of a linear layer's input or output, in place.
 
-    With ``rows``, only those batch rows are masked; the other rows pass unchanged.
+    The tensor is the linear layer's fresh output, or the attention block's fresh output that
+    feeds ``o_proj``, so writing into it touches nothing else. With ``rows``, only those batch
+    rows are masked; the other rows pass unchanged.
     """
+    selected = slice(None) if rows is None else rows
 
     def zero_columns(tensor: torch.Tensor) -> torch.Tensor:
-        factor = keep.to(device=tensor.device, dtype=tensor.dtype)
-        if rows is not None:
-            per_row = torch.ones(
-                tensor.shape[0],
-                *[1] * (tensor.dim() - 2),
-                tensor.shape[-1],
-                device=tensor.device,
-                dtype=tensor.dtype,
-            )
-            per_row[rows] = factor
-            factor = per_row
-        return tensor * factor
+        tensor[selected].index_fill_(-1, columns.to(tensor.device), 0)
+        return tensor
 
     if on_input:
         return lambda module, args: (zero_columns(args[0]), *args[1:])
@@ -103,14 +96,14 @@ def masked_heads(
     handles = []
     try:
         for layer, layer_heads in grouped.items():
-            keep = torch.ones(config.num_attention_heads, head_dim)
-            keep[layer_heads] = 0
-            keep = keep.flatten()
+            columns = torch.cat(
+                [torch.arange(head * head_dim, (head + 1) * head_dim) for head in layer_heads]
+            )
             if mode == "uniform":
-                hook = _zeroing_hook(keep, on_input=False, rows=rows)
+                hook = _zeroing_hook(columns, on_input=False, rows=rows)
                 handles.append(blocks[layer].q_proj.register_forward_hook(hook))
             else:
-                hook = _zeroing_hook(keep, on_input=True, rows=rows)
+                hook = _zeroing_hook(columns, on_input=True, rows=rows)
                 handles.append(blocks[layer].o_proj.register_forward_pre_hook(hook))
         yield
     finally:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -78,19 +78,25 @@ class DocumentScore:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """How documents are cut and batched. ``max_tokens`` is the longest sequence fed at once."""
+    """How documents are cut and batched. ``max_tokens`` is the longest sequence fed at once.
+
+    ``batch_tokens`` bounds the padded tokens of one batch (one long document may exceed it;
+    the forward pass then holds twice as many rows: plain and masked). ``None`` picks by
+    device: on a CPU ``max(max_tokens, 1024)``, where bigger batches measured no faster and
+    only cost memory; on a GPU 32,768.
+    """
 
     max_tokens: int = 4096
-    batch_size: int = 16
-    batch_tokens: int = 16384
+    batch_size: int = 64
+    batch_tokens: int | None = None
     windows: bool = False
     mask_mode: str = "uniform"
-    loss_chunk_rows: int = 2048
+    loss_chunk_rows: int = 1024
 
     def __post_init__(self) -> None:
         if self.max_tokens < 2:
             raise ValueError("max_tokens must be at least 2")
-        if self.batch_size < 1 or self.batch_tokens < 1:
+        if self.batch_size < 1 or (self.batch_tokens is not None and self.batch_tokens < 1):
             raise ValueError("batch_size and batch_tokens must be positive")
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}")
@@ -118,7 +124,11 @@ class ScoringEngine:
             raise ValueError("no heads to mask: the heads file selects none")
         self.loaded = loaded
         self.heads = [tuple(head) for head in heads]
-        self.config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
+        config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
+        if config.batch_tokens is None:
+            budget = max(config.max_tokens, 1024) if loaded.device.type == "cpu" else 32768
+            config = replace(config, batch_tokens=budget)
+        self.config = config
 
     def tokenize(self, text: str) -> list[int]:
         """The tokenizer's default encoding of ``text`` (its own special tokens, if any)."""
@@ -235,9 +245,8 @@ class ScoringEngine:
         step = self.config.loss_chunk_rows
         for start in range(0, states.shape[0], step):
             logits = head(states[start : start + step]).float()
-            losses = torch.nn.functional.cross_entropy(
-                logits, targets[start : start + step], reduction="none"
-            )
+            target_logits = logits.gather(1, targets[start : start + step, None]).squeeze(1)
+            losses = torch.logsumexp(logits, dim=-1) - target_logits  # cross-entropy
             sums.index_add_(0, row_of_state[start : start + step], losses.double())
         return sums.cpu()
 

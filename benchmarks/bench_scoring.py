@@ -113,7 +113,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--batch-tokens",
         type=int,
         default=defaults.batch_tokens,
-        help="engine: padded tokens per batch",
+        help="engine: padded tokens per batch (default: the engine's choice for the device)",
     )
     parser.add_argument(
         "--engine-shared-layers",
@@ -360,7 +360,8 @@ def run_engine(
     """The engine: warm up on one batch of its shape, then time all documents."""
     config, notes = engine_config(args)
     engine = ScoringEngine(loaded, heads, config)
-    rows = max(1, min(args.batch_size, args.batch_tokens // args.doc_tokens, len(documents)))
+    budget = engine.config.batch_tokens  # resolved by the engine when not given
+    rows = max(1, min(args.batch_size, budget // args.doc_tokens, len(documents)))
     _, warmup = timed(lambda: engine.score_token_ids(documents[:rows]), loaded.device)
     scores, elapsed = timed(lambda: engine.score_token_ids(documents), loaded.device)
     skipped = [score.skip_reason for score in scores if score.skip_reason is not None]
@@ -374,6 +375,7 @@ def run_engine(
         "elapsed_s": elapsed,
         "flops": scoring_flops(loaded, args.doc_tokens, len(documents), shared),
         "shared_layers": shared,
+        "batch_tokens": budget,
         "notes": notes,
     }
 
