@@ -35,6 +35,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from ai_filters.documents import repair_text
 from ai_filters.heads import RetrievalHeads
 from ai_filters.models import LoadedModel, load_model
 from ai_filters.score_files import SKIP_NO_TEXT
@@ -183,6 +184,9 @@ class AttentionInfluenceScorer(BaseFilter):
             doc.text = "" if doc.text is None else str(doc.text)  # datatrove writers need a str
             return False, SKIP_NO_TEXT
         if score.skip_reason is not None:
+            doc.text, repaired = repair_text(doc.text)  # writers cannot store lone surrogates
+            if repaired:
+                doc.metadata["text_repaired"] = True
             return False, score.skip_reason
         doc.metadata.update(score.as_metadata())
         self.stat_update("tokens_scored", value=score.n_tokens)

@@ -113,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_options(score, default=None)
     score.add_argument("--heads", required=True, help="heads file from detect-heads")
-    score.add_argument("--input", required=True, help=".jsonl, .jsonl.gz or .parquet documents")
+    score.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        help=".jsonl, .jsonl.gz or .parquet documents (one or more files)",
+    )
     score.add_argument("--output", required=True, help=".jsonl, .jsonl.gz or .parquet to write")
     score.add_argument("--text-key", default="text", help="field holding the document text")
     score.add_argument(
@@ -124,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="tokens per sequence (default: min(4096, context))",
+    )
+    score.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable line or file (default: record it in the skipped "
+        "file with its path and line, and go on)",
     )
     score.add_argument(
         "--windows",
@@ -257,8 +268,9 @@ def run_score(args) -> int:
     from ai_filters.scoring import ScoringConfig, ScoringEngine
 
     heads = RetrievalHeads.load(args.heads)
-    if not Path(args.input).is_file():
-        raise FileNotFoundError(f"input file {args.input} does not exist")
+    missing = [path for path in args.input if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"input file {missing[0]} does not exist")
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
     args.model = args.model or heads.model
     loaded = _load(args)
@@ -274,7 +286,13 @@ def run_score(args) -> int:
     bar, update = progress_bar(None, "doc", "scoring")
     with bar:
         summary = score_file(
-            scorer, args.input, args.output, args.text_key, args.domain_key, progress=update
+            scorer,
+            args.input,
+            args.output,
+            args.text_key,
+            args.domain_key,
+            progress=update,
+            strict=args.strict,
         )
     print(summary.format())
     print(f"wrote {args.output} and {skipped_path(args.output)}", file=sys.stderr)

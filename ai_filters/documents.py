@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,28 +41,89 @@ def _as_document(row: dict, text_key: str, default_id: str) -> dict:
     return {"text": text, "id": default_id if doc_id is None else doc_id, "metadata": metadata}
 
 
-def read_documents(path: str | Path, text_key: str = "text") -> Iterator[dict]:
-    """Yield ``{"text", "id", "metadata"}`` dicts from a jsonl, jsonl.gz or parquet file."""
+class DocumentReadError(ValueError):
+    """A file or a line of it cannot be read (raised in strict mode only)."""
+
+
+SKIP_UNREADABLE = "unreadable"
+
+
+def unreadable(path: Path, line: int | None, detail: str) -> dict:
+    """The record standing for input that could not be parsed: it names the file and line."""
+    where = f"{path.name}/{line}" if line is not None else f"{path.name}/file"
+    metadata = {"skip_reason": SKIP_UNREADABLE, "skip_detail": detail, "source_file": str(path)}
+    if line is not None:
+        metadata["source_line"] = line + 1
+    return {"text": "", "id": where, "metadata": metadata}
+
+
+def read_documents(
+    path: str | Path, text_key: str = "text", strict: bool = False
+) -> Iterator[dict]:
+    """Yield ``{"text", "id", "metadata"}`` dicts from a jsonl, jsonl.gz or parquet file.
+
+    A line that is not valid UTF-8 or not a JSON object, a truncated or corrupt compressed
+    file, or a parquet file that cannot be read yields an :func:`unreadable` record (with
+    ``metadata["skip_reason"] == "unreadable"``) and reading goes on with the next line (the
+    next file, for a broken file). With ``strict``, those raise :class:`DocumentReadError`.
+    """
     path = Path(path)
     kind = document_format(path)
-    if kind == ".parquet":
-        yield from _read_parquet(path, text_key)
-        return
-    opener = gzip.open if kind == ".jsonl.gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if line.strip():
-                yield _as_document(json.loads(line), text_key, f"{path.name}/{index}")
+    reader = _read_parquet(path, text_key) if kind == ".parquet" else _read_jsonl(path, text_key)
+    for document in reader:
+        metadata = document["metadata"]
+        if strict and metadata.get("skip_reason") == SKIP_UNREADABLE:
+            line = f":{metadata['source_line']}" if "source_line" in metadata else ""
+            raise DocumentReadError(f"{metadata['source_file']}{line}: {metadata['skip_detail']}")
+        yield document
+
+
+def _read_jsonl(path: Path, text_key: str) -> Iterator[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    index = -1
+    try:
+        with opener(path, "rb") as handle:
+            for index, raw in enumerate(handle):
+                if raw.strip():
+                    yield _parse_line(path, index, raw, text_key)
+    except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt gzip stream
+        yield unreadable(path, None if index < 0 else index + 1, f"cannot read further: {error}")
+
+
+def _parse_line(path: Path, index: int, raw: bytes, text_key: str) -> dict:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return unreadable(path, index, f"invalid UTF-8 at byte {error.start}")
+    except json.JSONDecodeError as error:
+        return unreadable(path, index, f"invalid JSON: {error.msg} at column {error.colno}")
+    if not isinstance(row, dict):
+        return unreadable(path, index, f"a JSON {type(row).__name__}, not an object")
+    return _as_document(row, text_key, f"{path.name}/{index}")
 
 
 def _read_parquet(path: Path, text_key: str) -> Iterator[dict]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield _as_document(row, text_key, f"{path.name}/{index}")
-            index += 1
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                yield _as_document(row, text_key, f"{path.name}/{index}")
+                index += 1
+    except (pa.ArrowException, OSError) as error:
+        yield unreadable(path, None, f"corrupt parquet after {index} rows: {error}")
+
+
+def repair_text(text: str) -> tuple[str, bool]:
+    """``text`` with lone UTF-16 surrogates replaced by U+FFFD (they cannot be stored as
+    UTF-8), and whether anything was replaced."""
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), True
 
 
 class DocumentWriter:
@@ -85,7 +147,12 @@ class DocumentWriter:
             self._handle = gzip.open(self._staging, "wt", encoding="utf-8")
 
     def write(self, document: dict) -> None:
-        row = {"text": document["text"], "id": document["id"], "metadata": document["metadata"]}
+        """Write one document; text with lone surrogates is stored repaired and flagged."""
+        text, repaired = repair_text(document["text"])
+        metadata = (
+            {**document["metadata"], "text_repaired": True} if repaired else document["metadata"]
+        )
+        row = {"text": text, "id": document["id"], "metadata": metadata}
         if self._handle is not None:
             self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:

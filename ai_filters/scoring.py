@@ -10,7 +10,8 @@ Documents longer than ``max_tokens`` are truncated, or, with ``windows=True``, c
 consecutive windows of ``max_tokens`` tokens whose losses are averaged weighted by their number
 of predicted tokens. A document with fewer than 2 tokens has no next-token loss: it gets no
 score and the reason ``too_short``; a non-finite loss (for example an fp16 overflow) gets the
-reason ``non_finite_loss``, and a base loss of exactly 0 (no ratio exists) ``zero_base_loss``.
+reason ``non_finite_loss``, a base loss of exactly 0 (no ratio exists) ``zero_base_loss``, and
+text the tokenizer cannot encode (lone UTF-16 surrogates) ``untokenizable_text``.
 
 Batches are formed over length-sorted segments under a padded-token budget and padded on the
 right, which leaves every real position's causal context unchanged, so padding never changes a
@@ -36,6 +37,7 @@ from ai_filters.models import LoadedModel
 SKIP_TOO_SHORT = "too_short"
 SKIP_NON_FINITE = "non_finite_loss"
 SKIP_ZERO_LOSS = "zero_base_loss"
+SKIP_BAD_TEXT = "untokenizable_text"
 METADATA_KEYS = (
     "attention_influence",
     "ai_loss_base",
@@ -130,15 +132,26 @@ class ScoringEngine:
             config = replace(config, batch_tokens=budget)
         self.config = config
 
-    def tokenize(self, text: str) -> list[int]:
-        """The tokenizer's default encoding of ``text`` (its own special tokens, if any)."""
-        return self.loaded.tokenizer(text).input_ids
+    def tokenize(self, text: str) -> list[int] | None:
+        """The tokenizer's default encoding of ``text`` (its own special tokens, if any).
+
+        ``None`` when the tokenizer cannot encode the text (lone UTF-16 surrogates, say).
+        """
+        try:
+            return self.loaded.tokenizer(text).input_ids
+        except (TypeError, ValueError, UnicodeError):
+            return None
 
     def score_texts(
         self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
     ) -> list[DocumentScore]:
-        """Scores of ``texts``, in input order."""
-        return self.score_token_ids([self.tokenize(text) for text in texts], progress)
+        """Scores of ``texts``, in input order; text the tokenizer rejects gets a reason."""
+        encoded = [self.tokenize(text) for text in texts]
+        scores = iter(self.score_token_ids([ids for ids in encoded if ids is not None], progress))
+        return [
+            next(scores) if ids is not None else DocumentScore(0, 0, skip_reason=SKIP_BAD_TEXT)
+            for ids in encoded
+        ]
 
     def score_token_ids(
         self, documents: Sequence[Sequence[int]], progress: Callable[[int, int], None] | None = None
