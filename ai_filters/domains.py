@@ -16,6 +16,7 @@ Every document read gets ``metadata["domain"]`` set to its domain's name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseReader
 
 READERS = {"jsonl": JsonlReader, "parquet": ParquetReader}
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 SPEC_KEYS = {"reader", "path", "glob", "text_key", "id_key", "limit"}
 
 # The paper's corpus (DESIGN.md section 1). Python-Edu on the Hub holds only Software Heritage
@@ -63,6 +65,11 @@ def load_domains(path: str | Path) -> dict[str, dict]:
 
 def check_spec(domain: str, spec: object, where: str = "domains") -> None:
     """Raise :class:`DomainSpecError` with a precise message when ``spec`` is not valid."""
+    if not SAFE_NAME.fullmatch(domain) or domain in (".", ".."):
+        raise DomainSpecError(
+            f"{where}: domain name '{domain}' is used in output paths: use letters, digits, "
+            "'.', '_' or '-' only"
+        )
     if not isinstance(spec, Mapping):
         raise DomainSpecError(f"{where}: domain '{domain}' must map to a reader spec")
     unknown = set(spec) - SPEC_KEYS
