@@ -61,3 +61,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("measurements")
         for line in _MEASUREMENTS:
             terminalreporter.write_line(line)
+
+
+def write_heads_file(loaded, heads, path):
+    """Save a heads file that selects ``heads`` on ``loaded`` (no detection run); returns path."""
+    from ai_filters.heads import RetrievalHeads
+
+    scores = [[0.0] * loaded.num_heads for _ in range(loaded.num_layers)]
+    for layer, head in heads:
+        scores[layer][head] = 0.5
+    RetrievalHeads(
+        model="smollm2-135m",
+        model_fingerprint=loaded.fingerprint(),
+        num_layers=loaded.num_layers,
+        num_heads=loaded.num_heads,
+        num_kv_heads=loaded.num_kv_heads,
+        scores=scores,
+        selected=[list(head) for head in heads],
+    ).save(path)
+    return path

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import write_heads_file
 from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
@@ -22,7 +23,6 @@ from ai_filters.blocks import (
     score_bin,
     shared_model,
 )
-from ai_filters.heads import RetrievalHeads
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 
 HEADS = [[18, 6], [20, 6], [17, 3]]
@@ -58,20 +58,7 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def heads_file(loaded, tmp_path_factory) -> Path:
-    scores = [[0.0] * loaded.num_heads for _ in range(loaded.num_layers)]
-    for layer, head in HEADS:
-        scores[layer][head] = 0.5
-    path = tmp_path_factory.mktemp("heads") / "heads.json"
-    RetrievalHeads(
-        model="smollm2-135m",
-        model_fingerprint=loaded.fingerprint(),
-        num_layers=loaded.num_layers,
-        num_heads=loaded.num_heads,
-        num_kv_heads=loaded.num_kv_heads,
-        scores=scores,
-        selected=HEADS,
-    ).save(path)
-    return path
+    return write_heads_file(loaded, HEADS, tmp_path_factory.mktemp("heads") / "heads.json")
 
 
 def write_jsonl(path: Path, domain: str, documents: list[tuple[str, str]]) -> None:

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write_heads_file
 
 from ai_filters.corpus import local_corpus
 from ai_filters.documents import DocumentWriter, read_documents
-from ai_filters.heads import RetrievalHeads
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ("web", "code", "math")
@@ -41,16 +41,7 @@ def inputs(embedded, tmp_path_factory) -> Path:
                     writer.write({**document, "metadata": {}})
         specs[domain] = {"reader": "jsonl", "path": str(folder / "corpus" / domain)}
     (folder / "domains.yaml").write_text(json.dumps(specs))  # JSON is valid YAML
-    scores = [[0.0] * embedded.num_heads for _ in range(embedded.num_layers)]
-    RetrievalHeads(
-        "smollm2-135m",
-        embedded.fingerprint(),
-        embedded.num_layers,
-        embedded.num_heads,
-        embedded.num_kv_heads,
-        scores,
-        HEADS,
-    ).save(folder / "heads.json")
+    write_heads_file(embedded, HEADS, folder / "heads.json")
     return folder
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_heads_file
 
 from ai_filters.documents import DocumentReadError, read_documents
-from ai_filters.heads import RetrievalHeads
 from ai_filters.score_files import score_file, skipped_path
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 
@@ -107,17 +107,7 @@ def test_strict_mode_stops_with_file_and_line(engine, broken_inputs, tmp_path):
 
 
 def test_cli_reports_broken_files_and_goes_on(broken_inputs, tmp_path, embedded):
-    heads = tmp_path / "heads.json"
-    scores = [[0.0] * embedded.num_heads for _ in range(embedded.num_layers)]
-    RetrievalHeads(
-        "smollm2-135m",
-        embedded.fingerprint(),
-        embedded.num_layers,
-        embedded.num_heads,
-        embedded.num_kv_heads,
-        scores,
-        [list(h) for h in HEADS],
-    ).save(heads)
+    heads = write_heads_file(embedded, HEADS, tmp_path / "heads.json")
     command = [
         sys.executable,
         "-m",
