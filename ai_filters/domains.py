@@ -117,3 +117,16 @@ class DomainsReader(PipelineStep):
                 document.metadata["domain"] = domain
                 self.stat_update(f"read_{domain}")
                 yield document
+
+
+def corpus_domains(out: str | Path, demo: bool, domains_file: str | None) -> dict[str, dict]:
+    """The domain specs a pipeline reads: the demo corpus written under ``out/corpus/`` (one
+    jsonl folder per domain), a domains file, or by default the SmolLM corpus on the Hub."""
+    if demo:
+        corpus = Path(out).resolve() / "corpus"
+        return {
+            folder.name: {"reader": "jsonl", "path": str(folder)}
+            for folder in sorted(corpus.iterdir())
+            if folder.is_dir()
+        }
+    return load_domains(domains_file) if domains_file else SMOLLM_CORPUS

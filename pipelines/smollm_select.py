@@ -36,7 +36,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from ai_filters.blocks import AttentionInfluenceFilter, AttentionInfluenceScorer, DomainThresholds
-from ai_filters.domains import SMOLLM_CORPUS, DomainsReader, load_domains
+from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
     add_executor_options,
     chain_executors,
@@ -97,17 +97,6 @@ def prepare_demo(args) -> None:
     args.max_tokens = args.max_tokens or 192
 
 
-def domain_specs(args) -> dict[str, dict]:
-    if args.demo:
-        corpus = Path(args.out).resolve() / "corpus"
-        return {
-            folder.name: {"reader": "jsonl", "path": str(folder)}
-            for folder in sorted(corpus.iterdir())
-            if folder.is_dir()
-        }
-    return load_domains(args.domains) if args.domains else SMOLLM_CORPUS
-
-
 def stage_pipelines(args) -> dict[str, tuple[list, int]]:
     """Each stage's pipeline and task count."""
     out = Path(args.out).resolve()
@@ -125,7 +114,7 @@ def stage_pipelines(args) -> dict[str, tuple[list, int]]:
     return {
         "score": (
             [
-                DomainsReader(domain_specs(args)),
+                DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
                 scorer,
                 JsonlWriter(str(out / "scored"), output_filename=SHARD),
             ],

@@ -28,7 +28,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
-from ai_filters.domains import SMOLLM_CORPUS, DomainsReader, load_domains
+from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
     add_executor_options,
     chain_executors,
@@ -67,19 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def corpus_reader(args) -> DomainsReader:
-    if args.demo:
-        corpus = Path(args.out).resolve() / "corpus"
-        specs = {
-            folder.name: {"reader": "jsonl", "path": str(folder)}
-            for folder in sorted(corpus.iterdir())
-            if folder.is_dir()
-        }
-    else:
-        specs = load_domains(args.domains) if args.domains else SMOLLM_CORPUS
-    return DomainsReader(specs)
-
-
 def tokenizer_path(args) -> str:
     if args.tokenizer:
         return args.tokenizer
@@ -94,7 +81,7 @@ def stages(args) -> dict[str, tuple[list, int]]:
     """Tokenize and merge stages of the corpus, then of the selection."""
     out = Path(args.out).resolve()
     readers = {
-        "corpus": corpus_reader(args),
+        "corpus": DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
         "selected": ParquetReader(str(out / "selected"), glob_pattern="data/**/*.parquet"),
     }
     tokenizer = tokenizer_path(args)
