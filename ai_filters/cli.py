@@ -5,6 +5,7 @@ ai-filters score         score a file of documents with AttentionInfluence
 ai-filters hub-folder    turn a selection into a Hub-ready dataset folder with its card
 ai-filters push          upload such a folder to the Hugging Face Hub
 ai-filters nanotron-config  write a nanotron WSD pretraining config for corpus + selection
+ai-filters compare       compare selections made by different scorers (overlap, Spearman, lengths)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ai_filters.compare import add_compare_command
 from ai_filters.hub import add_hub_commands
 from ai_filters.models import DEFAULT_MODEL
 from ai_filters.nanotron import add_nanotron_config_command
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_hub_commands(commands)
     add_nanotron_config_command(commands)
+    add_compare_command(commands)
 
     return parser
 
@@ -263,6 +266,7 @@ def run_detect_heads(args) -> int:
 
 
 def run_score(args) -> int:
+    from ai_filters.documents import check_writable_folder
     from ai_filters.heads import RetrievalHeads
     from ai_filters.score_files import score_file, skipped_path
     from ai_filters.scoring import ScoringConfig, ScoringEngine
@@ -272,6 +276,7 @@ def run_score(args) -> int:
     if missing:
         raise FileNotFoundError(f"input file {missing[0]} does not exist")
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
+    check_writable_folder(Path(args.output).parent, "--output")
     args.model = args.model or heads.model
     loaded = _load(args)
     heads.check_model(loaded, strict_fingerprint=not args.ignore_fingerprint)
@@ -302,19 +307,53 @@ def run_score(args) -> int:
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)
 
 
+def error_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type name when it has none)."""
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class OneLineErrors:
+    """Context manager: an expected error raised in the block becomes one line and an exit code.
+
+    The line, on stderr, is ``PROG: error: MESSAGE (--debug shows the traceback)`` and
+    :attr:`exit_code` becomes 2; Ctrl-C prints ``PROG: interrupted`` and gives 130. With
+    ``debug``, and for any other exception (a bug), the exception propagates with its
+    traceback. Used by ``ai-filters`` and by the pipeline scripts in ``pipelines/``::
+
+        with OneLineErrors("ai-filters", args.debug) as errors:
+            return args.run(args)
+        return errors.exit_code
+    """
+
+    def __init__(self, prog: str, debug: bool) -> None:
+        self.prog = prog
+        self.debug = debug
+        self.exit_code = 0
+
+    def __enter__(self) -> OneLineErrors:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is KeyboardInterrupt:
+            print(f"{self.prog}: interrupted", file=sys.stderr)
+            self.exit_code = 130
+            return True
+        if error is None or self.debug or not isinstance(error, EXPECTED_ERRORS):
+            return False
+        print(
+            f"{self.prog}: error: {error_line(error)} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        self.exit_code = 2
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an expected error is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    try:
+    with OneLineErrors("ai-filters", args.debug) as errors:
         return args.run(args)
-    except KeyboardInterrupt:
-        print("ai-filters: interrupted", file=sys.stderr)
-        return 130
-    except EXPECTED_ERRORS as error:
-        if args.debug:
-            raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"ai-filters: error: {message} (--debug shows the traceback)", file=sys.stderr)
-        return 2
+    return errors.exit_code
 
 
 if __name__ == "__main__":

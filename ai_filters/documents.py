@@ -90,15 +90,27 @@ def _read_jsonl(path: Path, text_key: str) -> Iterator[dict]:
         yield unreadable(path, None if index < 0 else index + 1, f"cannot read further: {error}")
 
 
-def _parse_line(path: Path, index: int, raw: bytes, text_key: str) -> dict:
+def parse_json_line(raw: bytes) -> dict | str:
+    """The JSON object on one line of a ``.jsonl`` file, or, as a string, why there is none.
+
+    Lone UTF-16 surrogates escaped in the JSON (``"\\ud800"``) are accepted, as the json
+    module does; invalid UTF-8, invalid JSON and a JSON value that is not an object are not.
+    """
     try:
         row = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
-        return unreadable(path, index, f"invalid UTF-8 at byte {error.start}")
+        return f"invalid UTF-8 at byte {error.start}"
     except json.JSONDecodeError as error:
-        return unreadable(path, index, f"invalid JSON: {error.msg} at column {error.colno}")
+        return f"invalid JSON: {error.msg} at column {error.colno}"
     if not isinstance(row, dict):
-        return unreadable(path, index, f"a JSON {type(row).__name__}, not an object")
+        return f"a JSON {type(row).__name__}, not an object"
+    return row
+
+
+def _parse_line(path: Path, index: int, raw: bytes, text_key: str) -> dict:
+    row = parse_json_line(raw)
+    if isinstance(row, str):
+        return unreadable(path, index, row)
     return _as_document(row, text_key, f"{path.name}/{index}")
 
 
@@ -126,6 +138,41 @@ def repair_text(text: str) -> tuple[str, bool]:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), True
 
 
+def repair_strings(value: object) -> tuple[object, bool]:
+    """``value`` with :func:`repair_text` applied to every string in it (dict keys and values,
+    list items, at any depth), and whether anything was replaced."""
+    if isinstance(value, str):
+        return repair_text(value)
+    if isinstance(value, dict):
+        pairs = [(repair_text(str(key)), repair_strings(item)) for key, item in value.items()]
+        repaired = {key: item for (key, _), (item, _) in pairs}
+        return repaired, any(a or b for (_, a), (_, b) in pairs)
+    if isinstance(value, list | tuple):
+        items = [repair_strings(item) for item in value]
+        return [item for item, _ in items], any(flag for _, flag in items)
+    return value, False
+
+
+def check_writable_folder(folder: str | Path, option: str) -> None:
+    """Create ``folder`` if needed and make sure a file can be written in it.
+
+    Otherwise (a path under a regular file, a read-only file system, no permission, ...) raise
+    ``OSError`` with one line that names the folder, the reason and the ``option`` to change.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        reason = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror
+        reason = reason or type(error).__name__
+        raise OSError(
+            f"output folder {folder} cannot be written ({reason}); choose another {option}"
+        ) from error
+
+
 class DocumentWriter:
     """Writes documents to ``path`` (format by extension), atomically on :meth:`close`.
 
@@ -147,12 +194,17 @@ class DocumentWriter:
             self._handle = gzip.open(self._staging, "wt", encoding="utf-8")
 
     def write(self, document: dict) -> None:
-        """Write one document; text with lone surrogates is stored repaired and flagged."""
-        text, repaired = repair_text(document["text"])
-        metadata = (
-            {**document["metadata"], "text_repaired": True} if repaired else document["metadata"]
-        )
-        row = {"text": text, "id": document["id"], "metadata": metadata}
+        """Write one document. Lone surrogates (which UTF-8 cannot store) are replaced by
+        U+FFFD and flagged: in the text with ``text_repaired``, in the id or the metadata with
+        ``fields_repaired``."""
+        text, text_repaired = repair_text(document["text"])
+        doc_id, id_repaired = repair_strings(document["id"])
+        metadata, metadata_repaired = repair_strings(document["metadata"])
+        if text_repaired:
+            metadata["text_repaired"] = True
+        if id_repaired or metadata_repaired:
+            metadata["fields_repaired"] = True
+        row = {"text": text, "id": doc_id, "metadata": metadata}
         if self._handle is not None:
             self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:

@@ -3,18 +3,87 @@
 The pipeline scripts in ``pipelines/`` describe stages; this module turns them into chained
 datatrove executors (``LocalPipelineExecutor`` or ``SlurmPipelineExecutor``), checks Slurm
 options before anything is submitted, and can wait for submitted jobs.
+
+A local task that fails raises :class:`TaskFailed`, whose one-line message names the stage,
+the task, the error and the task's log file; without ``--debug`` the traceback stays in that
+log file instead of being printed (see :class:`ai_filters.cli.OneLineErrors`).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr
 from pathlib import Path
+from typing import TextIO
 
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
+from datatrove.utils.stats import PipelineStats
+
+TRACEBACK_HEADER = "Traceback (most recent call last)"
+
+
+class TaskFailed(RuntimeError):
+    """A local pipeline task raised; the message says which task, why, and where its log is."""
+
+
+class _TracebackFreeStream(io.TextIOBase):
+    """Passes text on to ``stream``, except a log record that carries a traceback.
+
+    loguru writes each record, its traceback included, in one ``write`` call, so a write that
+    holds a traceback is exactly one failure record: it is left out here (the task's log file
+    keeps it) and :class:`TaskFailed` reports the failure in one line.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if TRACEBACK_HEADER not in text:
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+class OneLineLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor whose failed task raises a one-line :class:`TaskFailed`.
+
+    Args (besides ``LocalPipelineExecutor``'s):
+        stage: the stage's name, used in the message.
+        debug: let the task's own exception and traceback through instead.
+
+    datatrove logs a failed task's traceback to the console and to
+    ``<logging_dir>/logs/task_<rank>.log``; without ``debug`` only the file gets it.
+    """
+
+    def __init__(self, *args, stage: str, debug: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage = stage
+        self.debug = debug
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+        if self.debug:
+            return super()._run_for_rank(rank, local_rank, node_rank)
+        try:
+            with redirect_stderr(_TracebackFreeStream(sys.stderr)):
+                return super()._run_for_rank(rank, local_rank, node_rank)
+        except Exception as error:
+            from ai_filters.cli import error_line  # the CLI's own one-line form of an error
+
+            log = self.logging_dir.resolve_paths(f"logs/task_{rank:05d}.log")
+            raise TaskFailed(
+                f"stage '{self.stage}' failed in task {rank}: {error_line(error)} (full log: {log})"
+            ) from None
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +116,12 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--wait", action="store_true", help="slurm: wait until the submitted jobs have finished"
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks on errors (default: one line; a local task's traceback is in "
+        "its log file, OUT/logs/<stage>/logs/)",
     )
 
 
@@ -85,7 +160,14 @@ def chain_executors(
             "depends": executors[-1] if executors else None,
         }
         if args.executor == "local":
-            executors.append(LocalPipelineExecutor(**common, workers=args.workers))
+            executors.append(
+                OneLineLocalExecutor(
+                    **common,
+                    workers=args.workers,
+                    stage=stage,
+                    debug=getattr(args, "debug", False),
+                )
+            )
             continue
         executors.append(
             SlurmPipelineExecutor(

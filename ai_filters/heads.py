@@ -236,6 +236,8 @@ class RetrievalHeads:
         rows = len(self.scores)
         if rows != self.num_layers or any(len(row) != self.num_heads for row in self.scores):
             raise HeadsFileError(f"{where}: scores are not {self.num_layers} x {self.num_heads}")
+        if not self.selected:
+            raise HeadsFileError(f"{where} selects no heads: there is nothing to mask")
         for layer, head in self.selected:
             if not (0 <= layer < self.num_layers and 0 <= head < self.num_heads):
                 raise HeadsFileError(f"{where}: selected head [{layer}, {head}] is out of range")

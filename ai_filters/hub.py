@@ -418,8 +418,8 @@ def card_body(
     ]
     if statistics:
         sections += [
-            "Score statistics of the scored documents. `spearman_ai_loss` / "
-            "`spearman_ai_tokens`: rank correlation of the score with the base loss and with "
+            "Score statistics of the scored documents. `spearman_score_loss` / "
+            "`spearman_score_tokens`: rank correlation of the score with the base loss and with "
             f"length; `ppl_overlap`: share of the top {fraction} that a lowest-loss "
             "perplexity filter of the same size also picks.",
             format_table(statistics),

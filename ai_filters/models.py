@@ -184,6 +184,20 @@ def resolve_model_path(spec: str) -> str:
     return spec
 
 
+def load_tokenizer(spec: str = DEFAULT_MODEL, trust_remote_code: bool = False):
+    """The tokenizer of model ``spec`` alone (see :func:`resolve_model_path`), no weights."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(spec)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise ModelLoadError(
+            f"cannot load the tokenizer of '{spec}': {error}".splitlines()[0]
+            + " (a Hub id needs network access or a local copy in the HF cache)"
+        ) from error
+
+
 def load_model(
     spec: str = DEFAULT_MODEL,
     device: str | torch.device | None = None,
@@ -198,7 +212,7 @@ def load_model(
     Weights load from safetensors only unless ``allow_pickle`` is set; remote code runs only
     with ``trust_remote_code``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     resolved_device = torch.device(device) if device is not None else default_device()
     if isinstance(dtype, str):
@@ -207,8 +221,8 @@ def load_model(
         dtype = DTYPES[dtype]
     resolved_dtype = dtype or default_dtype(resolved_device)
     path = resolve_model_path(spec)
+    tokenizer = load_tokenizer(spec, trust_remote_code)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             path,
             dtype=resolved_dtype,

@@ -29,8 +29,8 @@ def ranks(values: Sequence[float]) -> np.ndarray:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (NaN when either side is constant or has < 2 values)."""
-    if len(x) < 2:
+    """Spearman rank correlation (NaN when either side is constant, has < 2 values or a NaN)."""
+    if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
     rx, ry = ranks(x), ranks(y)
     if rx.std() == 0 or ry.std() == 0:
@@ -46,42 +46,50 @@ def top_indices(values: Sequence[float], fraction: float, highest: bool = True) 
 
 
 def domain_statistics(
-    documents: Iterable[dict], domain_key: str = "domain", fraction: float = 0.2
+    documents: Iterable[dict],
+    domain_key: str = "domain",
+    fraction: float = 0.2,
+    score_key: str = "attention_influence",
 ) -> dict[str, dict]:
     """Statistics of the scored documents of each domain.
 
-    For each domain: documents, mean tokens (whole documents: ``ai_doc_tokens``),
-    AttentionInfluence mean / quantiles, mean base loss, Spearman of the score with base loss
-    and with document length, and ``ppl_overlap``: the share
-    of the top ``fraction`` by AttentionInfluence that the lowest-loss ``fraction`` (a
-    perplexity filter) also selects.
+    For each domain: documents, mean tokens (whole documents: ``ai_doc_tokens``), the score's
+    (``metadata[score_key]``) mean / quantiles, mean base loss, Spearman of the score with base
+    loss and with document length, and ``ppl_overlap``: the share of the top ``fraction`` by
+    score that the lowest-loss ``fraction`` (a perplexity filter) also selects. Without base
+    losses (the random scorer) the loss columns are NaN.
     """
     by_domain: dict[str, list[dict]] = defaultdict(list)
     for document in documents:
         metadata = document["metadata"]
-        if metadata.get("attention_influence") is not None:
+        if metadata.get(score_key) is not None:
             by_domain[str(metadata.get(domain_key, "all"))].append(metadata)
-    return {domain: _statistics(rows, fraction) for domain, rows in sorted(by_domain.items())}
+    return {
+        domain: _statistics(rows, fraction, score_key) for domain, rows in sorted(by_domain.items())
+    }
 
 
-def _statistics(rows: list[dict], fraction: float) -> dict:
-    score = [row["attention_influence"] for row in rows]
-    loss = [row["ai_loss_base"] for row in rows]
+def _statistics(rows: list[dict], fraction: float, score_key: str) -> dict:
+    score = [row[score_key] for row in rows]
+    loss = [row.get("ai_loss_base", float("nan")) for row in rows]
     tokens = [row.get("ai_doc_tokens") or row["ai_n_tokens"] for row in rows]
     selected = top_indices(score, fraction)
-    low_loss = top_indices(loss, fraction, highest=False)
+    has_loss = bool(np.isfinite(loss).all())
+    low_loss = top_indices(loss, fraction, highest=False) if has_loss else set()
     q20, q50, q80 = np.quantile(score, [0.2, 0.5, 0.8])
     return {
         "documents": len(rows),
         "mean_tokens": float(np.mean(tokens)),
-        "ai_mean": float(np.mean(score)),
-        "ai_p20": float(q20),
-        "ai_median": float(q50),
-        "ai_p80": float(q80),
+        "score_mean": float(np.mean(score)),
+        "score_p20": float(q20),
+        "score_median": float(q50),
+        "score_p80": float(q80),
         "loss_base_mean": float(np.mean(loss)),
-        "spearman_ai_loss": spearman(score, loss),
-        "spearman_ai_tokens": spearman(score, tokens),
-        "ppl_overlap": len(selected & low_loss) / len(selected) if selected else float("nan"),
+        "spearman_score_loss": spearman(score, loss),
+        "spearman_score_tokens": spearman(score, tokens),
+        "ppl_overlap": len(selected & low_loss) / len(selected)
+        if selected and has_loss
+        else float("nan"),
         "selected_mean_tokens": float(np.mean([tokens[i] for i in selected])) if selected else 0.0,
     }
 
@@ -90,13 +98,13 @@ COLUMNS = (
     ("domain", "{}"),
     ("documents", "{:d}"),
     ("mean_tokens", "{:.0f}"),
-    ("ai_mean", "{:.4f}"),
-    ("ai_p20", "{:.4f}"),
-    ("ai_median", "{:.4f}"),
-    ("ai_p80", "{:.4f}"),
+    ("score_mean", "{:.4f}"),
+    ("score_p20", "{:.4f}"),
+    ("score_median", "{:.4f}"),
+    ("score_p80", "{:.4f}"),
     ("loss_base_mean", "{:.3f}"),
-    ("spearman_ai_loss", "{:+.2f}"),
-    ("spearman_ai_tokens", "{:+.2f}"),
+    ("spearman_score_loss", "{:+.2f}"),
+    ("spearman_score_tokens", "{:+.2f}"),
     ("ppl_overlap", "{:.2f}"),
 )
 

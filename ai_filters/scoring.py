@@ -6,6 +6,8 @@ For a document of tokens x_1..x_n (the tokenizer's default encoding, nothing add
     loss_ref  = the same with the retrieval heads masked
     attention_influence = (loss_ref - loss_base) / loss_base
 
+An engine built without heads computes ``loss_base`` only (the perplexity-filter baseline).
+
 Documents longer than ``max_tokens`` are truncated, or, with ``windows=True``, cut into
 consecutive windows of ``max_tokens`` tokens whose losses are averaged weighted by their number
 of predicted tokens. A document with fewer than 2 tokens has no next-token loss: it gets no
@@ -63,19 +65,23 @@ class DocumentScore:
 
     @property
     def attention_influence(self) -> float | None:
-        if self.skip_reason is not None:
+        """``(loss_ref - loss_base) / loss_base``; ``None`` when skipped or base loss only."""
+        if self.skip_reason is not None or self.loss_ref is None:
             return None
         return (self.loss_ref - self.loss_base) / self.loss_base
 
     def as_metadata(self) -> dict:
-        """The metadata fields written on a scored document."""
-        return {
+        """The metadata fields written on a scored document (no reference fields without one)."""
+        metadata = {
             "attention_influence": self.attention_influence,
             "ai_loss_base": self.loss_base,
             "ai_loss_ref": self.loss_ref,
             "ai_n_tokens": self.n_tokens,
             "ai_doc_tokens": self.document_tokens,
         }
+        if self.loss_ref is None:
+            del metadata["attention_influence"], metadata["ai_loss_ref"]
+        return metadata
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,9 @@ class _Segment:
 class ScoringEngine:
     """Scores documents with one loaded model and a list of heads to mask.
 
-    Not thread-safe: masking installs hooks on the shared model while the reference pass runs.
+    With no heads, only the base loss is computed (``loss_ref`` is ``None``): the perplexity
+    filter's score at half the cost. Not thread-safe: masking installs hooks on the shared
+    model while the reference pass runs.
     """
 
     def __init__(
@@ -122,8 +130,6 @@ class ScoringEngine:
         heads: Sequence[Sequence[int]],
         config: ScoringConfig | None = None,
     ) -> None:
-        if not heads:
-            raise ValueError("no heads to mask: the heads file selects none")
         self.loaded = loaded
         self.heads = [tuple(head) for head in heads]
         config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
@@ -162,7 +168,7 @@ class ScoringEngine:
         increments of that batch (a document counts when its last segment is done).
         """
         segments, n_tokens = self._segments(documents)
-        sums = torch.zeros(len(documents), 2, dtype=torch.float64)
+        sums = torch.zeros(len(documents), 2 if self.heads else 1, dtype=torch.float64)
         counts = torch.zeros(len(documents), dtype=torch.float64)
         remaining = [0] * len(documents)
         for segment in segments:
@@ -216,10 +222,12 @@ class ScoringEngine:
         return batches
 
     def _batch_losses(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: ``[sum CE base, sum CE ref]`` (float64) and the number of predicted tokens.
+        """Per row: ``[sum CE base, sum CE ref]`` (float64; base only without heads) and the
+        number of predicted tokens.
 
-        The batch is fed twice in one forward pass, plain rows then masked rows; the layers
-        below the first masked one run once, on the plain rows, and are copied to both.
+        With heads, the batch is fed twice in one forward pass, plain rows then masked rows;
+        the layers below the first masked one run once, on the plain rows, and are copied to
+        both.
         """
         rows = len(sequences)
         width = max(len(ids) for ids in sequences)
@@ -229,23 +237,39 @@ class ScoringEngine:
         for row, ids in enumerate(sequences):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
-        doubled_ids = torch.cat([input_ids, input_ids]).to(self.loaded.device)
-        doubled_mask = torch.cat([attention_mask, attention_mask]).to(self.loaded.device)
+        copies = 2 if self.heads else 1
+        fed_ids = input_ids.repeat(copies, 1).to(self.loaded.device)
+        fed_mask = attention_mask.repeat(copies, 1).to(self.loaded.device)
+        with torch.inference_mode(), self._reference_rows(rows):
+            sums = self._summed_loss(fed_ids, fed_mask)
+        counts = attention_mask[:, 1:].sum(dim=1).double()
+        return sums.view(copies, rows).T, counts
+
+    @contextmanager
+    def _reference_rows(self, rows: int) -> Iterator[None]:
+        """Mask the heads in the rows after the first ``rows`` and share the layers below."""
+        if not self.heads:
+            yield
+            return
         model = self.loaded.model
         with (
-            torch.inference_mode(),
             masked_heads(model, self.heads, self.config.mask_mode, rows=slice(rows, None)),
             shared_prefix(model, shared_prefix_layers(self.heads), rows),
         ):
-            sums = self._summed_loss(doubled_ids, doubled_mask)
-        counts = attention_mask[:, 1:].sum(dim=1).double()
-        return torch.stack([sums[:rows], sums[rows:]], dim=1), counts
+            yield
 
     def _summed_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Sum of next-token cross-entropy per row, from hidden states, in chunks of rows."""
+        """Sum of next-token cross-entropy per row, from hidden states, in chunks of rows.
+
+        A batch without padding is fed without a mask: attention then takes its causal fast
+        path instead of an explicit mask.
+        """
         model = self.loaded.model
+        unpadded = bool(attention_mask.all())
         hidden = model.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            input_ids=input_ids,
+            attention_mask=None if unpadded else attention_mask,
+            use_cache=False,
         )
         hidden = hidden.last_hidden_state[:, :-1]
         predicted = attention_mask[:, 1:].bool()
@@ -269,8 +293,9 @@ class ScoringEngine:
     ) -> DocumentScore:
         if count.item() == 0:
             return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_TOO_SHORT)
-        loss_base, loss_ref = (sums / count).tolist()
-        if not (math.isfinite(loss_base) and math.isfinite(loss_ref)):
+        losses = (sums / count).tolist()
+        loss_base, loss_ref = losses[0], (losses[1] if len(losses) > 1 else None)
+        if not all(math.isfinite(loss) for loss in losses):
             return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_NON_FINITE)
         if loss_base == 0:
             return DocumentScore(n_tokens, document_tokens, skip_reason=SKIP_ZERO_LOSS)

@@ -19,6 +19,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from ai_filters.documents import read_documents
 from ai_filters.report import domain_statistics, format_table
+from ai_filters.selection import ScorerRecord
 
 
 def _stat_total(value) -> int:
@@ -50,6 +51,7 @@ def _count(folder: Path, pattern: str, key=None) -> tuple[Counter, Counter]:
 def build_report(out: Path) -> dict:
     """Everything ``report.json`` holds, computed from the output folder ``out``."""
     thresholds = json.loads((out / "thresholds.json").read_text())
+    record = ScorerRecord.read(out)
     read = read_counts(out / "logs" / "score" / "stats")
     scored, scored_tokens = _count(out / "scored", "**/*.jsonl.gz")
     selected, selected_tokens = _count(out / "selected", "data/**/*.parquet")
@@ -78,16 +80,20 @@ def build_report(out: Path) -> dict:
             == selected[domain] + rejected[domain],
         }
     statistics = domain_statistics(
-        document
-        for path in sorted((out / "scored").glob("**/*.jsonl.gz"))
-        for document in read_documents(path)
+        (
+            document
+            for path in sorted((out / "scored").glob("**/*.jsonl.gz"))
+            for document in read_documents(path)
+        ),
+        fraction=record.fraction,
+        score_key=record.score_key,
     )
-    return {"domains": domains, "statistics": statistics}
+    return {"scorer": record.scorer, "domains": domains, "statistics": statistics}
 
 
 def format_report(report: dict) -> str:
     lines = [
-        "# AttentionInfluence selection",
+        f"# Selection by {report['scorer']}",
         "",
         "| domain | read | scored | skipped | selected | rejected | threshold | tokens | "
         "tokens selected | conserved |",

@@ -2,7 +2,7 @@
 
 Stages (each a datatrove executor depending on the one before):
 
-1. ``score``: read every domain, score with AttentionInfluence -> ``OUT/scored/<domain>/*.jsonl.gz``
+1. ``score``: read every domain, score with ``--scorer`` -> ``OUT/scored/<domain>/*.jsonl.gz``
    (documents that cannot be scored -> ``OUT/skipped/<domain>/``, with ``filter_reason``);
 2. ``thresholds`` (one task): the exact top-``--fraction`` threshold per domain ->
    ``OUT/thresholds.json``;
@@ -20,6 +20,18 @@ Examples:
         --executor slurm --tasks 256 --partition gpu --gpus-per-task 1 --time 12:00:00 \\
         --env-command "source /fsx/ai-filters/.venv/bin/activate"
 
+    # the controls, on the same corpus and with the same selection code (one folder each)
+    python pipelines/smollm_select.py --demo --scorer random --out out/demo/controls/random
+    python pipelines/smollm_select.py --demo --scorer perplexity \
+        --out out/demo/controls/perplexity
+    python pipelines/smollm_select.py --demo --scorer zero_ablation --heads out/demo/heads.json \
+        --out out/demo/controls/zero_ablation
+
+Scorers: ``attention_influence`` (the method), ``zero_ablation`` (the same heads zeroed instead
+of made uniform), ``perplexity`` (minus the base loss: the lowest-loss fraction is kept) and
+``random`` (a seeded random score: the random-subset control). ``OUT/scorer.json`` records
+which one made the folder; ``ai-filters compare`` compares folders.
+
 Rerunning the same command skips the tasks that completed (datatrove's completion markers in
 ``OUT/logs/<stage>/completions``).
 """
@@ -35,7 +47,15 @@ from pathlib import Path
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-from ai_filters.blocks import AttentionInfluenceFilter, AttentionInfluenceScorer, DomainThresholds
+from ai_filters.blocks import (
+    AttentionInfluenceScorer,
+    DomainThresholdFilter,
+    DomainThresholds,
+    PerplexityScorer,
+    RandomScorer,
+)
+from ai_filters.cli import OneLineErrors
+from ai_filters.documents import check_writable_folder
 from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
     add_executor_options,
@@ -43,10 +63,19 @@ from ai_filters.executors import (
     check_slurm_options,
     run_chain,
 )
+from ai_filters.models import DEFAULT_MODEL
+from ai_filters.selection import ScorerRecord
 from ai_filters.selection_report import SelectionReport
 
 SHARD = "${domain}/${rank}.jsonl.gz"
 HUB_SHARD = "data/${domain}/${rank}.parquet"
+SCORERS = {  # scorer name -> metadata key of its score
+    "attention_influence": AttentionInfluenceScorer.score_key,
+    "zero_ablation": AttentionInfluenceScorer.score_key,
+    "perplexity": PerplexityScorer.score_key,
+    "random": RandomScorer.score_key,
+}
+NEEDS_HEADS = ("attention_influence", "zero_ablation")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--heads", default=None, help="heads file (default with --demo: OUT/heads.json)"
     )
-    data.add_argument("--model", default=None, help="selector model (default: the heads file's)")
+    data.add_argument(
+        "--scorer",
+        choices=sorted(SCORERS),
+        default="attention_influence",
+        help="what ranks the documents: the method, or a control (see above)",
+    )
+    data.add_argument(
+        "--model",
+        default=None,
+        help=f"selector model (default: the heads file's; without heads: {DEFAULT_MODEL})",
+    )
+    data.add_argument("--seed", type=int, default=0, help="seed of the random scorer")
     data.add_argument("--fraction", type=float, default=0.2, help="top fraction kept per domain")
     data.add_argument(
         "--max-tokens",
@@ -91,24 +131,40 @@ def prepare_demo(args) -> None:
 
     out = Path(args.out)
     write_demo_corpus(out / "corpus", args.docs_per_domain)
+    args.max_tokens = args.max_tokens or 192
+    if args.scorer not in NEEDS_HEADS:
+        return
     args.heads = args.heads or str(out / "heads.json")
     if not Path(args.heads).is_file():
-        detect_and_check(out, args.model or "smollm2-135m")
-    args.max_tokens = args.max_tokens or 192
+        detect_and_check(out, args.model or DEFAULT_MODEL)
+
+
+def build_scorer(args, exclusion_writer: JsonlWriter):
+    """The ``--scorer`` block."""
+    if args.scorer == "random":
+        return RandomScorer(
+            args.seed, args.model or DEFAULT_MODEL, exclusion_writer=exclusion_writer
+        )
+    shared = dict(
+        model=args.model,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        exclusion_writer=exclusion_writer,
+    )
+    if args.scorer == "perplexity":
+        return PerplexityScorer(**dict(shared, model=args.model or DEFAULT_MODEL))
+    mask_mode = "zero" if args.scorer == "zero_ablation" else "uniform"
+    return AttentionInfluenceScorer(str(Path(args.heads).resolve()), mask_mode=mask_mode, **shared)
 
 
 def stage_pipelines(args) -> dict[str, tuple[list, int]]:
     """Each stage's pipeline and task count."""
     out = Path(args.out).resolve()
-    scorer = AttentionInfluenceScorer(
-        str(Path(args.heads).resolve()),
-        model=args.model,
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
-        exclusion_writer=JsonlWriter(str(out / "skipped"), output_filename=SHARD),
-    )
-    selector = AttentionInfluenceFilter(
+    score_key = SCORERS[args.scorer]
+    scorer = build_scorer(args, JsonlWriter(str(out / "skipped"), output_filename=SHARD))
+    selector = DomainThresholdFilter(
         str(out / "thresholds.json"),
+        score_key=score_key,
         exclusion_writer=ParquetWriter(str(out / "rejected"), output_filename=HUB_SHARD),
     )
     return {
@@ -121,7 +177,11 @@ def stage_pipelines(args) -> dict[str, tuple[list, int]]:
             args.tasks,
         ),
         "thresholds": (
-            [DomainThresholds(str(out / "scored"), out / "thresholds.json", args.fraction)],
+            [
+                DomainThresholds(
+                    str(out / "scored"), out / "thresholds.json", args.fraction, score_key
+                )
+            ],
             1,
         ),
         "select": (
@@ -148,22 +208,27 @@ def keep_heads_with_output(heads: Path, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.executor == "slurm":
-        check_slurm_options(args)
-    if args.demo:
-        prepare_demo(args)
-    if not args.heads:
-        raise SystemExit("error: --heads is required (or use --demo)")
-    keep_heads_with_output(Path(args.heads), Path(args.out))
-    started = time.monotonic()
-    stages = stage_pipelines(args)
-    executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})
-    run_chain(args, executors, list(stages))
-    report = Path(args.out) / "report.md"
-    if args.executor == "local" or args.wait:
-        print(report.read_text())
-        print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
-    return 0
+    with OneLineErrors("smollm_select.py", args.debug) as errors:
+        check_writable_folder(args.out, "--out")
+        if args.executor == "slurm":
+            check_slurm_options(args)
+        if args.demo:
+            prepare_demo(args)
+        if args.scorer in NEEDS_HEADS:
+            if not args.heads:
+                raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
+            keep_heads_with_output(Path(args.heads), Path(args.out))
+        ScorerRecord(args.scorer, SCORERS[args.scorer], args.fraction).write(args.out)
+        started = time.monotonic()
+        stages = stage_pipelines(args)
+        executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})
+        run_chain(args, executors, list(stages))
+        report = Path(args.out) / "report.md"
+        if args.executor == "local" or args.wait:
+            print(report.read_text())
+            print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
+        return 0
+    return errors.exit_code
 
 
 if __name__ == "__main__":

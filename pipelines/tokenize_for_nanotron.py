@@ -28,6 +28,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
+from ai_filters.cli import OneLineErrors
 from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
     add_executor_options,
@@ -81,7 +82,9 @@ def stages(args) -> dict[str, tuple[list, int]]:
     """Tokenize and merge stages of the corpus, then of the selection."""
     out = Path(args.out).resolve()
     readers = {
-        "corpus": DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
+        "corpus": DomainsReader(
+            corpus_domains(args.out, args.demo, args.domains), keep_textless=False
+        ),
         "selected": ParquetReader(str(out / "selected"), glob_pattern="data/**/*.parquet"),
     }
     tokenizer = tokenizer_path(args)
@@ -105,19 +108,21 @@ def stages(args) -> dict[str, tuple[list, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.executor == "slurm":
-        check_slurm_options(args)
-    if not (Path(args.out) / "selected").is_dir():
-        raise SystemExit(f"error: {args.out}/selected/ is missing: run smollm_select.py first")
-    plan = stages(args)
-    executors = chain_executors(args, plan, Path(args.out).resolve() / "logs", frozenset())
-    run_chain(args, executors, list(plan))
-    if args.executor == "local" or args.wait:
-        for name in ("corpus", "selected"):
-            folder = Path(args.out) / "tokenized" / name
-            files = sorted(path.name for path in folder.iterdir())
-            print(f"{folder}: {', '.join(files)}")
-    return 0
+    with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
+        if args.executor == "slurm":
+            check_slurm_options(args)
+        if not (Path(args.out) / "selected").is_dir():
+            raise SystemExit(f"error: {args.out}/selected/ is missing: run smollm_select.py first")
+        plan = stages(args)
+        executors = chain_executors(args, plan, Path(args.out).resolve() / "logs", frozenset())
+        run_chain(args, executors, list(plan))
+        if args.executor == "local" or args.wait:
+            for name in ("corpus", "selected"):
+                folder = Path(args.out) / "tokenized" / name
+                files = sorted(path.name for path in folder.iterdir())
+                print(f"{folder}: {', '.join(files)}")
+        return 0
+    return errors.exit_code
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters import blocks
 from ai_filters.blocks import (
-    AttentionInfluenceFilter,
     AttentionInfluenceScorer,
+    DomainThresholdFilter,
+    PerplexityScorer,
+    RandomScorer,
     load_thresholds,
     score_bin,
     shared_model,
@@ -202,7 +204,7 @@ def test_filter_pipeline_keeps_documents_at_or_above_their_domain_threshold(
     LocalPipelineExecutor(
         [
             scored_documents(),
-            AttentionInfluenceFilter(
+            DomainThresholdFilter(
                 thresholds_file, exclusion_writer=JsonlWriter(str(tmp_path / "rejected"))
             ),
             JsonlWriter(str(tmp_path / "kept")),
@@ -216,28 +218,28 @@ def test_filter_pipeline_keeps_documents_at_or_above_their_domain_threshold(
         "w2": "below_threshold",
         "c2": "below_threshold",
     }
-    stats = block_stats(tmp_path / "logs", AttentionInfluenceFilter.name)
+    stats = block_stats(tmp_path / "logs", DomainThresholdFilter.name)
     assert stats["kept_web"] == 1 and stats["below_threshold_code"] == 1
 
 
 def test_filter_needs_a_domain_unless_a_default_is_given(thresholds_file):
     document = Document(text="x", id="nodomain", metadata={"attention_influence": 0.1})
     with pytest.raises(ValueError, match=r"metadata\['domain'\].*default_domain"):
-        list(AttentionInfluenceFilter(thresholds_file)([document]))
-    kept = list(AttentionInfluenceFilter(thresholds_file, default_domain="code")([document]))
+        list(DomainThresholdFilter(thresholds_file)([document]))
+    kept = list(DomainThresholdFilter(thresholds_file, default_domain="code")([document]))
     assert [doc.id for doc in kept] == ["nodomain"]
 
 
 def test_filter_rejects_a_domain_without_threshold(thresholds_file):
     document = Document(text="x", id="m1", metadata={"domain": "math", "attention_influence": 1})
     with pytest.raises(ValueError, match=f"'math'.*{thresholds_file}"):
-        list(AttentionInfluenceFilter(thresholds_file)([document]))
+        list(DomainThresholdFilter(thresholds_file)([document]))
 
 
 def test_filter_requires_a_score():
     document = Document(text="x", id="u1", metadata={"domain": "web"})
-    with pytest.raises(ValueError, match="AttentionInfluenceScorer"):
-        list(AttentionInfluenceFilter({"web": 0.1})([document]))
+    with pytest.raises(ValueError, match="run the scorer"):
+        list(DomainThresholdFilter({"web": 0.1})([document]))
 
 
 def test_thresholds_format(tmp_path):
@@ -246,3 +248,29 @@ def test_thresholds_format(tmp_path):
     bad.write_text(json.dumps({"web": {"fraction": 0.2}}))
     with pytest.raises(ValueError, match="'web' has no numeric 'threshold'"):
         load_thresholds(bad)
+
+
+def test_random_scorer_is_a_pure_function_of_seed_and_id(loaded):
+    """Order and sharding never change a random score; another seed gives other scores."""
+    documents = [Document(text=text, id=doc_id) for doc_id, text in WEB + CODE]
+    forward = {d.id: d for d in RandomScorer(seed=1)(copy.deepcopy(documents))}
+    backward = {d.id: d for d in RandomScorer(seed=1)(copy.deepcopy(documents[::-1]))}
+    other_seed = {d.id: d for d in RandomScorer(seed=2)(copy.deepcopy(documents))}
+    assert set(forward) == {i for i, text in WEB + CODE if len(text) > 2}  # same skips as the model
+    for doc_id, document in forward.items():
+        score = document.metadata["random_score"]
+        assert 0 <= score < 1 and score == backward[doc_id].metadata["random_score"]
+        assert score != other_seed[doc_id].metadata["random_score"]
+        assert document.metadata["ai_doc_tokens"] == len(loaded.tokenizer(document.text).input_ids)
+
+
+def test_perplexity_scorer_keeps_minus_the_base_loss(loaded):
+    documents = [Document(text=text, id=doc_id) for doc_id, text in WEB[:2] + CODE]
+    engine = ScoringEngine(loaded, HEADS, ScoringConfig(max_tokens=MAX_TOKENS))
+    expected = engine.score_texts([d.text for d in documents])
+    scorer = PerplexityScorer(max_tokens=MAX_TOKENS, device="cpu", dtype="float32")
+    for document, score in zip(scorer(copy.deepcopy(documents)), expected, strict=True):
+        metadata = document.metadata
+        assert metadata["perplexity_score"] == pytest.approx(-score.loss_base, abs=1e-5)
+        assert metadata["ai_loss_base"] == pytest.approx(score.loss_base, abs=1e-5)
+        assert "attention_influence" not in metadata and "ai_loss_ref" not in metadata

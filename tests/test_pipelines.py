@@ -70,21 +70,17 @@ def documents_under(folder: Path, pattern: str) -> list[dict]:
     return [d for path in sorted(folder.glob(pattern)) for d in read_documents(path)]
 
 
-def outputs(out: Path) -> dict[str, dict[str, float | str]]:
+def outputs(out: Path, score_key: str = "attention_influence") -> dict[str, dict]:
     """id -> score (scored, selected, rejected) or reason (skipped)."""
 
     def by_id(documents, field):
         return {d["id"]: d["metadata"][field] for d in documents}
 
     return {
-        "scored": by_id(documents_under(out / "scored", "**/*.jsonl.gz"), "attention_influence"),
+        "scored": by_id(documents_under(out / "scored", "**/*.jsonl.gz"), score_key),
         "skipped": by_id(documents_under(out / "skipped", "**/*.jsonl.gz"), "filter_reason"),
-        "selected": by_id(
-            documents_under(out / "selected", "data/**/*.parquet"), "attention_influence"
-        ),
-        "rejected": by_id(
-            documents_under(out / "rejected", "data/**/*.parquet"), "attention_influence"
-        ),
+        "selected": by_id(documents_under(out / "selected", "data/**/*.parquet"), score_key),
+        "rejected": by_id(documents_under(out / "rejected", "data/**/*.parquet"), score_key),
     }
 
 
@@ -113,20 +109,16 @@ def test_every_document_is_accounted_for(inputs, local_run):
 
 
 def test_selection_is_exactly_the_top_fraction_of_each_domain(local_run):
-    thresholds = json.loads((local_run / "thresholds.json").read_text())
-    selected = documents_under(local_run / "selected", "data/**/*.parquet")
-    rejected = documents_under(local_run / "rejected", "data/**/*.parquet")
+    assert_top_fraction(local_run, "attention_influence")
+
+
+def assert_top_fraction(out: Path, score_key: str) -> None:
+    thresholds = json.loads((out / "thresholds.json").read_text())
+    selected = documents_under(out / "selected", "data/**/*.parquet")
+    rejected = documents_under(out / "rejected", "data/**/*.parquet")
     for domain in DOMAINS:
-        kept = [
-            d["metadata"]["attention_influence"]
-            for d in selected
-            if d["metadata"]["domain"] == domain
-        ]
-        dropped = [
-            d["metadata"]["attention_influence"]
-            for d in rejected
-            if d["metadata"]["domain"] == domain
-        ]
+        kept = [d["metadata"][score_key] for d in selected if d["metadata"]["domain"] == domain]
+        dropped = [d["metadata"][score_key] for d in rejected if d["metadata"]["domain"] == domain]
         entry = thresholds[domain]
         assert min(kept) >= entry["threshold"] > max(dropped)
         wanted = math.ceil(0.2 * (len(kept) + len(dropped)))
@@ -134,8 +126,54 @@ def test_selection_is_exactly_the_top_fraction_of_each_domain(local_run):
         assert entry["documents"] == len(kept) + len(dropped)
         assert all(
             path.parent.name == domain
-            for path in (local_run / "selected" / "data" / domain).glob("*.parquet")
+            for path in (out / "selected" / "data" / domain).glob("*.parquet")
         )
+
+
+@pytest.mark.parametrize(
+    ("scorer", "score_key"),
+    [
+        ("perplexity", "perplexity_score"),
+        ("random", "random_score"),
+        ("zero_ablation", "attention_influence"),
+    ],
+)
+def test_controls_plug_into_the_same_pipeline(inputs, local_run, tmp_path, scorer, score_key):
+    """Each control runs through the same stages and selection code as AttentionInfluence."""
+    out = tmp_path / scorer
+    run(select_command(inputs, out, "--scorer", scorer))
+    assert json.loads((out / "scorer.json").read_text()) == {
+        "scorer": scorer,
+        "score_key": score_key,
+        "fraction": 0.2,
+    }
+    found, method = outputs(out, score_key), outputs(local_run)
+    assert found["skipped"] == method["skipped"]  # the same population is scored
+    assert found["scored"].keys() == method["scored"].keys()
+    assert found["selected"].keys() | found["rejected"].keys() == found["scored"].keys()
+    assert_top_fraction(out, score_key)
+    report = json.loads((out / "report.json").read_text())
+    assert report["scorer"] == scorer
+    assert all(row["read_equals_scored_plus_skipped"] for row in report["domains"].values())
+    scored = {d["id"]: d["metadata"] for d in documents_under(out / "scored", "**/*.jsonl.gz")}
+    method_scored = {
+        d["id"]: d["metadata"] for d in documents_under(local_run / "scored", "**/*.jsonl.gz")
+    }
+    for doc_id, metadata in scored.items():
+        assert metadata["ai_doc_tokens"] == method_scored[doc_id]["ai_doc_tokens"]
+        if scorer == "perplexity":  # minus the same base loss the method computes
+            assert metadata[score_key] == pytest.approx(
+                -method_scored[doc_id]["ai_loss_base"], abs=1e-5
+            )
+        elif scorer == "random":
+            assert 0 <= metadata[score_key] < 1
+    if scorer == "zero_ablation":  # same base loss, another reference: other scores
+        differing = [
+            doc_id
+            for doc_id, metadata in scored.items()
+            if abs(metadata[score_key] - method_scored[doc_id][score_key]) > 1e-3
+        ]
+        assert len(differing) > len(scored) / 2
 
 
 def test_killed_run_resumes_to_the_same_output(inputs, local_run, tmp_path):

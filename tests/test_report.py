@@ -44,7 +44,7 @@ def test_domain_statistics_and_perplexity_overlap():
     docs.append({"metadata": {"domain": "web", "attention_influence": None}})
     stats = domain_statistics(docs)["web"]
     assert stats["documents"] == 10
-    assert stats["spearman_ai_loss"] == pytest.approx(-1.0)
-    assert stats["spearman_ai_tokens"] == pytest.approx(1.0)
+    assert stats["spearman_score_loss"] == pytest.approx(-1.0)
+    assert stats["spearman_score_tokens"] == pytest.approx(1.0)
     assert stats["ppl_overlap"] == 1.0
     assert "| web | 10 |" in format_table({"web": stats})
