@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 
 from ai_filters.documents import read_documents
 from ai_filters.report import spearman
+from ai_filters.selection import SCORER_RECORD, ScorerRecord
 
-SCORER_FILE = "scorer.json"
 FALLBACK_SCORE_KEY = "attention_influence"
 SCORED_GLOB = "**/*.jsonl.gz"
 SELECTED_GLOB = "*/*.parquet"
@@ -127,23 +127,26 @@ def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
             f"{folder} is not a selection output: missing {', '.join(missing)} "
             "(run pipelines/smollm_select.py to completion first)"
         )
-    path = folder / SCORER_FILE
-    if not path.is_file():
+    if not (folder / SCORER_RECORD).is_file():
         return SelectionSpec(
             name or folder.resolve().name,
             folder,
             FALLBACK_SCORE_KEY,
             FALLBACK_SCORE_KEY,
             _threshold_fraction(folder),
-            note=f"no {SCORER_FILE}: score key '{FALLBACK_SCORE_KEY}' assumed"
+            note=f"no {SCORER_RECORD}: score key '{FALLBACK_SCORE_KEY}' assumed"
             + ("" if name else ", named after the folder"),
         )
-    described = _read_json_object(path)
-    if not isinstance(described.get("score_key"), str):
-        raise ValueError(f"{path}: 'score_key' (the metadata key of the score) is missing")
-    scorer = str(described.get("scorer") or described["score_key"])
-    fraction = described.get("fraction", _threshold_fraction(folder))
-    return SelectionSpec(name or scorer, folder, scorer, described["score_key"], fraction)
+    try:
+        record = ScorerRecord.read(folder)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{folder / SCORER_RECORD} is not a scorer record ({error}); expected "
+            '{"scorer": ..., "score_key": ..., "fraction": ...}'
+        ) from None
+    return SelectionSpec(
+        name or record.scorer, folder, record.scorer, record.score_key, record.fraction
+    )
 
 
 def resolve_specs(arguments: list[str]) -> list[SelectionSpec]:

@@ -243,7 +243,9 @@ def test_error_duplicate_names(selections, tmp_path, capsys):
 
 def test_error_wrong_score_key(selections, tmp_path, capsys):
     folder = make_selection(tmp_path / "bad", {"web": WEB}, "perplexity", "attention_influence")
-    (folder / "scorer.json").write_text(json.dumps({"scorer": "perplexity", "score_key": "nope"}))
+    (folder / "scorer.json").write_text(
+        json.dumps({"scorer": "perplexity", "score_key": "nope", "fraction": 0.2})
+    )
     argv = ["compare", str(folder), str(selections["ai"]), "--out", str(tmp_path / "o")]
     assert "no 'nope' score" in _error(argv, capsys)
 
