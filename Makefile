@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 # converted embedded model and other caches live inside the checkout unless set elsewhere
 export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
 
-.PHONY: install demo test lint clean
+.PHONY: install demo proxy test lint clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,18 @@ demo: install
 	$(BIN)/ai-filters nanotron-config --model 7b --nodes 64 --tp 2 \
 	    --corpus-tokenized $(DEMO)/tokenized/corpus --selected-tokenized $(DEMO)/tokenized/selected \
 	    --out $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
+
+# after `make demo`: the controls (random subset, perplexity filter, zero ablation) through the
+# same pipeline, their comparison, and the four-arm proxy pretraining run (about 30 min on 2 CPUs)
+CONTROLS := $(DEMO)/controls
+proxy: install
+	for scorer in random perplexity zero_ablation; do \
+	    $(BIN)/python pipelines/smollm_select.py --demo --scorer $$scorer \
+	        --heads $(DEMO)/heads.json --out $(CONTROLS)/$$scorer || exit 1; \
+	done
+	$(BIN)/ai-filters compare attention_influence=$(DEMO) zero_ablation=$(CONTROLS)/zero_ablation \
+	    perplexity=$(CONTROLS)/perplexity random=$(CONTROLS)/random --out $(DEMO)/compare
+	$(BIN)/python pipelines/proxy_pretrain.py --demo --out $(DEMO)
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests
