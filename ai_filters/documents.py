@@ -237,15 +237,42 @@ def _write_parquet(path: Path, rows: list[dict]) -> None:
     """Parquet with ``metadata`` as a struct column, like datatrove's ParquetWriter.
 
     A metadata dict that is empty for every row is stored as null (parquet has no empty struct).
+    A metadata field whose values do not fit one Arrow type (``2020`` in one document, ``"n/a"``
+    in another, or nested values that differ) is stored as JSON text in every row, and its name
+    is listed in the file's schema metadata under ``ai_filters_json_fields``.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if rows and not any(row["metadata"] for row in rows):
+    if not rows:
+        empty = {"text": pa.array([], pa.string()), "id": pa.array([], pa.string())}
+        pq.write_table(pa.table(empty), path)
+        return
+    if not any(row["metadata"] for row in rows):
         rows = [{**row, "metadata": None} for row in rows]
-    table = (
-        pa.Table.from_pylist(rows)
-        if rows
-        else pa.table({"text": pa.array([], pa.string()), "id": pa.array([], pa.string())})
-    )
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        fields = _fields_without_one_type(rows)
+        rows = [{**row, "metadata": _as_json(row["metadata"], fields)} for row in rows]
+        table = pa.Table.from_pylist(rows).replace_schema_metadata(
+            {"ai_filters_json_fields": ",".join(sorted(fields))}
+        )
     pq.write_table(table, path)
+
+
+def _fields_without_one_type(rows: list[dict]) -> set[str]:
+    """Metadata fields holding values of several types, or nested values (dicts, lists)."""
+    types: dict[str, set[type]] = {}
+    for row in rows:
+        for key, value in row["metadata"].items():
+            if value is not None:
+                types.setdefault(key, set()).add(type(value))
+    return {key for key, found in types.items() if len(found) > 1 or found & {dict, list}}
+
+
+def _as_json(metadata: dict, fields: set[str]) -> dict:
+    return {
+        key: json.dumps(value, ensure_ascii=False) if key in fields and value is not None else value
+        for key, value in metadata.items()
+    }

@@ -40,3 +40,21 @@ def test_failed_write_leaves_no_file(tmp_path):
 def test_unknown_extension_is_a_clear_error(tmp_path):
     with pytest.raises(DocumentFormatError, match="use one of .jsonl, .jsonl.gz, .parquet"):
         DocumentWriter(tmp_path / "out.csv")
+
+
+def test_parquet_keeps_metadata_of_mixed_types_as_json(tmp_path):
+    """A field that is 2020 in one document and "n/a" in another must not lose the file."""
+    documents = [
+        {"text": "a", "id": "1", "metadata": {"year": 2020, "tags": {"x": 1}, "score": 0.5}},
+        {"text": "b", "id": "2", "metadata": {"year": "n/a", "tags": {"x": "y"}, "score": 0.7}},
+        {"text": "c", "id": "3", "metadata": {"year": None, "score": 0.9}},
+    ]
+    with DocumentWriter(tmp_path / "mixed.parquet") as writer:
+        for document in documents:
+            writer.write(document)
+    back = list(read_documents(tmp_path / "mixed.parquet", strict=True))
+    assert [d["metadata"]["year"] for d in back] == ["2020", '"n/a"', None]
+    assert [d["metadata"]["score"] for d in back] == [0.5, 0.7, 0.9]  # one type: untouched
+    assert back[1]["metadata"]["tags"] == '{"x": "y"}'
+    schema = pq.read_schema(tmp_path / "mixed.parquet")
+    assert schema.metadata[b"ai_filters_json_fields"] == b"tags,year"
