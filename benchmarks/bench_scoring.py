@@ -42,6 +42,7 @@ from ai_filters.models import (
     embedded_model_folder,
     load_model,
 )
+from ai_filters.numerics import loss_rtol, score_atol
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -230,6 +231,15 @@ def random_llama(device: torch.device, dtype: torch.dtype) -> LoadedModel:
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.eval().requires_grad_(False)
     return LoadedModel(RANDOM_LLAMA, model, embedded_tokenizer(), device, dtype)
+
+
+def model_config(model_name: str):
+    """The configuration of the benchmarked model, without its weights."""
+    from transformers import AutoConfig, LlamaConfig
+
+    if model_name == EMBEDDED:
+        return AutoConfig.from_pretrained(embedded_model_folder())
+    return LlamaConfig(**RANDOM_LLAMA_SHAPE)
 
 
 def benchmark_model(args: argparse.Namespace) -> tuple[LoadedModel, list[tuple[int, int]]]:
@@ -498,17 +508,24 @@ def variant_summary(result: dict, scored_tokens: int, peak: float) -> dict:
     }
 
 
-def comparison(naive: dict, engine: dict) -> dict:
-    """The engine's speed-up and its largest absolute differences from the naive numbers."""
+def comparison(naive: dict, engine: dict, rtol: float) -> dict:
+    """The engine's speed-up, its largest absolute differences from the naive numbers, and
+    whether every score agrees within the rounding tolerance of :mod:`ai_filters.numerics`
+    (``rtol`` per loss, :func:`~ai_filters.numerics.score_atol` per score)."""
 
     def largest(key: str) -> float:
         return max(abs(a - b) for a, b in zip(naive[key], engine[key], strict=True))
 
+    pairs = zip(naive["scores"], engine["scores"], strict=True)
+    score_ratios = [abs(a - b) / score_atol(a, rtol) for a, b in pairs]
     return {
         "speedup": engine["tokens_per_s"] / naive["tokens_per_s"],
         "max_abs_diff_score": largest("scores"),
         "max_abs_diff_loss_base": largest("loss_base"),
         "max_abs_diff_loss_ref": largest("loss_ref"),
+        "loss_rtol": rtol,
+        "max_score_diff_over_tolerance": max(score_ratios),
+        "scores_agree": max(score_ratios) <= 1.0,
     }
 
 
@@ -537,6 +554,12 @@ def print_table(report: dict) -> None:
             f"speed-up engine/naive: {diff['speedup']:.2f}x; max |score diff| "
             f"{diff['max_abs_diff_score']:.2e}; max |loss diff| base "
             f"{diff['max_abs_diff_loss_base']:.2e}, ref {diff['max_abs_diff_loss_ref']:.2e}"
+        )
+        verdict = "agree" if diff["scores_agree"] else "DISAGREE"
+        print(
+            f"scores {verdict} within rounding: largest difference "
+            f"{diff['max_score_diff_over_tolerance']:.2f} x its tolerance "
+            f"(loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
         )
         rounds = ", ".join(f"{ratio:.2f}x" for ratio in diff["speedup_per_round"])
         print(f"speed-up of each round (naive then engine, alternately): {rounds}")
@@ -594,7 +617,8 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         "rounds_elapsed_s": {v: [run["elapsed_s"] for run in runs] for v, runs in rounds.items()},
     }
     if "naive" in summaries:
-        report["comparison"] = comparison(summaries["naive"], summaries["engine"])
+        rtol = loss_rtol(model_config(args.model), args.doc_tokens, run_dtype(args))
+        report["comparison"] = comparison(summaries["naive"], summaries["engine"], rtol)
         report["comparison"]["speedup_per_round"] = [
             naive["elapsed_s"] / engine["elapsed_s"]
             for naive, engine in zip(rounds["naive"], rounds["engine"], strict=True)

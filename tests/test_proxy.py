@@ -18,6 +18,7 @@ import torch
 
 from ai_filters.corpus import local_corpus
 from ai_filters.documents import DocumentWriter
+from ai_filters.numerics import loss_rtol
 from ai_filters.proxy import (
     Arm,
     ProxySize,
@@ -111,8 +112,9 @@ def test_wsd_phases_at_the_right_steps() -> None:
     assert [schedule.factor(i) for i in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert schedule.factor(2999) == 1.0
     assert schedule.factor(3000) < 1.0
-    assert schedule.factor(3500) == pytest.approx(1 - 0.9 * 501 / 1000)
-    assert schedule.factor(3999) == pytest.approx(0.1)
+    # float64 formulas: equal up to a few roundings of the last bit
+    assert schedule.factor(3500) == pytest.approx(1 - 0.9 * 501 / 1000, rel=1e-12)
+    assert schedule.factor(3999) == pytest.approx(0.1, rel=1e-12)
     decay = [schedule.factor(i) for i in range(3000, 4000)]
     assert all(a > b for a, b in zip(decay, decay[1:], strict=False))
     short = WSDSchedule(100)  # 0.1 % of 100 steps rounds to 0: at least one warmup step
@@ -124,9 +126,10 @@ def test_trainer_follows_the_schedule(experiment) -> None:
     from step 6 of 8 (75 %), the last update at 10 % of the peak."""
     lrs = experiment["arms"][0]["learning_rates"]
     assert len(lrs) == TINY.steps
-    assert lrs[:6] == pytest.approx([TINY.lr] * 6)
-    assert lrs[6] == pytest.approx(TINY.lr * (1 - 0.9 / 2))
-    assert lrs[7] == pytest.approx(TINY.lr * 0.1)
+    # float64 schedule factors times the peak: equal up to a few roundings of the last bit
+    assert lrs[:6] == pytest.approx([TINY.lr] * 6, rel=1e-12)
+    assert lrs[6] == pytest.approx(TINY.lr * (1 - 0.9 / 2), rel=1e-12)
+    assert lrs[7] == pytest.approx(TINY.lr * 0.1, rel=1e-12)
     assert experiment["settings"]["schedule"]["decay_start"] == 6
 
 
@@ -199,9 +202,10 @@ def test_heldout_loss_is_the_token_mean_cross_entropy(tokens) -> None:
     blocks = heldout_blocks(reasoning_problems(3), tokens, TINY.seq_len)["reasoning"]
     full = blocks[:-1]
     expected = model(input_ids=full, labels=full).loss.item()
-    assert heldout_loss(model, full, batch_size=3) == pytest.approx(expected, rel=1e-5)
+    rtol = loss_rtol(model.config, TINY.seq_len)  # batches of 3 rows instead of all at once
+    assert heldout_loss(model, full, batch_size=3) == pytest.approx(expected, rel=rtol)
     assert (blocks[-1] == -100).any()  # the partial last block is kept, padded
-    assert heldout_loss(model, blocks, batch_size=2) != pytest.approx(expected, rel=1e-6)
+    assert heldout_loss(model, blocks, batch_size=2) != pytest.approx(expected, rel=rtol)
 
 
 def test_heldout_shares_no_source_text_with_the_corpus(corpus) -> None:

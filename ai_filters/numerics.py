@@ -1,0 +1,56 @@
+"""How far two evaluations of the same loss may differ when only floating-point rounding differs.
+
+The engine's losses are computed again and again along different paths: one document alone or
+in a padded batch, plain and masked rows in one forward pass, on a CPU with AVX-512 or AVX2
+kernels, on one thread or two. Each path sums the same products in another order, so the
+results differ in their last bits, and by how much follows from the arithmetic:
+
+- a dot product of length ``k`` in a floating-point format of unit roundoff ``u`` carries a
+  relative rounding error of about ``sqrt(k) * u`` (the probabilistic bound of Higham and Mary,
+  SIAM J. Sci. Comput. 2019, which holds for random-like rounding; the worst case ``k * u``
+  assumes every rounding goes the same way, which blocked kernels do not do);
+- a decoder layer adds such an error to the residual stream and ``L`` layers add independent
+  ones, so a token's loss carries about ``sqrt(L * k) * u``, with ``k`` the widest sum in a
+  layer: the hidden size, the MLP's intermediate size, or the attention's sequence length;
+- a mean of per-token losses keeps the per-token relative bound (no credit is taken for errors
+  cancelling across tokens: kernel differences can be systematic).
+
+For SmolLM2-135M (30 layers, intermediate size 1,536) in fp32 that is a relative tolerance of
+1.3e-5 per loss, so a loss of 3 may move by 4e-5 while a bug of 1e-4 in it is still caught.
+A score ``s = (L_ref - L_base) / L_base`` moves by at most ``(1 + |s|) * 2 * rtol`` when each
+loss moves by ``rtol`` relative: scores are compared with that absolute tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+UNIT_ROUNDOFF = {
+    torch.float64: 2.0**-53,
+    torch.float32: 2.0**-24,
+    torch.bfloat16: 2.0**-8,
+    torch.float16: 2.0**-11,
+}
+
+
+def widest_sum(config, sequence_length: int) -> int:
+    """The longest sum one decoder layer computes for a sequence of ``sequence_length`` tokens:
+    the hidden size, the MLP's intermediate size, or the attention's key count."""
+    intermediate = getattr(config, "intermediate_size", None) or 0
+    return max(config.hidden_size, intermediate, sequence_length)
+
+
+def loss_rtol(config, sequence_length: int, dtype: torch.dtype = torch.float32) -> float:
+    """Relative tolerance between two evaluations of a mean next-token loss of a model with
+    ``config`` on sequences of up to ``sequence_length`` tokens, computed in ``dtype``, that
+    differ only in the order of their sums: ``sqrt(layers * widest sum) * unit roundoff``."""
+    layers = config.num_hidden_layers
+    return math.sqrt(layers * widest_sum(config, sequence_length)) * UNIT_ROUNDOFF[dtype]
+
+
+def score_atol(score: float, rtol: float) -> float:
+    """Absolute tolerance of ``score = (L_ref - L_base) / L_base`` when both losses carry the
+    relative tolerance ``rtol``: ``(1 + |score|) * 2 * rtol``."""
+    return (1.0 + abs(score)) * 2.0 * rtol

@@ -1,0 +1,36 @@
+"""The rounding tolerances every float comparison of losses and scores in the suite uses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ai_filters.numerics import loss_rtol, score_atol, widest_sum
+
+
+def test_embedded_model_tolerance_follows_from_its_shape(embedded_config):
+    assert (embedded_config.num_hidden_layers, embedded_config.intermediate_size) == (30, 1536)
+    assert widest_sum(embedded_config, 512) == 1536
+    assert widest_sum(embedded_config, 4096) == 4096  # attention over a longer sequence
+    assert loss_rtol(embedded_config, 512) == math.sqrt(30 * 1536) * 2.0**-24
+    assert loss_rtol(embedded_config, 512, torch.float64) < 1e-13
+
+
+def test_tolerance_passes_kernel_rounding_and_fails_a_real_bug(embedded_config):
+    rtol = loss_rtol(embedded_config, 512)
+    # measured on an AMD EPYC (AVX2 kernels): a 2-token document alone vs in a padded batch
+    assert 9.326559066772461 == pytest.approx(9.32654857635498, rel=rtol)
+    # a bug of 1e-4 in a loss of web text (about 2 to 4 nats a token) is caught
+    for loss in (2.0, 3.0, 4.0):
+        assert loss + 1e-4 != pytest.approx(loss, rel=rtol)
+
+
+def test_score_tolerance_bounds_the_ratio_of_two_perturbed_losses():
+    rtol = 1e-5
+    base, ref = 2.0, 3.0
+    score = (ref - base) / base
+    worst = (ref * (1 + rtol) - base * (1 - rtol)) / (base * (1 - rtol))
+    assert abs(worst - score) <= score_atol(score, rtol) * (1 + 2 * rtol)
+    assert score_atol(score, rtol) == pytest.approx(2 * (1 + 0.5) * rtol, rel=1e-12)
