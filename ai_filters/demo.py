@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ai_filters.cli import detect_to_file
 from ai_filters.corpus import local_corpus
 from ai_filters.documents import DocumentWriter
-from ai_filters.heads import probe_answer_losses, random_other_heads
+from ai_filters.heads import detect_and_save, probe_answer_losses, random_other_heads
 from ai_filters.models import load_model
 
 DEMO_PROBES = 32
@@ -63,7 +62,7 @@ def detect_and_check(
         f"demo: detecting heads with {num_probes} probes of {probe_tokens} tokens "
         "(the paper: 800 of 4,096; run 'ai-filters detect-heads' for that)"
     )
-    heads, probes, losses = detect_to_file(
+    heads, probes, losses = detect_and_save(
         loaded, out / "heads.json", out / "heads.png", num_probes, probe_tokens
     )
     check = check_heads(loaded, heads, probes, losses)

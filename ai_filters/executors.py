@@ -6,7 +6,7 @@ options before anything is submitted, and can wait for submitted jobs.
 
 A local task that fails raises :class:`TaskFailed`, whose one-line message names the stage,
 the task, the error and the task's log file; without ``--debug`` the traceback stays in that
-log file instead of being printed (see :class:`ai_filters.cli.OneLineErrors`).
+log file instead of being printed (see :class:`ai_filters.console.OneLineErrors`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import TextIO
 
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.utils.stats import PipelineStats
+
+from ai_filters.console import error_line
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
 
@@ -78,8 +80,6 @@ class OneLineLocalExecutor(LocalPipelineExecutor):
             with redirect_stderr(_TracebackFreeStream(sys.stderr)):
                 return super()._run_for_rank(rank, local_rank, node_rank)
         except Exception as error:
-            from ai_filters.cli import error_line  # the CLI's own one-line form of an error
-
             log = self.logging_dir.resolve_paths(f"logs/task_{rank:05d}.log")
             raise TaskFailed(
                 f"stage '{self.stage}' failed in task {rank}: {error_line(error)} (full log: {log})"

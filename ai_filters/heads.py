@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -332,4 +333,42 @@ def find_retrieval_heads(
     probes = build_probes(loaded.tokenizer, sentence_texts, num_probes, max_tokens, seed)
     settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3}
     heads, losses = detect_heads(loaded, probes, top_fraction, settings, progress)
+    return heads, probes, losses
+
+
+def detect_and_save(
+    loaded: LoadedModel,
+    out: Path,
+    plot: Path | None,
+    num_probes: int,
+    probe_tokens: int | None,
+    top_fraction: float = 0.05,
+    seed: int = 0,
+    sentences: str | None = None,
+) -> tuple[RetrievalHeads, list[Probe], list[float]]:
+    """Detect heads with a progress bar, write ``out`` (and the heatmap ``plot``), print the
+    top heads. Returns the heads, the probes and the probes' unmasked answer losses."""
+    from ai_filters.console import progress_bar
+    from ai_filters.probes import load_sentence_texts
+
+    texts = load_sentence_texts(sentences)
+    bar, update = progress_bar(num_probes, "probe", "retrieval probes")
+    with bar:
+        heads, probes, losses = find_retrieval_heads(
+            loaded,
+            texts,
+            num_probes,
+            probe_tokens,
+            top_fraction,
+            seed,
+            progress=lambda tokens: update(1, tokens),
+        )
+    heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
+    heads.save(out)
+    if plot:
+        plot_heads(heads, plot)
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
+    print("top heads (layer, head: retrieval score):")
+    for layer, head in heads.selected_heads[:10]:
+        print(f"  {layer:3d} {head:3d}: {heads.scores[layer][head]:.3f}")
     return heads, probes, losses

@@ -54,7 +54,7 @@ from ai_filters.blocks import (
     PerplexityScorer,
     RandomScorer,
 )
-from ai_filters.cli import OneLineErrors
+from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (

@@ -28,7 +28,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
-from ai_filters.cli import OneLineErrors
+from ai_filters.console import OneLineErrors
 from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
     add_executor_options,

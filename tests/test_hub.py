@@ -14,7 +14,8 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from ai_filters import hub
-from ai_filters.hub import HubPushError, add_hub_commands, build_hub_folder, push_folder
+from ai_filters.cli.hub import add_parsers as add_hub_commands
+from ai_filters.hub import HubPushError, build_hub_folder, push_folder
 
 TOKEN = "hf_" + "S3cr3tT0kenValueForTests" * 2
 # domain -> (rows per selected shard, rejected rows, extra metadata field of the domain)

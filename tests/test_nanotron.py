@@ -12,10 +12,10 @@ import pytest
 import yaml
 from datatrove.pipeline.tokens.tokenizer import TokenizedFile
 
+from ai_filters.cli.nanotron import add_parsers as add_nanotron_config_command
 from ai_filters.nanotron import (
     PRESETS,
     NanotronConfigError,
-    add_nanotron_config_command,
     build_config,
     config_to_dict,
     global_batch_size,

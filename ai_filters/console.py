@@ -1,0 +1,81 @@
+"""What every command shows its user: one-line errors and progress bars.
+
+Used by the ``ai-filters`` command line and by the pipeline scripts in ``pipelines/``; it
+imports nothing else from the package.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type name when it has none)."""
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class OneLineErrors:
+    """Context manager: an expected error raised in the block becomes one line and an exit code.
+
+    The line, on stderr, is ``PROG: error: MESSAGE (--debug shows the traceback)`` and
+    :attr:`exit_code` becomes 2; Ctrl-C prints ``PROG: interrupted`` and gives 130. With
+    ``debug``, and for any other exception (a bug), the exception propagates with its
+    traceback::
+
+        with OneLineErrors("ai-filters", args.debug) as errors:
+            return args.run(args)
+        return errors.exit_code
+    """
+
+    def __init__(self, prog: str, debug: bool) -> None:
+        self.prog = prog
+        self.debug = debug
+        self.exit_code = 0
+
+    def __enter__(self) -> OneLineErrors:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is KeyboardInterrupt:
+            print(f"{self.prog}: interrupted", file=sys.stderr)
+            self.exit_code = 130
+            return True
+        if error is None or self.debug or not isinstance(error, EXPECTED_ERRORS):
+            return False
+        print(
+            f"{self.prog}: error: {error_line(error)} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        self.exit_code = 2
+        return True
+
+
+def progress_bar(total: int | None, unit: str, description: str):
+    """A tqdm bar on stderr counting ``unit``s, with tokens/s in its postfix.
+
+    Returns ``(bar, update)``; ``update(items, new_tokens)`` advances it. Off a terminal the bar
+    prints at most every 30 s, so logs stay short.
+    """
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    bar = tqdm(
+        total=total,
+        unit=unit,
+        desc=description,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        mininterval=0.5 if interactive else 30,
+    )
+    started = time.monotonic()
+    tokens = [0]
+
+    def update(items: int, new_tokens: int) -> None:
+        tokens[0] += new_tokens
+        bar.update(items)
+        bar.set_postfix_str(f"{tokens[0] / max(time.monotonic() - started, 1e-9):.0f} tok/s")
+
+    return bar, update
