@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from ai_filters.scoring import SKIP_UNREADABLE
+
 FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
 
 
@@ -43,9 +45,6 @@ def _as_document(row: dict, text_key: str, default_id: str) -> dict:
 
 class DocumentReadError(ValueError):
     """A file or a line of it cannot be read (raised in strict mode only)."""
-
-
-SKIP_UNREADABLE = "unreadable"
 
 
 def unreadable(path: Path, line: int | None, detail: str) -> dict:

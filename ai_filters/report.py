@@ -1,4 +1,11 @@
-"""Per-domain statistics of scored documents, and how a selection relates to length and loss.
+"""The selection report: every document accounted for, and how a selection relates to length
+and loss.
+
+:func:`build_report` reads a finished selection folder (scored, skipped, selected and rejected
+documents, ``thresholds.json`` and the scoring stage's stats) and returns what ``report.json``
+holds: per domain, documents read, scored, skipped (by reason), selected and rejected with their
+tokens, the threshold, and the conservation checks ``read = scored + skipped`` and
+``scored = selected + rejected``; and the score statistics of :func:`domain_statistics`.
 
 AttentionInfluence correlates with the base loss (negatively) and with length; a user deciding
 whether to trust a selection needs to see how much of it a perplexity filter would also pick.
@@ -6,36 +13,28 @@ whether to trust a selection needs to see how much of it a perplexity filter wou
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import warnings
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from datatrove.utils.stats import MetricStats, PipelineStats
+from scipy.stats import ConstantInputWarning, spearmanr
 
-
-def ranks(values: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank."""
-    array = np.asarray(values, dtype=float)
-    order = np.argsort(array, kind="stable")
-    result = np.empty(len(array))
-    sorted_values = array[order]
-    start = 0
-    while start < len(array):
-        end = start
-        while end + 1 < len(array) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        result[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return result
+from ai_filters.documents import read_documents
+from ai_filters.layout import SelectionFolder
+from ai_filters.markdown import markdown_table
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (NaN when either side is constant, has < 2 values or a NaN)."""
+    """Spearman rank correlation (ties share their average rank); NaN when either side is
+    constant, has fewer than 2 values or holds a NaN."""
     if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)  # constant input: NaN, said above
+        return float(spearmanr(x, y).statistic)
 
 
 def top_indices(values: Sequence[float], fraction: float, highest: bool = True) -> set[int]:
@@ -43,6 +42,9 @@ def top_indices(values: Sequence[float], fraction: float, highest: bool = True) 
     count = int(np.ceil(fraction * len(values) - 1e-9))
     order = sorted(range(len(values)), key=lambda i: (-values[i] if highest else values[i], i))
     return set(order[:count])
+
+
+# --- score statistics ----------------------------------------------------------------------------
 
 
 def domain_statistics(
@@ -94,8 +96,7 @@ def _statistics(rows: list[dict], fraction: float, score_key: str) -> dict:
     }
 
 
-COLUMNS = (
-    ("domain", "{}"),
+STATISTICS_COLUMNS = (
     ("documents", "{:d}"),
     ("mean_tokens", "{:.0f}"),
     ("score_mean", "{:.4f}"),
@@ -111,10 +112,117 @@ COLUMNS = (
 
 def format_table(statistics: dict[str, dict]) -> str:
     """A markdown table of :func:`domain_statistics`."""
-    header = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
-    lines = [header, "|" + "---|" * len(COLUMNS)]
-    for domain, row in statistics.items():
-        cells = [COLUMNS[0][1].format(domain)]
-        cells += [fmt.format(row[name]) for name, fmt in COLUMNS[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ["domain"] + [name for name, _ in STATISTICS_COLUMNS]
+    rows = [
+        [domain] + [fmt.format(row[name]) for name, fmt in STATISTICS_COLUMNS]
+        for domain, row in statistics.items()
+    ]
+    return markdown_table(header, rows)
+
+
+# --- the selection report ------------------------------------------------------------------------
+
+
+def read_counts(folder: SelectionFolder) -> Counter:
+    """Documents read per domain (the readers' ``read_<domain>`` stats), from the scoring
+    stage's per-task stats merged with datatrove's :class:`PipelineStats`."""
+    merged = PipelineStats()
+    for path in sorted((folder.logs("score") / "stats").glob("*.json")):
+        merged += PipelineStats.from_json(json.loads(path.read_text()))
+    counts: Counter = Counter()
+    for step in merged.stats:
+        for key, metric in step.stats.items():
+            if key.startswith("read_"):  # one file's stats stay as loaded: raw values
+                if not isinstance(metric, MetricStats):
+                    metric = MetricStats.from_dict(metric)
+                counts[key.removeprefix("read_")] += int(metric.total)
+    return counts
+
+
+def _count(paths: Iterable, key=None) -> tuple[Counter, Counter]:
+    """Documents and tokens (``ai_doc_tokens``) per domain (or per ``key(document)``)."""
+    documents, tokens = Counter(), Counter()
+    for path in paths:
+        for document in read_documents(path):
+            name = key(document) if key else document["metadata"]["domain"]
+            documents[name] += 1
+            tokens[name] += int(document["metadata"].get("ai_doc_tokens") or 0)
+    return documents, tokens
+
+
+def _shard_paths(shards: dict[str, list]) -> list:
+    return [path for paths in shards.values() for path in paths]
+
+
+def build_report(folder: SelectionFolder) -> dict:
+    """Everything ``report.json`` holds, computed from the selection folder."""
+    thresholds = folder.read_thresholds()
+    record = folder.read_scorer()
+    read = read_counts(folder)
+    scored, scored_tokens = _count(folder.scored_files())
+    selected, selected_tokens = _count(_shard_paths(folder.selected_shards()))
+    rejected, _ = _count(_shard_paths(folder.rejected_shards()))
+    skipped, _ = _count(
+        folder.skipped_files(),
+        key=lambda d: (d["metadata"]["domain"], d["metadata"].get("filter_reason", "?")),
+    )
+    domains = {}
+    for domain in sorted(set(read) | set(scored)):
+        skipped_here = {reason: n for (name, reason), n in skipped.items() if name == domain}
+        domains[domain] = {
+            "read": read[domain],
+            "scored": scored[domain],
+            "skipped": sum(skipped_here.values()),
+            "skipped_by_reason": skipped_here,
+            "selected": selected[domain],
+            "rejected": rejected[domain],
+            "tokens": scored_tokens[domain],
+            "tokens_selected": selected_tokens[domain],
+            "threshold": thresholds[domain].threshold if domain in thresholds else None,
+            "read_equals_scored_plus_skipped": read[domain]
+            == scored[domain] + sum(skipped_here.values()),
+            "scored_equals_selected_plus_rejected": scored[domain]
+            == selected[domain] + rejected[domain],
+        }
+    statistics = domain_statistics(
+        (document for path in folder.scored_files() for document in read_documents(path)),
+        fraction=record.fraction,
+        score_key=record.score_key,
+    )
+    return {"scorer": record.scorer, "domains": domains, "statistics": statistics}
+
+
+def conserved(row: dict) -> bool:
+    """Whether a domain's documents are all accounted for (both checks hold)."""
+    return row["read_equals_scored_plus_skipped"] and row["scored_equals_selected_plus_rejected"]
+
+
+def format_report(report: dict) -> str:
+    """``report.md``: the counts table, then the score statistics."""
+    header = ["domain", "read", "scored", "skipped", "selected", "rejected", "threshold"]
+    header += ["tokens", "tokens selected", "conserved"]
+    rows = []
+    for domain, row in report["domains"].items():
+        share = row["tokens_selected"] / row["tokens"] if row["tokens"] else 0.0
+        threshold = "-" if row["threshold"] is None else f"{row['threshold']:.4f}"
+        rows.append(
+            [domain]
+            + [str(row[key]) for key in ("read", "scored", "skipped", "selected", "rejected")]
+            + [threshold, str(row["tokens"]), f"{row['tokens_selected']} ({share:.0%})"]
+            + ["yes" if conserved(row) else "NO"]
+        )
+    return (
+        "\n".join(
+            [
+                f"# Selection by {report['scorer']}",
+                "",
+                markdown_table(header, rows),
+                "",
+                "Score statistics of the scored documents (ppl_overlap: share of the top 20 % "
+                "that a lowest-loss 20 % perplexity filter also picks):",
+                "",
+                format_table(report["statistics"]),
+            ]
+        )
+        + "\n"
+    )

@@ -16,11 +16,9 @@ document, about 2 GB for the 250M documents of the SmolLM corpus):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,39 +75,3 @@ def compute_thresholds(
         )
         for domain in sorted(scores)
     }
-
-
-def write_thresholds(thresholds: dict[str, DomainThreshold], path: str | Path) -> None:
-    """Write ``thresholds.json`` atomically: ``{domain: {"threshold": ..., counts...}}``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    payload = {domain: asdict(entry) for domain, entry in thresholds.items()}
-    staging.write_text(json.dumps(payload, indent=1) + "\n")
-    staging.replace(path)
-
-
-SCORER_RECORD = "scorer.json"
-
-
-@dataclass(frozen=True)
-class ScorerRecord:
-    """Which scorer made a selection folder, the metadata key of its score, the fraction kept."""
-
-    scorer: str
-    score_key: str
-    fraction: float
-
-    def write(self, out: str | Path) -> None:
-        """Write ``out/scorer.json``."""
-        path = Path(out) / SCORER_RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def read(cls, out: str | Path) -> ScorerRecord:
-        """The record of ``out``; a folder without one was made by AttentionInfluence."""
-        path = Path(out) / SCORER_RECORD
-        if not path.is_file():
-            return cls("attention_influence", "attention_influence", 0.2)
-        return cls(**json.loads(path.read_text()))

@@ -48,34 +48,23 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from ai_filters.blocks import (
-    AttentionInfluenceScorer,
+    DomainsReader,
     DomainThresholdFilter,
     DomainThresholds,
-    PerplexityScorer,
-    RandomScorer,
+    SelectionReport,
 )
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
-from ai_filters.domains import DomainsReader, corpus_domains
+from ai_filters.domains import corpus_domains
 from ai_filters.executors import (
     add_executor_options,
     chain_executors,
     check_slurm_options,
     run_chain,
 )
+from ai_filters.layout import HUB_SHARD, SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 from ai_filters.models import DEFAULT_MODEL
-from ai_filters.selection import ScorerRecord
-from ai_filters.selection_report import SelectionReport
-
-SHARD = "${domain}/${rank}.jsonl.gz"
-HUB_SHARD = "data/${domain}/${rank}.parquet"
-SCORERS = {  # scorer name -> metadata key of its score
-    "attention_influence": AttentionInfluenceScorer.score_key,
-    "zero_ablation": AttentionInfluenceScorer.score_key,
-    "perplexity": PerplexityScorer.score_key,
-    "random": RandomScorer.score_key,
-}
-NEEDS_HEADS = ("attention_influence", "zero_ablation")
+from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--scorer",
-        choices=sorted(SCORERS),
+        choices=list(SCORERS),
         default="attention_influence",
-        help="what ranks the documents: the method, or a control (see above)",
+        help="what ranks the documents: "
+        + "; ".join(f"{name}: {scorer.summary}" for name, scorer in SCORERS.items()),
     )
     data.add_argument(
         "--model",
@@ -132,78 +122,66 @@ def prepare_demo(args) -> None:
     out = Path(args.out)
     write_demo_corpus(out / "corpus", args.docs_per_domain)
     args.max_tokens = args.max_tokens or 192
-    if args.scorer not in NEEDS_HEADS:
+    if not get_scorer(args.scorer).needs_heads:
         return
     args.heads = args.heads or str(out / "heads.json")
     if not Path(args.heads).is_file():
         detect_and_check(out, args.model or DEFAULT_MODEL)
 
 
-def build_scorer(args, exclusion_writer: JsonlWriter):
-    """The ``--scorer`` block."""
-    if args.scorer == "random":
-        return RandomScorer(
-            args.seed, args.model or DEFAULT_MODEL, exclusion_writer=exclusion_writer
-        )
-    shared = dict(
+def stage_pipelines(args) -> dict[str, tuple[list, int]]:
+    """Each stage's pipeline and task count."""
+    folder = SelectionFolder(Path(args.out).resolve())
+    scorer = get_scorer(args.scorer)
+    options = ScorerOptions(
+        heads_path=args.heads,
         model=args.model,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
-        exclusion_writer=exclusion_writer,
+        seed=args.seed,
+        exclusion_writer=JsonlWriter(str(folder.skipped), output_filename=SCORED_SHARD),
     )
-    if args.scorer == "perplexity":
-        return PerplexityScorer(**dict(shared, model=args.model or DEFAULT_MODEL))
-    mask_mode = "zero" if args.scorer == "zero_ablation" else "uniform"
-    return AttentionInfluenceScorer(str(Path(args.heads).resolve()), mask_mode=mask_mode, **shared)
-
-
-def stage_pipelines(args) -> dict[str, tuple[list, int]]:
-    """Each stage's pipeline and task count."""
-    out = Path(args.out).resolve()
-    score_key = SCORERS[args.scorer]
-    scorer = build_scorer(args, JsonlWriter(str(out / "skipped"), output_filename=SHARD))
     selector = DomainThresholdFilter(
-        str(out / "thresholds.json"),
-        score_key=score_key,
-        exclusion_writer=ParquetWriter(str(out / "rejected"), output_filename=HUB_SHARD),
+        str(folder.thresholds_file),
+        score_key=scorer.score_key,
+        exclusion_writer=ParquetWriter(str(folder.rejected), output_filename=HUB_SHARD),
     )
     return {
         "score": (
             [
                 DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
-                scorer,
-                JsonlWriter(str(out / "scored"), output_filename=SHARD),
+                scorer.build(options),
+                JsonlWriter(str(folder.scored), output_filename=SCORED_SHARD),
             ],
             args.tasks,
         ),
         "thresholds": (
             [
                 DomainThresholds(
-                    str(out / "scored"), out / "thresholds.json", args.fraction, score_key
+                    str(folder.scored), folder.thresholds_file, args.fraction, scorer.score_key
                 )
             ],
             1,
         ),
         "select": (
             [
-                JsonlReader(str(out / "scored"), glob_pattern="**/*.jsonl.gz"),
+                JsonlReader(str(folder.scored), glob_pattern=SCORED_GLOB),
                 selector,
-                ParquetWriter(str(out / "selected"), output_filename=HUB_SHARD),
+                ParquetWriter(str(folder.selected), output_filename=HUB_SHARD),
             ],
             args.tasks,
         ),
-        "report": ([SelectionReport(str(out))], 1),
+        "report": ([SelectionReport(str(folder.root))], 1),
     }
 
 
-def keep_heads_with_output(heads: Path, out: Path) -> None:
+def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
     """Copy the heads file to OUT/heads.json: the selection's record of what selected it."""
     if not heads.is_file():
         raise SystemExit(f"error: heads file {heads} does not exist; run ai-filters detect-heads")
-    record = out / "heads.json"
-    out.mkdir(parents=True, exist_ok=True)
-    if heads.resolve() != record.resolve():
-        shutil.copyfile(heads, record)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    if heads.resolve() != folder.heads_file.resolve():
+        shutil.copyfile(heads, folder.heads_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,18 +192,19 @@ def main(argv: list[str] | None = None) -> int:
             check_slurm_options(args)
         if args.demo:
             prepare_demo(args)
-        if args.scorer in NEEDS_HEADS:
+        folder = SelectionFolder(args.out)
+        scorer = get_scorer(args.scorer)
+        if scorer.needs_heads:
             if not args.heads:
                 raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
-            keep_heads_with_output(Path(args.heads), Path(args.out))
-        ScorerRecord(args.scorer, SCORERS[args.scorer], args.fraction).write(args.out)
+            keep_heads_with_output(Path(args.heads), folder)
+        folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
         started = time.monotonic()
         stages = stage_pipelines(args)
-        executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})
+        executors = chain_executors(args, stages, folder.logs().resolve(), {"score"})
         run_chain(args, executors, list(stages))
-        report = Path(args.out) / "report.md"
         if args.executor == "local" or args.wait:
-            print(report.read_text())
+            print(folder.report_md.read_text())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
         return 0
     return errors.exit_code

@@ -27,9 +27,9 @@ from pathlib import Path
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
-from ai_filters.blocks import FolderTokenizer
+from ai_filters.blocks import DomainsReader, FolderTokenizer
 from ai_filters.console import OneLineErrors
-from ai_filters.domains import DomainsReader, corpus_domains
+from ai_filters.domains import corpus_domains
 from ai_filters.executors import (
     add_executor_options,
     chain_executors,

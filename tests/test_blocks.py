@@ -15,16 +15,15 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
-from ai_filters import blocks
 from ai_filters.blocks import (
     AttentionInfluenceScorer,
     DomainThresholdFilter,
     PerplexityScorer,
     RandomScorer,
-    load_thresholds,
-    score_bin,
-    shared_model,
+    scorer_base,
 )
+from ai_filters.blocks.scorer_base import score_bin, shared_model
+from ai_filters.layout import read_thresholds
 from ai_filters.numerics import loss_rtol, score_atol
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 
@@ -107,7 +106,7 @@ def test_score_bins():
 def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, tmp_path):
     write_jsonl(tmp_path / "input" / "web.jsonl", "web", WEB)
     write_jsonl(tmp_path / "input" / "code.jsonl", "code", CODE)
-    models_before = dict(blocks._MODELS)
+    models_before = dict(scorer_base._MODELS)
     scorer = AttentionInfluenceScorer(
         heads_file,
         max_tokens=MAX_TOKENS,
@@ -129,7 +128,7 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
     assert {i: r["metadata"]["filter_reason"] for i, r in skipped.items()} == {
         "web-short": "too_short"
     }
-    assert blocks._MODELS == models_before  # the tasks took the cached model
+    assert scorer_base._MODELS == models_before  # the tasks took the cached model
 
     engine = ScoringEngine(loaded, [tuple(h) for h in HEADS], ScoringConfig(max_tokens=MAX_TOKENS))
     ids = sorted(scored)
@@ -246,11 +245,14 @@ def test_filter_requires_a_score():
 
 
 def test_thresholds_format(tmp_path):
-    assert load_thresholds({"web": 0.1, "code": {"threshold": 2}}) == {"web": 0.1, "code": 2.0}
+    document = Document(text="x", id="1", metadata={"domain": "code", "attention_influence": 2.0})
+    assert list(DomainThresholdFilter({"web": 0.1, "code": 2})([document])) == [document]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"web": {"fraction": 0.2}}))
-    with pytest.raises(ValueError, match="'web' has no numeric 'threshold'"):
-        load_thresholds(bad)
+    with pytest.raises(ValueError, match="domain 'web' is not a threshold entry"):
+        read_thresholds(bad)
+    with pytest.raises(ValueError, match="domain 'web' has no numeric 'threshold'"):
+        list(DomainThresholdFilter(str(bad))([document]))
 
 
 def test_random_scorer_is_a_pure_function_of_seed_and_id(loaded):

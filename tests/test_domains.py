@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ai_filters.blocks.readers import DomainsReader, build_reader
 from ai_filters.domains import (
     DomainSpecError,
-    DomainsReader,
-    build_reader,
     check_spec,
     load_domains,
 )

@@ -150,7 +150,7 @@ def test_card_yaml_and_body(built):
     # web: read 18, skipped 1, scored 17, selected 5 (29.4 %), tokens 17,000 -> 7,500 (44.1 %)
     assert "| web | 18 | 1 | 17 | 5 | 29.4% | 17,000 | 7,500 | 44.1% | 0.5000 | 0 |" in body
     assert "| **all** | 27 | 2 | 25 | 7 | 28.0% | 25,000 | 10,500 | 42.0% | - | - |" in body
-    assert "![AttentionInfluence per domain](figures/score_histogram.png)" in body
+    assert "![attention_influence per domain](figures/score_histogram.png)" in body
     assert "sha256:feedbeef" in body and "(18, 6), (17, 3)" in body
     assert "`num_probes=800`" in body
     assert 'load_dataset("my-org/ai-demo", "code", split="train")' in body

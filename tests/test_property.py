@@ -25,9 +25,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tiny_models import TINY_HEADS, tiny_model_and_heads
 
-from ai_filters.blocks import AttentionInfluenceScorer
+from ai_filters.blocks import AttentionInfluenceScorer, DomainsReader
 from ai_filters.documents import read_documents
-from ai_filters.domains import DomainsReader
 from ai_filters.score_files import score_file, skipped_path
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 

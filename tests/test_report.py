@@ -6,13 +6,14 @@ import math
 
 import pytest
 
-from ai_filters.report import domain_statistics, format_table, ranks, spearman, top_indices
+from ai_filters.report import domain_statistics, format_table, spearman, top_indices
 
 FLOAT64_REL = 1e-12  # exact rationals computed in float64: only last-bit rounding differs
 
 
-def test_ranks_share_ties():
-    assert ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+def test_spearman_ranks_ties_by_their_average():
+    # ranks [1, 2.5, 2.5, 4] against [1, 2, 3, 4]: Pearson of the ranks is 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9**0.5, rel=FLOAT64_REL)
 
 
 def test_spearman():

@@ -19,10 +19,9 @@ import pytest
 from conftest import write_heads_file
 from tiny_models import save_tiny_model, tiny_model_and_heads
 
-from ai_filters.blocks import RandomScorer
+from ai_filters.blocks import DomainsReader, RandomScorer
 from ai_filters.cli import main as cli_main
 from ai_filters.documents import DocumentReadError, read_documents
-from ai_filters.domains import DomainsReader
 from ai_filters.models import ModelLoadError, load_model
 from ai_filters.score_files import score_file, skipped_path
 from ai_filters.scoring import ScoringConfig, ScoringEngine

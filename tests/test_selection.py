@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ai_filters.selection import compute_thresholds, top_fraction_threshold, write_thresholds
+from ai_filters.layout import write_thresholds
+from ai_filters.selection import compute_thresholds, top_fraction_threshold
 
 
 def test_top_fraction_of_distinct_scores():

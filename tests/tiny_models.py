@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from conftest import tiny_llama_model, write_heads_file
 
-from ai_filters.blocks import shared_model
+from ai_filters.blocks.scorer_base import shared_model
 from ai_filters.models import DEFAULT_MODEL, LoadedModel, resolve_model_path
 
 TINY_HEADS = [(1, 0), (2, 5), (3, 3)]

@@ -1,0 +1,29 @@
+"""datatrove pipeline blocks, one per file; usable in your own datatrove pipelines.
+
+Scorers (keep every document they can score, its score under their ``score_key``):
+:class:`AttentionInfluenceScorer` (the method; ``mask_mode="zero"``: the zero ablation),
+:class:`PerplexityScorer` and :class:`RandomScorer` (the controls). Selection:
+:class:`DomainThresholds` (one task: the per-domain thresholds over all scored shards) and
+:class:`DomainThresholdFilter`. Reading: :class:`DomainsReader`. Reporting:
+:class:`SelectionReport`. Tokenizing for nanotron: :class:`FolderTokenizer`.
+"""
+
+from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
+from ai_filters.blocks.perplexity import PerplexityScorer
+from ai_filters.blocks.random_scorer import RandomScorer
+from ai_filters.blocks.readers import DomainsReader
+from ai_filters.blocks.report import SelectionReport
+from ai_filters.blocks.threshold_filter import DomainThresholdFilter
+from ai_filters.blocks.thresholds import DomainThresholds
+from ai_filters.blocks.tokens import FolderTokenizer
+
+__all__ = [
+    "AttentionInfluenceScorer",
+    "DomainThresholdFilter",
+    "DomainThresholds",
+    "DomainsReader",
+    "FolderTokenizer",
+    "PerplexityScorer",
+    "RandomScorer",
+    "SelectionReport",
+]
