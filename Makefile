@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 # converted embedded model and other caches live inside the checkout unless set elsewhere
 export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
 
-.PHONY: install demo proxy test lint clean
+.PHONY: install demo proxy test lint format clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,11 @@ test: install lint
 lint: install
 	$(BIN)/ruff check ai_filters tests benchmarks pipelines
 	$(BIN)/ruff format --check ai_filters tests benchmarks pipelines
+
+# fix what ruff can fix and format the code (what the pre-commit hooks do on every commit)
+format: install
+	$(BIN)/ruff check --fix ai_filters tests benchmarks pipelines
+	$(BIN)/ruff format ai_filters tests benchmarks pipelines
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -1,6 +1,6 @@
 """Retrieval-head detection: which (layer, query head) pairs copy the answer from the context.
 
-Retrieval score of a head on one probe (DESIGN.md section 1): for every answer token at
+Retrieval score of a head on one probe (docs/design.md): for every answer token at
 position ``t``, take the head's attention row of the query at ``t - 1`` (the query that
 predicts token ``t``); the head *copies* the token when that row's argmax lies inside the gold
 value's span in the JSON context and holds the same token id as token ``t``. The score is the

@@ -195,4 +195,5 @@ def test_embedded_model_has_retrieval_heads(embedded, measurements):
     )
     assert masked_mean >= 3 * plain_mean
     assert masked_mean >= 3 * random_mean
-    assert sum(14 <= layer <= 25 for layer, _ in selected) >= 10  # DESIGN.md: layers 17-23
+    # an independent implementation found the top heads in layers 17-23
+    assert sum(14 <= layer <= 25 for layer, _ in selected) >= 10
