@@ -81,14 +81,12 @@ def check_spec(domain: str, spec: object, where: str = "domains") -> None:
         raise DomainSpecError(f"{where}: domain '{domain}' needs a path")
 
 
-def corpus_domains(out: str | Path, demo: bool, domains_file: str | None) -> dict[str, dict]:
-    """The domain specs a pipeline reads: the demo corpus written under ``out/corpus/`` (one
-    jsonl folder per domain), a domains file, or by default the SmolLM corpus on the Hub."""
-    if demo:
-        corpus = Path(out).resolve() / "corpus"
-        return {
-            folder.name: {"reader": "jsonl", "path": str(folder)}
-            for folder in sorted(corpus.iterdir())
-            if folder.is_dir()
-        }
+def corpus_domains(demo_corpus: str | None, domains_file: str | None) -> dict[str, dict]:
+    """The domain specs a pipeline reads: the demo corpus at ``demo_corpus`` (a local folder or
+    a URL, one jsonl folder per domain of :data:`ai_filters.corpus.DOMAINS`), a domains file,
+    or by default the SmolLM corpus on the Hub."""
+    if demo_corpus is not None:
+        from ai_filters.corpus import DOMAINS
+
+        return {d: {"reader": "jsonl", "path": f"{demo_corpus}/{d}"} for d in DOMAINS}
     return load_domains(domains_file) if domains_file else SMOLLM_CORPUS

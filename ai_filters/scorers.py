@@ -46,6 +46,7 @@ class Scorer:
     mask_mode: str | None  # how the heads are masked, for scorers with heads
     summary: str  # one line: what the score is (help texts, reports)
     card_text: str  # what the score means, for a dataset card (markdown)
+    table_fields: tuple[str, ...]  # metadata fields of the score tables, the score first
     build: Callable[[ScorerOptions], BaseFilter]
 
 
@@ -107,6 +108,7 @@ SCORERS: dict[str, Scorer] = {
                 how=" (their attention spread uniformly over the visible prefix)",
                 reading="; the paper reads a higher score as a more reasoning-intensive document",
             ),
+            table_fields=(SCORE_KEY, "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens"),
             build=_attention_influence(MASK_MODES[0]),
         ),
         Scorer(
@@ -121,6 +123,7 @@ SCORERS: dict[str, Scorer] = {
                 how=" (their outputs set to zero, instead of the method's uniform attention)",
                 reading="",
             ),
+            table_fields=(SCORE_KEY, "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens"),
             build=_attention_influence(MASK_MODES[1]),
         ),
         Scorer(
@@ -132,6 +135,7 @@ SCORERS: dict[str, Scorer] = {
             card_text="**a perplexity filter**, a control of AttentionInfluence: the score is "
             "minus the mean next-token loss of a small pretrained language model, "
             "`perplexity_score = -loss_base`, so the documents it predicts best are kept.",
+            table_fields=("perplexity_score", "ai_loss_base", "ai_n_tokens", "ai_doc_tokens"),
             build=_perplexity,
         ),
         Scorer(
@@ -143,6 +147,7 @@ SCORERS: dict[str, Scorer] = {
             card_text="**a random subset**, a control of AttentionInfluence: the score is "
             "uniform in [0, 1), a hash of the seed and the document id, so the selection is a "
             "random sample of each domain that a rerun reproduces.",
+            table_fields=("random_score", "ai_doc_tokens"),
             build=_random,
         ),
     )

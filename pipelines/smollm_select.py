@@ -39,7 +39,6 @@ Rerunning the same command skips the tasks that completed (datatrove's completio
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -51,15 +50,18 @@ from ai_filters.blocks import (
     DomainsReader,
     DomainThresholdFilter,
     DomainThresholds,
+    ScoreTableWriter,
     SelectionReport,
 )
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.executors import (
+    Stage,
     add_executor_options,
     chain_executors,
     check_slurm_options,
+    describe_chain,
     run_chain,
 )
 from ai_filters.layout import HUB_SHARD, SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
@@ -115,23 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_demo(args) -> None:
-    """Write the demo corpus and, if missing, detect the heads of the embedded model."""
+def prepare_demo(args, folder: SelectionFolder) -> None:
+    """Write the demo corpus and, if missing, detect the heads of the embedded model (neither
+    with ``--dry-run``)."""
     from ai_filters.demo import detect_and_check, write_demo_corpus
 
-    out = Path(args.out)
-    write_demo_corpus(out / "corpus", args.docs_per_domain)
     args.max_tokens = args.max_tokens or 192
-    if not get_scorer(args.scorer).needs_heads:
+    if not args.dry_run:
+        write_demo_corpus(folder.corpus, args.docs_per_domain)
+    if not get_scorer(args.scorer).needs_heads or args.heads:
         return
-    args.heads = args.heads or str(out / "heads.json")
-    if not Path(args.heads).is_file():
-        detect_and_check(out, args.model or DEFAULT_MODEL)
+    if not folder.is_local:
+        raise SystemExit("error: with --demo and a remote --out, give --heads (a local file)")
+    args.heads = folder.heads_file
+    if not Path(args.heads).is_file() and not args.dry_run:
+        detect_and_check(Path(folder.root), args.model or DEFAULT_MODEL)
 
 
-def stage_pipelines(args) -> dict[str, tuple[list, int]]:
-    """Each stage's pipeline and task count."""
-    folder = SelectionFolder(Path(args.out).resolve())
+def stage_pipelines(args) -> dict[str, Stage]:
+    """Each stage's pipeline and how it runs."""
+    folder = SelectionFolder(args.out)
     scorer = get_scorer(args.scorer)
     options = ScorerOptions(
         heads_path=args.heads,
@@ -139,39 +144,41 @@ def stage_pipelines(args) -> dict[str, tuple[list, int]]:
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
         seed=args.seed,
-        exclusion_writer=JsonlWriter(str(folder.skipped), output_filename=SCORED_SHARD),
+        exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
     )
     selector = DomainThresholdFilter(
         str(folder.thresholds_file),
         score_key=scorer.score_key,
-        exclusion_writer=ParquetWriter(str(folder.rejected), output_filename=HUB_SHARD),
+        exclusion_writer=ParquetWriter(folder.rejected, output_filename=HUB_SHARD),
     )
     return {
-        "score": (
+        "score": Stage(
             [
-                DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
+                DomainsReader(
+                    corpus_domains(folder.corpus if args.demo else None, args.domains),
+                    progress=args.executor == "local",
+                ),
                 scorer.build(options),
-                JsonlWriter(str(folder.scored), output_filename=SCORED_SHARD),
+                ScoreTableWriter(folder.scores, scorer.table_fields),
+                JsonlWriter(folder.scored, output_filename=SCORED_SHARD),
             ],
             args.tasks,
+            gpus=True,
         ),
-        "thresholds": (
-            [
-                DomainThresholds(
-                    str(folder.scored), folder.thresholds_file, args.fraction, scorer.score_key
-                )
-            ],
-            1,
+        "thresholds": Stage(
+            [DomainThresholds(folder.root, args.fraction, scorer.score_key)], 1, one_task=True
         ),
-        "select": (
+        "select": Stage(
             [
-                JsonlReader(str(folder.scored), glob_pattern=SCORED_GLOB),
+                JsonlReader(
+                    folder.scored, glob_pattern=SCORED_GLOB, doc_progress=args.executor == "local"
+                ),
                 selector,
-                ParquetWriter(str(folder.selected), output_filename=HUB_SHARD),
+                ParquetWriter(folder.selected, output_filename=HUB_SHARD),
             ],
             args.tasks,
         ),
-        "report": ([SelectionReport(str(folder.root))], 1),
+        "report": Stage([SelectionReport(folder.root)], 1, one_task=True),
     }
 
 
@@ -179,32 +186,38 @@ def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
     """Copy the heads file to OUT/heads.json: the selection's record of what selected it."""
     if not heads.is_file():
         raise SystemExit(f"error: heads file {heads} does not exist; run ai-filters detect-heads")
-    folder.root.mkdir(parents=True, exist_ok=True)
-    if heads.resolve() != folder.heads_file.resolve():
-        shutil.copyfile(heads, folder.heads_file)
+    if folder.is_local and heads.resolve() == Path(folder.heads_file):
+        return
+    with folder.open("heads.json", "wt") as record:
+        record.write(heads.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("smollm_select.py", args.debug) as errors:
-        check_writable_folder(args.out, "--out")
+        folder = SelectionFolder(args.out)
+        scorer = get_scorer(args.scorer)
+        if not args.dry_run:
+            check_writable_folder(args.out, "--out")
         if args.executor == "slurm":
             check_slurm_options(args)
         if args.demo:
-            prepare_demo(args)
-        folder = SelectionFolder(args.out)
-        scorer = get_scorer(args.scorer)
-        if scorer.needs_heads:
-            if not args.heads:
-                raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
-            keep_heads_with_output(Path(args.heads), folder)
-        folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
+            prepare_demo(args, folder)
+        if scorer.needs_heads and not args.heads:
+            raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
         started = time.monotonic()
         stages = stage_pipelines(args)
-        executors = chain_executors(args, stages, folder.logs().resolve(), {"score"})
+        executors = chain_executors(args, stages, folder.logs())
+        if args.dry_run:
+            print(describe_chain(args, stages, executors))
+            return 0
+        if scorer.needs_heads:
+            keep_heads_with_output(Path(args.heads), folder)
+        folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
         run_chain(args, executors, list(stages))
         if args.executor == "local" or args.wait:
-            print(folder.report_md.read_text())
+            with folder.open("report.md") as report:
+                print(report.read())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
         return 0
     return errors.exit_code

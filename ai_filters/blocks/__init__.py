@@ -3,9 +3,10 @@
 Scorers (keep every document they can score, its score under their ``score_key``):
 :class:`AttentionInfluenceScorer` (the method; ``mask_mode="zero"``: the zero ablation),
 :class:`PerplexityScorer` and :class:`RandomScorer` (the controls). Selection:
-:class:`DomainThresholds` (one task: the per-domain thresholds over all scored shards) and
-:class:`DomainThresholdFilter`. Reading: :class:`DomainsReader`. Reporting:
-:class:`SelectionReport`. Tokenizing for nanotron: :class:`FolderTokenizer`.
+:class:`ScoreTableWriter` (every scored document without its text), :class:`DomainThresholds`
+(one task: the per-domain thresholds from those tables) and :class:`DomainThresholdFilter`.
+Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing for nanotron:
+:class:`FolderTokenizer`.
 """
 
 from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
@@ -13,6 +14,7 @@ from ai_filters.blocks.perplexity import PerplexityScorer
 from ai_filters.blocks.random_scorer import RandomScorer
 from ai_filters.blocks.readers import DomainsReader
 from ai_filters.blocks.report import SelectionReport
+from ai_filters.blocks.score_table import ScoreTableWriter
 from ai_filters.blocks.threshold_filter import DomainThresholdFilter
 from ai_filters.blocks.thresholds import DomainThresholds
 from ai_filters.blocks.tokens import FolderTokenizer
@@ -25,5 +27,6 @@ __all__ = [
     "FolderTokenizer",
     "PerplexityScorer",
     "RandomScorer",
+    "ScoreTableWriter",
     "SelectionReport",
 ]

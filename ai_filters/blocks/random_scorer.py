@@ -6,15 +6,14 @@ import hashlib
 from functools import cached_property
 
 from datatrove.data import Document
-from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from ai_filters.blocks.scorer_base import skip, unscorable
+from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
 from ai_filters.models import DEFAULT_MODEL, load_tokenizer
 from ai_filters.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
 
 
-class RandomScorer(BaseFilter):
+class RandomScorer(ScorerBlock):
     """The random-subset control: ``random_score`` uniform in [0, 1) from (``seed``, doc id).
 
     The score depends only on the seed and the document's id, never on sharding or order, so
@@ -58,13 +57,13 @@ class RandomScorer(BaseFilter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         if unscorable(doc) is not None:
-            return skip(doc)
+            return self.skip(doc)
         try:
             tokens = len(self.tokenizer(doc.text).input_ids)
         except (TypeError, ValueError, UnicodeError):
-            return skip(doc, SKIP_BAD_TEXT)
+            return self.skip(doc, SKIP_BAD_TEXT)
         if tokens < 2:
-            return skip(doc, SKIP_TOO_SHORT)
+            return self.skip(doc, SKIP_TOO_SHORT)
         value = self.random_score(str(doc.id))
         doc.metadata[self.score_key] = value
         doc.metadata["ai_doc_tokens"] = tokens

@@ -22,6 +22,7 @@ from datatrove.pipeline.readers.base import BaseReader
 
 from ai_filters.documents import parse_json_line, repair_strings, unreadable
 from ai_filters.domains import check_spec
+from ai_filters.layout import READ_STAT
 
 
 def broken_bytes(error: BaseException) -> bool:
@@ -139,11 +140,12 @@ def has_text(document: Document) -> bool:
     return isinstance(document.text, str) and bool(document.text)
 
 
-def build_reader(domain: str, spec: Mapping) -> BaseReader:
+def build_reader(domain: str, spec: Mapping, progress: bool = False) -> BaseReader:
     """The datatrove reader of one domain; its documents carry ``metadata["domain"]``.
 
     It yields every record, those without usable text and unparsable input included (see
-    :class:`EveryRecordJsonlReader`).
+    :class:`EveryRecordJsonlReader`); with ``progress``, datatrove's own progress bars of files
+    and documents.
     """
     check_spec(domain, spec)
     return READERS[spec["reader"]](
@@ -153,6 +155,8 @@ def build_reader(domain: str, spec: Mapping) -> BaseReader:
         id_key=spec.get("id_key", "id"),
         limit=spec.get("limit", -1),
         default_metadata={"domain": domain},
+        doc_progress=progress,
+        file_progress=progress,
     )
 
 
@@ -171,9 +175,13 @@ class DomainsReader(PipelineStep):
     name = "📖 domains reader"
     type = "📖 - READER"
 
-    def __init__(self, specs: Mapping[str, Mapping], keep_textless: bool = True) -> None:
+    def __init__(
+        self, specs: Mapping[str, Mapping], keep_textless: bool = True, progress: bool = False
+    ) -> None:
         super().__init__()
-        self.readers = {domain: build_reader(domain, spec) for domain, spec in specs.items()}
+        self.readers = {
+            domain: build_reader(domain, spec, progress) for domain, spec in specs.items()
+        }
         self.keep_textless = keep_textless
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
@@ -182,7 +190,7 @@ class DomainsReader(PipelineStep):
         for domain, reader in self.readers.items():
             for document in reader.run(None, rank, world_size):
                 document.metadata["domain"] = domain
-                self.stat_update(f"read_{domain}")
+                self.stat_update(READ_STAT.format(domain=domain))
                 if self.keep_textless or has_text(document):
                     yield document
                 else:

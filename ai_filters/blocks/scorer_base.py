@@ -23,6 +23,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.documents import repair_text
+from ai_filters.layout import SKIPPED_STAT
 from ai_filters.models import LoadedModel, load_model
 from ai_filters.scoring import SKIP_NO_TEXT, DocumentScore, ScoringConfig, ScoringEngine
 
@@ -59,7 +60,31 @@ def score_bin(score: float) -> str:
     return f"score_bin_{low + index * SCORE_BIN_WIDTH:.2f}"
 
 
-class EngineScorer(BaseFilter):
+class ScorerBlock(BaseFilter):
+    """What every scorer block shares: how a document without a score is dropped.
+
+    A dropped document gets ``metadata["filter_reason"]``, text that datatrove's writers can
+    store, and the stat ``skipped/<domain>/<reason>`` (besides BaseFilter's
+    ``dropped_<reason>``), from which the selection report counts skips per domain.
+    """
+
+    score_key: str
+
+    def skip(self, doc: Document, reason: str | None = None) -> tuple[bool, str]:
+        """Make ``doc`` writable and return its drop with ``reason`` (default: the reason
+        :func:`unscorable` gives)."""
+        reason = reason or unscorable(doc)
+        if not isinstance(doc.text, str):
+            doc.text = "" if doc.text is None else str(doc.text)
+        doc.text, repaired = repair_text(doc.text)  # writers cannot store lone surrogates
+        if repaired:
+            doc.metadata["text_repaired"] = True
+        domain = doc.metadata.get("domain", "all")
+        self.stat_update(SKIPPED_STAT.format(domain=domain, reason=reason))
+        return False, reason
+
+
+class EngineScorer(ScorerBlock):
     """What the model-backed scorers share: the lazy engine, the device, batching and skips.
 
     A subclass sets ``score_key`` and implements :meth:`_build_engine` (from the shared model)
@@ -67,8 +92,6 @@ class EngineScorer(BaseFilter):
     """
 
     _requires_dependencies = ["torch", "transformers"]
-
-    score_key: str
 
     def __init__(
         self,
@@ -143,13 +166,13 @@ class EngineScorer(BaseFilter):
         texts = [doc.text for doc in batch if unscorable(doc) is None]
         scores = iter(self.scorer.score_texts(texts))
         return [
-            self._annotate(doc, next(scores)) if unscorable(doc) is None else skip(doc)
+            self._annotate(doc, next(scores)) if unscorable(doc) is None else self.skip(doc)
             for doc in batch
         ]
 
     def _annotate(self, doc: Document, score: DocumentScore) -> bool | tuple[bool, str]:
         if score.skip_reason is not None:
-            return skip(doc, score.skip_reason)
+            return self.skip(doc, score.skip_reason)
         value = self._score_value(score)
         doc.metadata.update(score.as_metadata())
         doc.metadata[self.score_key] = value
@@ -167,15 +190,3 @@ def unscorable(doc: Document) -> str | None:
     if doc.metadata.get("skip_reason"):
         return str(doc.metadata["skip_reason"])
     return None if isinstance(doc.text, str) else SKIP_NO_TEXT
-
-
-def skip(doc: Document, reason: str | None = None) -> tuple[bool, str]:
-    """Make ``doc`` writable by datatrove's writers and return the drop with ``reason``
-    (default: :func:`_unscorable`'s)."""
-    reason = reason or unscorable(doc)
-    if not isinstance(doc.text, str):
-        doc.text = "" if doc.text is None else str(doc.text)
-    doc.text, repaired = repair_text(doc.text)  # writers cannot store lone surrogates
-    if repaired:
-        doc.metadata["text_repaired"] = True
-    return False, reason

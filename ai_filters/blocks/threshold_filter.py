@@ -9,7 +9,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from ai_filters.layout import read_threshold_values
+from ai_filters.layout import KEPT_STAT, REJECTED_STAT, read_threshold_values
 from ai_filters.scoring import SCORE_KEY
 
 BELOW_THRESHOLD = "below_threshold"
@@ -77,9 +77,9 @@ class DomainThresholdFilter(BaseFilter):
                 "writes it before this filter, or set score_key"
             )
         if score >= self.thresholds[domain]:
-            self.stat_update(f"kept_{domain}")
+            self.stat_update(KEPT_STAT.format(domain=domain))
             return True
-        self.stat_update(f"{BELOW_THRESHOLD}_{domain}")
+        self.stat_update(REJECTED_STAT.format(domain=domain))
         return False, BELOW_THRESHOLD
 
     def _domain(self, doc: Document) -> str:

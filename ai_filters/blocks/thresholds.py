@@ -1,67 +1,58 @@
-"""The one-task stage that computes every domain's threshold over all scored shards."""
+"""The one-task stage that computes every domain's threshold from the score tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.readers import JsonlReader
 
-from ai_filters.blocks.threshold_filter import document_domain
-from ai_filters.layout import SCORED_GLOB, write_thresholds
+from ai_filters.layout import SelectionFolder
+from ai_filters.score_tables import ScoreTables
 from ai_filters.scoring import SCORE_KEY
-from ai_filters.selection import compute_thresholds
+from ai_filters.selection import table_thresholds
+
+TOKENS_KEY = "ai_doc_tokens"
 
 
 class DomainThresholds(PipelineStep):
-    """Computes every domain's top-``fraction`` threshold over all scored shards (one task).
+    """Computes every domain's top-``fraction`` threshold over all score tables (one task).
 
-    Reads the ``.jsonl.gz`` shards under ``scored_folder`` (all tasks' output of the scoring
-    stage), applies the exact rule of :mod:`ai_filters.selection` to ``metadata[score_key]``
-    and writes ``output_path`` (thresholds.json). Tokens are the documents' full token counts
-    (``ai_doc_tokens``). Documents passing through the step (if any) are yielded unchanged.
+    Reads ``OUT/scores/<domain>/*.parquet`` (written by
+    :class:`~ai_filters.blocks.ScoreTableWriter` in the scoring stage), applies the exact rule
+    of :mod:`ai_filters.selection` to the column ``score_key`` and writes ``OUT/thresholds.json``.
+    Tokens are the documents' full token counts (``tokens_key``). Memory: the scores of the
+    largest domain, 8 bytes a document. Documents passing through the step (if any) are yielded
+    unchanged.
     """
 
-    _requires_dependencies = ["numpy"]
+    _requires_dependencies = ["numpy", "pyarrow"]
 
     name = "🧮 domain thresholds"
     type = "📊 - STATS"
 
     def __init__(
         self,
-        scored_folder: str,
-        output_path: str | Path,
+        output_folder: str,
         fraction: float = 0.2,
         score_key: str = SCORE_KEY,
-        domain_key: str = "domain",
-        default_domain: str | None = None,
+        tokens_key: str = TOKENS_KEY,
     ) -> None:
         super().__init__()
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        self.scored_folder = scored_folder
-        self.output_path = str(output_path)
+        self.output_folder = output_folder
         self.fraction = fraction
         self.score_key = score_key
-        self.domain_key = domain_key
-        self.default_domain = default_domain
+        self.tokens_key = tokens_key
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
         if world_size != 1:
-            raise ValueError("DomainThresholds needs every scored shard: run it with tasks=1")
-        reader = JsonlReader(self.scored_folder, glob_pattern=SCORED_GLOB)
-        rows = (
-            (
-                document_domain(doc, self.domain_key, self.default_domain),
-                doc.metadata[self.score_key],
-                doc.metadata["ai_doc_tokens"],
-            )
-            for doc in reader.run()
-        )
+            raise ValueError("DomainThresholds needs every score table: run it with tasks=1")
+        folder = SelectionFolder(self.output_folder)
         with self.track_time():
-            thresholds = compute_thresholds(rows, self.fraction)
-        write_thresholds(thresholds, self.output_path)
+            thresholds = table_thresholds(
+                ScoreTables(folder), self.score_key, self.tokens_key, self.fraction
+            )
+        folder.write_thresholds(thresholds)
         for domain, entry in thresholds.items():
             self.stat_update(f"documents_{domain}", value=entry.documents)
             self.stat_update(f"selected_{domain}", value=entry.documents_selected)
