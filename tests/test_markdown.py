@@ -9,9 +9,7 @@ from ai_filters.markdown import markdown_table
 
 def test_table_with_default_and_given_alignment():
     rows = [["a", "1"], ["b", "22"]]
-    assert markdown_table(["name", "n"], rows) == (
-        "| name | n |\n|---|---|\n| a | 1 |\n| b | 22 |"
-    )
+    assert markdown_table(["name", "n"], rows) == ("| name | n |\n|---|---|\n| a | 1 |\n| b | 22 |")
     assert markdown_table(["name", "n"], [["a|b", "1"]], align="lr") == (
         "| name | n |\n|---|---:|\n| a\\|b | 1 |"
     )
