@@ -34,7 +34,7 @@ def corpus() -> list[dict]:
 
 def test_demo_command_writes_four_arms(tmp_path, corpus, capsys) -> None:
     write_demo_layout(tmp_path, corpus)
-    tiny = ["--hidden", "32", "--layers", "2", "--seq-len", "32", "--batch-size", "2"]
+    tiny = ["--hidden", "32", "--layers", "2", "--seq-len", "128", "--batch-size", "2"]
     args = ["--demo", "--out", str(tmp_path), "--steps", "4", "--reasoning", "4", *tiny]
     args += ["--eval-points", "1", "--heldout-per-domain", "3"]
     assert proxy_pretrain.main([*args, "--no-progress"]) == 0
