@@ -1,163 +1,28 @@
-"""Broken input: every document is scored or skipped with a reason; the run never dies halfway."""
+"""The selection pipeline on broken input and bad configuration: every record read is counted
+(read = scored + skipped), and a configuration error is one line without a traceback.
+
+The runs are in-process on the tiny model (fast to score), except the one test of the real
+command.
+"""
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import write_heads_file
-from tiny_models import save_tiny_model, tiny_model_and_heads
 
-from ai_filters.blocks import DomainsReader, RandomScorer
-from ai_filters.cli import main as cli_main
-from ai_filters.documents import DocumentReadError, read_documents
-from ai_filters.models import ModelLoadError, load_model
-from ai_filters.score_files import score_file, skipped_path
-from ai_filters.scoring import ScoringConfig, ScoringEngine
-
-HEADS = [(18, 6), (20, 6), (17, 3)]
-
-
-@pytest.fixture(scope="module")
-def engine(embedded) -> ScoringEngine:
-    return ScoringEngine(embedded, HEADS, ScoringConfig(max_tokens=32))
-
-
-def line(document: dict) -> bytes:
-    return (json.dumps(document) + "\n").encode()
-
-
-@pytest.fixture
-def broken_inputs(tmp_path) -> list[Path]:
-    """One file of every kind of bad record, a truncated .jsonl.gz and a corrupt parquet."""
-    records = [
-        line({"id": "empty", "text": "", "domain": "web"}),
-        line({"id": "spaces", "text": "   \n\t ", "domain": "web"}),
-        line({"id": "one-token", "text": "Hello", "domain": "web"}),
-        line({"id": "huge", "text": "The quick brown fox. " * 250_000, "domain": "web"}),
-        b'{"id": "bad-utf8", "text": "caf\xe9 \xff", "domain": "web"}\n',
-        line({"id": "surrogate", "text": "lone \ud800 surrogate text here", "domain": "web"}),
-        line({"id": "controls", "text": "NUL \x00 bell \x07 escape \x1b end", "domain": "code"}),
-        line({"id": "number", "text": 42, "domain": "code"}),
-        line({"id": "no-text", "domain": "code"}),
-        line({"id": "no-domain", "text": "A document without any domain at all."}),
-        line({"id": "dup", "text": "First copy of a duplicated id.", "domain": "math"}),
-        line({"id": "dup", "text": "Second copy of a duplicated id.", "domain": "math"}),
-        b"{not json at all\n",
-        b"[1, 2, 3]\n",
-    ]
-    plain = tmp_path / "bad.jsonl"
-    plain.write_bytes(b"".join(records))
-    good = b"".join(
-        line({"id": f"gz-{i}", "text": f"Sentence number {i} is here.", "domain": "math"})
-        for i in range(50)
-    )
-    truncated = tmp_path / "truncated.jsonl.gz"
-    truncated.write_bytes(gzip.compress(good)[:-40])
-    corrupt = tmp_path / "corrupt.parquet"
-    pq.write_table(pa.Table.from_pylist([{"id": "p", "text": "ok"}] * 10), corrupt)
-    corrupt.write_bytes(corrupt.read_bytes()[:200])
-    return [plain, truncated, corrupt]
-
-
-def test_every_broken_record_is_scored_or_skipped_with_its_reason(engine, broken_inputs, tmp_path):
-    output = tmp_path / "out.jsonl"
-    summary = score_file(engine, broken_inputs, output)
-    scored = list(read_documents(output))
-    skipped = list(read_documents(skipped_path(output)))
-    reasons = {d["id"]: d["metadata"]["skip_reason"] for d in skipped}
-    assert reasons["empty"] == reasons["one-token"] == "too_short"
-    assert reasons["number"] == reasons["no-text"] == "missing_text"
-    assert reasons["surrogate"] == "untokenizable_text"
-    assert (
-        reasons["bad.jsonl/4"]
-        == reasons["bad.jsonl/12"]
-        == reasons["bad.jsonl/13"]
-        == ("unreadable")
-    )
-    unreadable = {
-        d["id"]: d["metadata"] for d in skipped if d["metadata"]["skip_reason"] == "unreadable"
-    }
-    assert unreadable["bad.jsonl/4"]["source_line"] == 5
-    assert "invalid UTF-8" in unreadable["bad.jsonl/4"]["skip_detail"]
-    assert any(i.startswith("truncated.jsonl.gz/") for i in unreadable)
-    assert "corrupt.parquet/file" in unreadable
-    assert next(d for d in skipped if d["id"] == "surrogate")["metadata"]["text_repaired"]
-    scored_ids = Counter(d["id"] for d in scored)
-    assert scored_ids["dup"] == 2 and {"controls", "no-domain", "huge"} <= set(scored_ids)
-    assert all(math.isfinite(d["metadata"]["attention_influence"]) for d in scored)
-    huge = next(d for d in scored if d["id"] == "huge")
-    assert huge["metadata"]["ai_n_tokens"] == 32 and huge["metadata"]["ai_doc_tokens"] > 1_000_000
-    gz_scored = [d for d in scored if d["id"].startswith("gz-")]
-    assert 0 < len(gz_scored) < 50  # the lines before the truncation point are kept
-    for domain, read in summary.read.items():  # read = scored + skipped, per domain
-        assert read == summary.scored[domain] + summary.skipped_in(domain)
-    assert sum(summary.read.values()) == len(scored) + len(skipped)
-
-
-def test_strict_mode_stops_with_file_and_line(engine, broken_inputs, tmp_path):
-    with pytest.raises(DocumentReadError, match=r"bad\.jsonl:5: invalid UTF-8"):
-        score_file(engine, broken_inputs, tmp_path / "out.jsonl", strict=True)
-    assert not (tmp_path / "out.jsonl").exists()
-
-
-def test_cli_reports_broken_files_and_goes_on(broken_inputs, tmp_path, embedded):
-    heads = write_heads_file(embedded, HEADS, tmp_path / "heads.json")
-    command = [
-        sys.executable,
-        "-m",
-        "ai_filters.cli",
-        "score",
-        "--heads",
-        str(heads),
-        "--input",
-        *map(str, broken_inputs),
-        "--output",
-        str(tmp_path / "o.jsonl"),
-        "--max-tokens",
-        "32",
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "unreadable: " in result.stdout and "corrupt.parquet" in result.stdout
-    strict = subprocess.run(
-        [*command, "--strict"], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert strict.returncode == 2 and "bad.jsonl:5" in strict.stderr
-    assert "Traceback" not in strict.stderr
-
-
-def test_non_finite_loss_is_skipped_never_scored(engine, embedded):
-    """A NaN in the forward pass (as an fp16 overflow makes) gives a reason, not a score."""
-    last = embedded.model.base_model.layers[-1]
-    handle = last.register_forward_hook(lambda module, args, output: output * float("nan"))
-    try:
-        (score,) = engine.score_texts(["A perfectly ordinary sentence about rivers."])
-    finally:
-        handle.remove()
-    assert score.skip_reason == "non_finite_loss" and score.attention_influence is None
-
+from ai_filters.documents import read_documents
+from tests.helpers.broken_inputs import GOOD, line
+from tests.helpers.console import error_line_of
+from tests.helpers.models import other_shape_heads
+from tests.helpers.pipelines import SELECT_SCRIPT, console_log_follows_stderr, load_select_main
 
 # ------------------------------------------------ the selection pipeline: every record counted
-SELECT_SCRIPT = Path(__file__).resolve().parents[1] / "pipelines" / "smollm_select.py"
-GOOD = [
-    "Rivers carry sediment downstream, and where the current slows the sand settles.",
-    "The mitochondria turn glucose and oxygen into ATP through a chain of reactions.",
-    "A prime number has exactly two divisors: one and the number itself.",
-    "def add(a, b):\n    return a + b\n",
-]
 CORPUS = {  # domain -> raw lines of its one .jsonl file; every line is one record read
     "web": [
         *(line({"id": f"web-{i}", "text": text}) for i, text in enumerate(GOOD)),
@@ -174,20 +39,6 @@ CORPUS = {  # domain -> raw lines of its one .jsonl file; every line is one reco
         b'{"id": "code-latin1", "text": "caf\xe9"}\n',
     ],
 }
-
-
-def load_select_main():
-    """``main`` of pipelines/smollm_select.py, imported from its file."""
-    spec = importlib.util.spec_from_file_location("smollm_select", SELECT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The tiny Llama with the embedded tokenizer (fast to score) and its heads file."""
-    return tiny_model_and_heads(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -216,15 +67,6 @@ def select_args(inputs: dict[str, Path], out: Path, **changes: str) -> list[str]
         **changes,
     }
     return [item for option, value in options.items() for item in (option, value)]
-
-
-def console_log_follows_stderr() -> None:
-    """After an in-process pipeline run, datatrove's console log still writes to the stderr of
-    its last task (here a test's captured stream, closed later): send it to the current one."""
-    from loguru import logger
-
-    logger.remove()
-    logger.add(lambda message: sys.stderr.write(message))
 
 
 @pytest.fixture
@@ -270,31 +112,6 @@ def test_pipeline_counts_records_datatrove_readers_would_drop(select_run):
 
 
 # ---------------------------------------------- configuration errors: one line, no traceback
-def error_line_of(stderr: str, prog: str) -> str:
-    """The single error line ``prog`` printed; it must be the last line of stderr."""
-    lines = stderr.strip().splitlines()
-    errors = [text for text in lines if text.startswith(f"{prog}: error: ")]
-    assert len(errors) == 1, stderr[-3000:]
-    assert lines[-1] == errors[0] and "Traceback" not in stderr
-    return errors[0]
-
-
-def other_shape_heads(path: Path) -> Path:
-    """A heads file made for a 30-layer, 9-head model (the embedded one), not the tiny one."""
-    from ai_filters.heads import RetrievalHeads
-
-    RetrievalHeads(
-        model="smollm2-135m",
-        model_fingerprint="sha256:" + "0" * 64,
-        num_layers=30,
-        num_heads=9,
-        num_kv_heads=3,
-        scores=[[0.0] * 9 for _ in range(30)],
-        selected=[[18, 6]],
-    ).save(path)
-    return path
-
-
 def test_pipeline_thresholds_without_a_domain_is_one_line(
     select_inputs, select_run, tmp_path, capsys, restore_logging
 ):
@@ -357,121 +174,3 @@ def test_pipeline_script_failure_is_one_line_without_traceback(select_inputs, tm
     )
     assert result.returncode == 2
     assert "stage 'score' failed" in error_line_of(result.stderr, "smollm_select.py")
-
-
-@pytest.mark.parametrize("case", ["missing model", "heads of another model", "unwritable output"])
-def test_score_configuration_errors_are_one_line(case, tiny, tmp_path, capsys):
-    _, heads = tiny
-    (tmp_path / "in.jsonl").write_bytes(line({"id": "a", "text": GOOD[0]}))
-    options = {
-        "--heads": str(heads),
-        "--model": str(heads.parent / "model"),
-        "--input": str(tmp_path / "in.jsonl"),
-        "--output": str(tmp_path / "out.jsonl"),
-    }
-    if case == "missing model":
-        options["--model"] = str(tmp_path / "no-such-model")
-    elif case == "heads of another model":
-        options["--heads"] = str(other_shape_heads(tmp_path / "heads.json"))
-    else:
-        (tmp_path / "a-file").write_text("not a folder")
-        options["--output"] = str(tmp_path / "a-file" / "out.jsonl")
-    argv = ["score", *(item for pair in options.items() for item in pair)]
-    exit_code = cli_main(argv)
-    message = error_line_of(capsys.readouterr().err, "ai-filters")
-    assert exit_code == 2
-    expected = {
-        "missing model": "no-such-model",
-        "heads of another model": "ai-filters detect-heads",
-        "unwritable output": "cannot be written (a file is in the way); choose another --output",
-    }
-    assert expected[case] in message
-    assert not (tmp_path / "out.jsonl").exists()
-
-
-def test_pipeline_reader_keeps_every_record_of_broken_files(broken_inputs):
-    """The pipeline's reader on the broken files above: nothing dropped, nothing fatal."""
-    plain, truncated, corrupt = broken_inputs
-    folders = {}
-    for domain, path in (("plain", plain), ("gz", truncated), ("parquet", corrupt)):
-        folders[domain] = path.parent / domain
-        folders[domain].mkdir()
-        shutil.copy(path, folders[domain] / path.name)
-    reader = DomainsReader(
-        {
-            d: {"reader": "parquet" if d == "parquet" else "jsonl", "path": str(f)}
-            for d, f in folders.items()
-        }
-    )
-    documents = list(reader.run())
-    by_domain = Counter(d.metadata["domain"] for d in documents)
-    read = {key.removeprefix("read_"): stat.total for key, stat in reader.stats.stats.items()}
-    assert read == by_domain and by_domain["plain"] == 14  # every line of bad.jsonl
-    unreadable = [d for d in documents if d.metadata.get("skip_reason") == "unreadable"]
-    assert {d.metadata["source_file"].rsplit("/", 1)[1] for d in unreadable} == {
-        "bad.jsonl",
-        "truncated.jsonl.gz",
-        "corrupt.parquet",
-    }
-    assert 0 < by_domain["gz"] - 1 < 50  # the lines before the truncation, then one record
-    assert by_domain["parquet"] == 1
-    texts = {d.id: d.text for d in documents}
-    assert texts["surrogate"] == "lone \ud800 surrogate text here"  # orjson would drop it
-    assert texts["number"] == 42 and texts["no-text"] is None and texts["empty"] == ""
-    scorer = RandomScorer()  # any scorer: an unreadable record keeps its reason
-    reasons = {d.metadata["skip_reason"] for d in unreadable}
-    assert all(scorer.filter(d) == (False, "unreadable") for d in unreadable) and reasons == {
-        "unreadable"
-    }
-
-
-def test_pipeline_reader_lets_connection_errors_fail_the_task(broken_inputs, monkeypatch):
-    """A network failure is not broken input: the task fails, and a rerun retries the file."""
-    reader = DomainsReader({"web": {"reader": "jsonl", "path": str(broken_inputs[0].parent)}})
-
-    def reset_connection(*args, **kwargs):
-        raise ConnectionResetError("connection reset by peer")
-
-    monkeypatch.setattr(reader.readers["web"].data_folder, "open", reset_connection)
-    with pytest.raises(ConnectionResetError):
-        list(reader.run())
-
-
-# ---------------------------------------------------------------- safety: code and pickles
-def test_pickle_weights_load_only_with_the_flag(tmp_path):
-    folder = save_tiny_model(tmp_path / "pickled", safetensors=False)
-    assert (folder / "pytorch_model.bin").is_file()
-    assert not list(folder.glob("*.safetensors"))
-    with pytest.raises(ModelLoadError, match="--allow-pickle"):
-        load_model(str(folder), device="cpu")
-    assert load_model(str(folder), device="cpu", allow_pickle=True).num_layers == 4
-
-
-REMOTE_CODE = """
-from pathlib import Path
-
-from transformers import LlamaForCausalLM
-
-Path("{witness}").touch()
-
-
-class WitnessLlama(LlamaForCausalLM):
-    pass
-"""
-
-
-def test_remote_code_runs_only_with_the_flag(tmp_path):
-    """A model folder that ships its own Python: without the flag the code never runs."""
-    folder = save_tiny_model(tmp_path / "remote")
-    witness = tmp_path / "code-ran"
-    (folder / "modeling_witness.py").write_text(REMOTE_CODE.format(witness=witness))
-    config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_witness.WitnessLlama"}
-    (folder / "config.json").write_text(json.dumps(config))
-    try:
-        load_model(str(folder), device="cpu")
-    except (ModelLoadError, ValueError):
-        pass  # refusing to load is as good as loading the built-in Llama
-    assert not witness.exists()
-    loaded = load_model(str(folder), device="cpu", trust_remote_code=True)
-    assert witness.exists() and type(loaded.model).__name__ == "WitnessLlama"
