@@ -45,7 +45,13 @@ from ai_filters.hub_card import (
     render_card,
     scoring_settings,
 )
-from ai_filters.layout import ScorerRecord, SelectionFolder, SelectionFolderError
+from ai_filters.layout import (
+    ScorerRecord,
+    SelectionFolder,
+    SelectionFolderError,
+    parquet_file,
+    read_parquet_columns,
+)
 from ai_filters.scorers import SCORERS
 from ai_filters.selection import DomainThreshold
 
@@ -68,7 +74,7 @@ class Selection:
     thresholds: dict[str, DomainThreshold]
     report: dict
     heads: RetrievalHeads | None  # for scorers that mask heads
-    shards: dict[str, list[Path]]  # the selected parquet shards of each domain, sorted
+    shards: dict[str, list[str]]  # the selected parquet shards of each domain, sorted
     scoring_settings: dict | None  # the scorer block's settings, as datatrove recorded them
 
     def pretty_name(self, repo_id: str | None) -> str:
@@ -84,7 +90,7 @@ def load_selection(out_dir: str | Path) -> Selection:
     config of all domains).
     """
     folder = SelectionFolder(out_dir)
-    if not folder.thresholds_file.is_file():
+    if not folder.exists("thresholds.json"):
         raise SelectionFolderError(
             f"{folder.thresholds_file} is missing: run pipelines/smollm_select.py to completion"
         )
@@ -106,7 +112,7 @@ def load_selection(out_dir: str | Path) -> Selection:
         folder.read_report(),
         folder.read_heads() if needs_heads else None,
         shards,
-        scoring_settings(folder.logs("score") / "executor.json"),
+        scoring_settings(folder),
     )
 
 
@@ -120,12 +126,11 @@ def _without_dropped(field: pa.Field) -> pa.Field:
     return pa.field(field.name, pa.struct(kept), nullable=field.nullable)
 
 
-def unified_schema(paths: list[Path]) -> pa.Schema:
+def unified_schema(paths: list[str]) -> pa.Schema:
     """One schema for every shard: fields of all shards (struct fields merged), minus
     ``metadata.file_path``. Shards of different domains often carry different metadata."""
-    merged = pa.unify_schemas(
-        [pq.read_schema(path).remove_metadata() for path in paths], promote_options="permissive"
-    )
+    schemas = [parquet_file(path).schema_arrow.remove_metadata() for path in paths]
+    merged = pa.unify_schemas(schemas, promote_options="permissive")
     return pa.schema([_without_dropped(field) for field in merged])
 
 
@@ -143,8 +148,8 @@ def _conform(array: pa.Array, target: pa.DataType) -> pa.Array:
     return pa.StructArray.from_arrays(children, fields=list(target), mask=array.is_null())
 
 
-def _conformed_batches(path: Path, schema: pa.Schema):
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+def _conformed_batches(path: str, schema: pa.Schema):
+    for batch in parquet_file(path).iter_batches(batch_size=4096):
         columns = [
             _conform(batch.column(field.name), field.type)
             if field.name in batch.schema.names
@@ -154,7 +159,7 @@ def _conformed_batches(path: Path, schema: pa.Schema):
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def copy_domain(paths: list[Path], schema: pa.Schema, folder: Path) -> int:
+def copy_domain(paths: list[str], schema: pa.Schema, folder: Path) -> int:
     """Rewrite ``paths`` as ``folder/train-0000i-of-0000n.parquet`` in ``schema``; rows written."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = 0
@@ -205,7 +210,7 @@ def read_scores(folder: SelectionFolder, score_key: str) -> dict[str, dict[str, 
     for kind, shards in kinds.items():
         for domain, paths in shards.items():
             for path in paths:
-                column = pq.read_table(path, columns=[f"metadata.{score_key}"]).column(0)
+                column = read_parquet_columns(path, [f"metadata.{score_key}"]).column(0)
                 values = column.to_numpy(zero_copy_only=False).astype(np.float64)
                 scores.setdefault(domain, {}).setdefault(kind, []).append(values)
     return {
@@ -300,7 +305,7 @@ def build_hub_folder(
     """
     selection = load_selection(out_dir)
     hub = Path(hub_dir).resolve()
-    if Path(out_dir).resolve().is_relative_to(hub.resolve()):
+    if selection.folder.is_local and Path(selection.folder.root).is_relative_to(hub):
         raise ValueError(f"--hub-dir {hub} would contain the pipeline output {out_dir}")
     if hub.exists() and not overwrite:
         raise FileExistsError(f"{hub} exists; choose another --hub-dir or pass --overwrite")

@@ -20,6 +20,7 @@ from string import Template
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ai_filters.heads import RetrievalHeads
+from ai_filters.layout import SelectionFolder
 from ai_filters.markdown import markdown_table
 from ai_filters.report import format_table
 from ai_filters.scorers import SCORERS
@@ -123,12 +124,14 @@ def _table_row(name: str, row: dict[str, int], threshold: str, ties: str) -> lis
     ]
 
 
-def scoring_settings(executor_json: Path) -> dict | None:
+def scoring_settings(folder: SelectionFolder) -> dict | None:
     """The scorer block's settings as datatrove recorded them in the scoring stage's
     ``executor.json`` (the step after the reader), if the file is there."""
-    if not executor_json.is_file():
+    record = "logs/score/executor.json"
+    if not folder.exists(record):
         return None
-    steps = json.loads(executor_json.read_text()).get("pipeline", [])
+    with folder.open(record) as file:
+        steps = json.load(file).get("pipeline", [])
     if len(steps) < 2:
         return None
     settings = steps[1].get("config") or steps[1]

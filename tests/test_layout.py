@@ -23,42 +23,52 @@ def entry(fraction: float = 0.2, threshold: float = 0.5) -> DomainThreshold:
     return DomainThreshold(threshold, fraction, 10, 1000, 2, 250, 0)
 
 
-def test_paths_of_the_folder(tmp_path):
+def test_paths_of_the_folder(tmp_path, monkeypatch):
+    """Paths are strings, absolute for a local folder (Slurm tasks start elsewhere), URLs for
+    object storage."""
+    monkeypatch.chdir(tmp_path)
+    folder = SelectionFolder("out")
+    root = str(tmp_path / "out")
+    assert folder.root == root and folder.is_local
+    assert folder.heads_file == f"{root}/heads.json"
+    assert (folder.scorer_file, folder.thresholds_file) == (
+        f"{root}/scorer.json",
+        f"{root}/thresholds.json",
+    )
+    assert (folder.report_json, folder.report_md) == (f"{root}/report.json", f"{root}/report.md")
+    assert (folder.scored, folder.skipped) == (f"{root}/scored", f"{root}/skipped")
+    assert (folder.selected, folder.rejected) == (f"{root}/selected", f"{root}/rejected")
+    assert folder.scores == f"{root}/scores"
+    assert (folder.logs(), folder.logs("score")) == (f"{root}/logs", f"{root}/logs/score")
+    remote = SelectionFolder("s3://bucket/run")
+    assert remote.root == "s3://bucket/run" and not remote.is_local
+    assert remote.thresholds_file == "s3://bucket/run/thresholds.json"
+
+
+def test_shards_are_listed_by_domain_in_order(tmp_path):
     folder = SelectionFolder(tmp_path)
-    assert folder.heads_file == tmp_path / "heads.json"
-    assert folder.scorer_file == tmp_path / "scorer.json"
-    assert folder.thresholds_file == tmp_path / "thresholds.json"
-    assert (folder.report_json, folder.report_md) == (
-        tmp_path / "report.json",
-        tmp_path / "report.md",
-    )
-    assert folder.scored == tmp_path / "scored" and folder.skipped == tmp_path / "skipped"
-    assert folder.selected == tmp_path / "selected" and folder.rejected == tmp_path / "rejected"
-    assert (
-        folder.logs() == tmp_path / "logs" and folder.logs("score") == tmp_path / "logs" / "score"
-    )
     for path in ("selected/data/web/00001.parquet", "selected/data/web/00000.parquet"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).touch()
     (tmp_path / "selected" / "data" / "code").mkdir()
     (tmp_path / "selected" / "data" / "code" / "00000.parquet").touch()
     assert folder.selected_shards() == {  # sorted by domain, then file
-        "code": [tmp_path / "selected/data/code/00000.parquet"],
+        "code": [f"{tmp_path}/selected/data/code/00000.parquet"],
         "web": [
-            tmp_path / "selected/data/web/00000.parquet",
-            tmp_path / "selected/data/web/00001.parquet",
+            f"{tmp_path}/selected/data/web/00000.parquet",
+            f"{tmp_path}/selected/data/web/00001.parquet",
         ],
     }
-    assert folder.rejected_shards() == {}
+    assert folder.rejected_shards() == {} and folder.score_tables() == {}
 
 
 def test_scorer_record_round_trip(tmp_path):
     folder = SelectionFolder(tmp_path)
     record = ScorerRecord("random", "random_score", 0.1)
     folder.write_scorer(record)
-    assert json.loads(folder.scorer_file.read_text()) == asdict(record)
+    assert json.loads((tmp_path / "scorer.json").read_text()) == asdict(record)
     assert folder.has_scorer_record() and folder.read_scorer() == record
-    folder.scorer_file.write_text(json.dumps({"scorer": "random"}))
+    (tmp_path / "scorer.json").write_text(json.dumps({"scorer": "random"}))
     with pytest.raises(ValueError, match="is not a scorer record"):
         folder.read_scorer()
 
