@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import subprocess
 import sys
 import time
@@ -117,7 +118,8 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="print every stage (tasks, resources, dependency) and, on Slurm, the sbatch script "
-        "it would submit; run and submit nothing",
+        "it would submit; run, write and submit nothing (on Slurm, only the empty folders for "
+        "Slurm's own logs are made)",
     )
     run.add_argument(
         "--debug",
@@ -222,9 +224,8 @@ def chain_executors(args: argparse.Namespace, stages: dict[str, Stage], logging_
             "randomize_start_duration": args.randomize_start,
         }
         if args.executor == "local":
-            executor = OneLineLocalExecutor(
-                **common, workers=args.workers or 1, stage=name, debug=args.debug
-            )
+            workers = min(args.workers or 1, stage.tasks)
+            executor = OneLineLocalExecutor(**common, workers=workers, stage=name, debug=args.debug)
         else:
             executor = SlurmPipelineExecutor(
                 **common, **_slurm_resources(args, stage), **_slurm_settings(args, name)
@@ -275,12 +276,19 @@ def describe_chain(args: argparse.Namespace, stages: dict[str, Stage], executors
             lines.append(f"stage {name}: {executor.world_size} tasks, {executor.workers} at once")
             lines.append(f"  runs {after}; logs in {executor.logging_dir.path}")
             continue
-        sbatch = executor.get_sbatch_args(min(executor.world_size, executor.max_array_size))
+        jobs = math.ceil(executor.world_size / executor.tasks_per_job)
+        if executor.max_array_size != -1:
+            jobs = min(jobs, executor.max_array_size)
+        sbatch = executor.get_sbatch_args(jobs)
         resources = (
             f"{executor.cpus_per_task} CPUs x {executor.mem_per_cpu_gb} GB, "
             f"{executor.gpus_per_task} GPUs, time {executor.time}"
         )
-        lines.append(f"stage {name}: {executor.world_size} tasks ({resources}), runs {after}")
+        lines.append(
+            f"stage {name}: {executor.world_size} tasks, {executor.tasks_per_job} per array job "
+            f"({resources}; start delayed up to {executor.randomize_start_duration} s), "
+            f"runs {after}"
+        )
         run = f"launch_pickled_pipeline {executor.logging_dir.resolve_paths('executor.pik')}"
         script = executor.get_launch_file_contents(sbatch, f"srun -l -n 1 {run}")
         lines += ["  " + line for line in script.strip().splitlines()]
