@@ -126,6 +126,7 @@ def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_nanotron_config(args: argparse.Namespace) -> int:
     """Build, validate and write the run; print the plan. Exit code 2 on an invalid config."""
+    launch = LaunchSettings(args.partition, args.time, args.qos, args.account, args.env_command)
     try:
         plan = build_config(
             args.corpus_tokenized,
@@ -149,7 +150,6 @@ def run_nanotron_config(args: argparse.Namespace) -> int:
     except NanotronConfigError as error:
         print(f"ai-filters: error: {error}", file=sys.stderr)
         return 2
-    launch = LaunchSettings(args.partition, args.time, args.qos, args.account, args.env_command)
     written = write_plan(plan, args.out, launch)
     print("\n".join(plan.summary()))
     print("wrote " + ", ".join(str(path) for path in written))
