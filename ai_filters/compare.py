@@ -100,7 +100,7 @@ def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
         record.scorer,
         record.score_key,
         record.fraction,
-        note=f"no {selection.scorer_file.name}: score key '{record.score_key}' assumed"
+        note=f"no scorer.json: score key '{record.score_key}' assumed"
         + ("" if name else ", named after the folder"),
     )
 
@@ -145,19 +145,19 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
     """
     domains: dict[str, DomainData] = {}
     selection = SelectionFolder(spec.folder)
-    scored = selection.scored
-    for path in selection.scored_files():
+    for relative in selection.scored_files():
+        path = Path(selection.path(relative))
         for document in read_documents(path, strict=True):
             document_id, score, tokens = _scored_entry(spec, document, path)
-            domain = str(document["metadata"].get("domain") or path.relative_to(scored).parts[0])
+            domain = str(document["metadata"].get("domain") or relative.split("/")[1])
             data = domains.setdefault(domain, DomainData())
             if document_id in data.scores:
                 raise ValueError(f"{path}: id {document_id} appears twice in domain {domain}")
             data.scores[document_id], data.tokens[document_id] = score, tokens
             data.sources[document_id] = path
     for domain, paths in selection.selected_shards().items():
-        for path in paths:
-            ids = pq.read_table(path, columns=["id"]).column(0).to_pylist()
+        for relative in paths:
+            ids = pq.read_table(selection.path(relative), columns=["id"]).column(0).to_pylist()
             domains.setdefault(domain, DomainData()).selected.update(map(str, ids))
     return dict(sorted(domains.items()))
 

@@ -103,7 +103,7 @@ class HubShardWriter(ParquetWriter):
                 write_page_index=self.write_page_index,
             )
         writer = self._writers[filename]
-        batch = self._fit(rows, writer.schema_arrow, self._json_columns[filename], filename)
+        batch = self._fit(rows, writer.schema, self._json_columns[filename], filename)
         writer.write_batch(batch)
 
     def close(self) -> None:
