@@ -52,7 +52,13 @@ from ai_filters.hub_card import (
     render_card,
     scoring_settings,
 )
-from ai_filters.layout import ScorerRecord, SelectionFolder, SelectionFolderError
+from ai_filters.layout import (
+    ScorerRecord,
+    SelectionFolder,
+    SelectionFolderError,
+    parquet_file,
+    read_parquet_columns,
+)
 from ai_filters.scorers import SCORERS
 from ai_filters.selection import DomainThreshold
 
@@ -75,8 +81,8 @@ class Selection:
     thresholds: dict[str, DomainThreshold]
     report: dict
     heads: RetrievalHeads | None  # for scorers that mask heads
-    shards: dict[str, list[str]]  # the selected parquet shards of each domain, relative, sorted
-    tables: dict[str, list[str]]  # the score tables of each domain, relative, sorted
+    shards: dict[str, list[str]]  # the selected parquet shards of each domain (paths or URLs)
+    tables: dict[str, list[str]]  # the score tables of each domain (paths or URLs)
     scoring_settings: dict | None  # the scorer block's settings, as datatrove recorded them
 
     @property
@@ -129,7 +135,7 @@ def load_selection(out_dir: str | Path) -> Selection:
         folder.read_heads() if needs_heads else None,
         shards,
         tables,
-        scoring_settings(folder, "logs/score/executor.json"),
+        scoring_settings(folder),
     )
 
 
@@ -202,8 +208,8 @@ def _conform(column: pa.Array, kind: pa.DataType) -> pa.Array:
         return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
 
 
-def _conformed_batches(handle, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    for batch in pq.ParquetFile(handle).iter_batches(batch_size=4096):
+def _conformed_batches(path: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for batch in parquet_file(path).iter_batches(batch_size=4096):
         columns = _flat_columns(batch)
         arrays = [
             _conform(columns[field.name], field.type)
@@ -214,35 +220,27 @@ def _conformed_batches(handle, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def copy_domain(folder: SelectionFolder, paths: list[str], schema: pa.Schema, target: Path) -> int:
-    """Rewrite ``paths`` (relative to ``folder``) as ``target/train-0000i-of-0000n.parquet`` in
+def copy_domain(paths: list[str], schema: pa.Schema, target: Path) -> int:
+    """Rewrite ``paths`` (paths or URLs) as ``target/train-0000i-of-0000n.parquet`` in
     ``schema``; returns the rows written."""
     target.mkdir(parents=True, exist_ok=True)
     rows = 0
     for index, path in enumerate(paths):
         name = target / f"train-{index:05d}-of-{len(paths):05d}.parquet"
-        with folder.open(path, "rb") as handle, pq.ParquetWriter(name, schema) as writer:
-            for batch in _conformed_batches(handle, schema):
+        with pq.ParquetWriter(name, schema) as writer:
+            for batch in _conformed_batches(path, schema):
                 writer.write_batch(batch)
                 rows += batch.num_rows
     return rows
 
 
-def _schemas(folder: SelectionFolder, by_domain: dict[str, list[str]]) -> list[pa.Schema]:
-    schemas = []
-    for paths in by_domain.values():
-        for path in paths:
-            with folder.open(path, "rb") as handle:
-                schemas.append(pq.read_schema(handle))
-    return schemas
+def _schemas(by_domain: dict[str, list[str]]) -> list[pa.Schema]:
+    return [parquet_file(path).schema_arrow for paths in by_domain.values() for path in paths]
 
 
-def _copy_all(
-    selection: Selection, by_domain: dict[str, list[str]], target: Path, schema: pa.Schema
-) -> dict[str, int]:
+def _copy_all(by_domain: dict[str, list[str]], target: Path, schema: pa.Schema) -> dict[str, int]:
     return {
-        domain: copy_domain(selection.folder, paths, schema, target / domain)
-        for domain, paths in by_domain.items()
+        domain: copy_domain(paths, schema, target / domain) for domain, paths in by_domain.items()
     }
 
 
@@ -253,8 +251,8 @@ def copy_shards(selection: Selection, data_dir: Path) -> tuple[dict[str, int], p
     Raises ``ValueError`` when a domain's row count differs from its ``documents_selected``
     in ``thresholds.json`` (an unfinished select stage must not be published).
     """
-    schema = unified_schema(_schemas(selection.folder, selection.shards), selection.fields)
-    rows = _copy_all(selection, selection.shards, data_dir, schema)
+    schema = unified_schema(_schemas(selection.shards), selection.fields)
+    rows = _copy_all(selection.shards, data_dir, schema)
     for domain, threshold in selection.thresholds.items():
         if rows.get(domain, 0) != threshold.documents_selected:
             raise ValueError(
@@ -268,7 +266,7 @@ def copy_scores(selection: Selection, scores_dir: Path) -> dict[str, int]:
     """Copy the score tables of every domain under ``scores_dir/<domain>/``; returns the rows
     per domain. ``ValueError`` when a domain's rows differ from the documents it scored."""
     schema = table_schema(selection.fields)
-    rows = _copy_all(selection, selection.tables, scores_dir, schema)
+    rows = _copy_all(selection.tables, scores_dir, schema)
     for domain, threshold in selection.thresholds.items():
         if rows.get(domain, 0) != threshold.documents:
             raise ValueError(
@@ -288,8 +286,7 @@ def read_scores(selection: Selection) -> dict[str, dict[str, np.ndarray]]:
     for domain, paths in selection.tables.items():
         parts = []
         for path in paths:
-            with selection.folder.open(path, "rb") as handle:
-                column = pq.read_table(handle, columns=[key]).column(0)
+            column = read_parquet_columns(path, [key]).column(0)
             parts.append(column.to_numpy(zero_copy_only=False).astype(np.float64))
         values = np.concatenate(parts) if parts else np.empty(0)
         kept = values >= selection.thresholds[domain].threshold

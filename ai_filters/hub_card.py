@@ -125,14 +125,14 @@ def _table_row(name: str, row: dict[str, int], threshold: str, ties: str) -> lis
     ]
 
 
-def scoring_settings(folder: SelectionFolder, executor_json: str) -> dict | None:
+def scoring_settings(folder: SelectionFolder) -> dict | None:
     """The scorer block's settings as datatrove recorded them in the scoring stage's
-    ``executor.json`` (``executor_json``, relative to ``folder``; the step after the reader), if
-    the file is there."""
-    if not folder.exists(executor_json):
+    ``executor.json`` (the step after the reader), if the file is there."""
+    record = "logs/score/executor.json"
+    if not folder.exists(record):
         return None
-    with folder.open(executor_json, "rt") as handle:
-        steps = json.load(handle).get("pipeline", [])
+    with folder.open(record) as file:
+        steps = json.load(file).get("pipeline", [])
     if len(steps) < 2:
         return None
     settings = steps[1].get("config") or steps[1]

@@ -16,24 +16,32 @@ from huggingface_hub.errors import HfHubHTTPError
 from ai_filters import hub
 from ai_filters.cli.hub import add_parsers as add_hub_commands
 from ai_filters.hub import HubPushError, build_hub_folder, push_folder
+from ai_filters.scorers import SCORERS
 
+RANDOM_CONTROL = {"scorer": "random", "score_key": "random_score", "fraction": 0.2}
 TOKEN = "hf_" + "S3cr3tT0kenValueForTests" * 2
 # domain -> (rows per selected shard, rejected rows, extra metadata field of the domain)
 DOMAINS = {"web": ([3, 2], 12, None), "code": ([2], 6, "repo")}
 
 
-def _rows(domain: str, count: int, start: int, score: float, extra: str | None) -> list[dict]:
+def _rows(
+    domain: str,
+    count: int,
+    start: int,
+    score: float,
+    extra: str | None,
+    score_key: str = "attention_influence",
+) -> list[dict]:
     rows = []
     for index in range(start, start + count):
         metadata = {
             "domain": domain,
             "file_path": f"/home/someone/corpus/{domain}/00000.jsonl.gz",
-            "attention_influence": score + 0.01 * index,
-            "ai_loss_base": 2.0,
-            "ai_loss_ref": 2.5,
-            "ai_n_tokens": 100 + index,
+            score_key: score + 0.01 * index,
             "ai_doc_tokens": 100 + index,
         }
+        if score_key == "attention_influence":  # the model scorers' losses
+            metadata |= {"ai_loss_base": 2.0, "ai_loss_ref": 2.5, "ai_n_tokens": 100 + index}
         if extra:
             metadata[extra] = f"{extra}-{index}"
         rows.append(
@@ -47,30 +55,36 @@ def _write(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-def _table(rows: list[dict]) -> list[dict]:
+def _table(rows: list[dict], score_key: str) -> list[dict]:
     """Score-table rows (id, domain, the scorer's fields) of documents with nested metadata."""
-    fields = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens")
+    scorer = next(entry for entry in SCORERS.values() if entry.score_key == score_key)
     return [
         {"id": row["id"], "domain": row["metadata"]["domain"]}
-        | {name: row["metadata"][name] for name in fields}
+        | {name: row["metadata"][name] for name in scorer.table_fields}
         for row in rows
     ]
 
 
-def make_out(out: Path) -> Path:
-    """A selection output folder as pipelines/smollm_select.py leaves it, for DOMAINS (shards
-    with a nested ``metadata`` struct, as before the pipeline wrote flat columns)."""
+def make_out(out: Path, scorer: dict | None = None) -> Path:
+    """A selection output folder as pipelines/smollm_select.py leaves it, for DOMAINS, with
+    shards in the older layout (a nested ``metadata`` struct) and score tables.
+
+    Without ``scorer``, the method's folder from before scorer.json existed; with ``scorer``
+    (a scorer.json record of a control), that control's folder: its scorer.json, its score
+    field in the metadata, and no heads.json.
+    """
+    score_key = scorer["score_key"] if scorer else "attention_influence"
     thresholds, report = {}, {"domains": {}, "statistics": {}}
     for domain, (shards, rejected, extra) in DOMAINS.items():
         start, scored = 0, []
         for rank, count in enumerate(shards):
-            rows = _rows(domain, count, start, 0.5, extra)
+            rows = _rows(domain, count, start, 0.5, extra, score_key)
             _write(out / "selected" / "data" / domain / f"{rank:05d}.parquet", rows)
             scored += rows
             start += count
-        rows = _rows(domain, rejected, 100, 0.1, extra)
+        rows = _rows(domain, rejected, 100, 0.1, extra, score_key)
         _write(out / "rejected" / "data" / domain / "00000.parquet", rows)
-        _write(out / "scores" / domain / "00000.parquet", _table(scored + rows))
+        _write(out / "scores" / domain / "00000.parquet", _table(scored + rows, score_key))
         selected = sum(shards)
         thresholds[domain] = {
             "threshold": 0.5,
@@ -105,7 +119,9 @@ def make_out(out: Path) -> Path:
         "selected": [[18, 6], [17, 3]],
         "settings": {"num_probes": 800, "max_tokens": 4096, "top_fraction": 0.05, "seed": 0},
     }
-    for name, content in [("thresholds", thresholds), ("report", report), ("heads", heads)]:
+    records = {"thresholds": thresholds, "report": report}
+    records |= {"scorer": scorer} if scorer else {"heads": heads}
+    for name, content in records.items():
         (out / f"{name}.json").write_text(json.dumps(content))
     return out
 
@@ -181,6 +197,27 @@ def test_card_yaml_and_body(built):
     assert "AttentionInfluence: Adopting Attention Head Influence for Weak-to-Strong" in body
     assert "Hua, Kai and Wu, Steven and Zhang, Ge and Shen, Ke" in body
     assert "ai-filters push" in body and "--demo" not in body
+
+
+def test_control_folder_is_published_with_its_own_score(tmp_path):
+    """A folder made by ``--scorer random``: no heads, its score is ``random_score``."""
+    out = make_out(tmp_path / "out", scorer=RANDOM_CONTROL)
+    folder = build_hub_folder(out, tmp_path / "hub", repo_id="my-org/random-control")
+    card = DatasetCard.load(folder / "README.md")
+    body = card.text
+    assert card.data.to_dict()["pretty_name"] == "random-control (random selection)"
+    assert (
+        SCORERS["random"].card_text in body and SCORERS["attention_influence"].card_text not in body
+    )
+    assert "`random_score` (the score, uniform in [0, 1)" in body
+    assert "--scorer random" in body
+    assert "retrieval heads masked" not in body and "weights fingerprint" not in body
+    # the histogram is drawn from random_score, the score tables' score
+    assert (folder / hub.HISTOGRAM).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![random_score per domain](figures/score_histogram.png)" in body
+    scores = hub.read_scores(hub.load_selection(out))
+    selected = {domain: len(parts["selected"]) for domain, parts in scores.items()}
+    assert selected == {domain: sum(shards) for domain, (shards, _, _) in DOMAINS.items()}
 
 
 def test_failure_leaves_no_folder(tmp_path, monkeypatch):
