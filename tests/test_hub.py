@@ -82,7 +82,7 @@ def make_out(out: Path, scorer: dict | None = None) -> Path:
             _write(out / "selected" / "data" / domain / f"{rank:05d}.parquet", rows)
             scored += rows
             start += count
-        rows = _rows(domain, rejected, 100, 0.1, extra, score_key)
+        rows = _rows(domain, rejected, 100, -1.5, extra, score_key)  # below 0.5
         _write(out / "rejected" / "data" / domain / "00000.parquet", rows)
         _write(out / "scores" / domain / "00000.parquet", _table(scored + rows, score_key))
         selected = sum(shards)
