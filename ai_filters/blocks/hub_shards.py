@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.io import DataFolderLike
 from datatrove.pipeline.writers import ParquetWriter
-from loguru import logger
+from datatrove.utils.logging import logger
 
 from ai_filters.blocks.score_table import table_schema
 from ai_filters.layout import HUB_SHARD
