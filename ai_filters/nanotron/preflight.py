@@ -68,18 +68,7 @@ class Preflight:
 
     def lines(self) -> list[str]:
         """The report: the run, the reader, the table of folders, the verdict."""
-        tokens = self.config.tokens
-        batch = global_batch_size(self.config)
-        read = tokens.train_steps * batch * tokens.sequence_length
-        lines = [
-            f"run: {tokens.train_steps:,} steps x {batch:,} sequences x "
-            f"{tokens.sequence_length:,} tokens = {read:,} tokens",
-            f"reader: nanotron {NANOTRON_COMMIT[:8]} {READER}, samples of "
-            f"{tokens.sequence_length + 1:,} tokens per file",
-            "",
-            folder_table(self.folders),
-            "",
-        ]
+        lines = self._run_lines() if self.folders else []
         if self.passed:
             lines.append(
                 f"passed: every folder readable, within the vocabulary and read at most "
@@ -89,6 +78,20 @@ class Preflight:
             count = len(self.problems)
             lines.append(f"failed: {count} problem{'s' if count > 1 else ''}")
         return lines
+
+    def _run_lines(self) -> list[str]:
+        tokens = self.config.tokens
+        batch = global_batch_size(self.config)
+        read = tokens.train_steps * batch * tokens.sequence_length
+        return [
+            f"run: {tokens.train_steps:,} steps x {batch:,} sequences x "
+            f"{tokens.sequence_length:,} tokens = {read:,} tokens",
+            f"reader: nanotron {NANOTRON_COMMIT[:8]} {READER}, samples of "
+            f"{tokens.sequence_length + 1:,} tokens per file",
+            "",
+            folder_table(self.folders),
+            "",
+        ]
 
 
 def preflight(
