@@ -146,7 +146,7 @@ def _epoch_problems(use: FolderUse, seq_len: int, max_epochs: float) -> list[str
         ]
     if use.epochs > max_epochs:
         return [
-            f"{use.folder} would be read {use.epochs:,.4g} times ({use.samples_read:,} samples "
+            f"{use.folder} would be read {_epochs(use.epochs)} times ({use.samples_read:,} samples "
             f"of {use.samples:,}), more than --max-epochs {max_epochs:g}: train fewer steps or "
             "on more data"
         ]

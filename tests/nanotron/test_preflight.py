@@ -45,7 +45,7 @@ def test_a_folder_repeated_more_than_max_epochs_fails(tokenized):
     config = plan_for(corpus, None, steps=100)  # 400 samples of a folder of 30
     result = preflight(config)
     (problem,) = result.problems
-    assert f"{corpus} would be read 13.33 times (400 samples of 30)" in problem
+    assert f"{corpus} would be read 13.3 times (400 samples of 30)" in problem
     assert "more than --max-epochs 4" in problem
     assert preflight(config, max_epochs=20).passed
 
