@@ -26,6 +26,7 @@ from ai_filters.report import format_table
 from ai_filters.scorers import SCORERS
 
 TOKEN_ENV = "HF_TOKEN"
+METHOD = "attention_influence"  # the scorer of the paper; the others are its controls
 HISTOGRAM = "figures/score_histogram.png"
 PLACEHOLDER_REPO = "ORG/NAME"
 LANGUAGES = ["en"]
@@ -228,7 +229,6 @@ def render_card(values: dict[str, str], data: DatasetCardData) -> DatasetCard:
 
 def caveats(record: ScorerRecord, statistics: dict, fraction: str, token_share: str) -> list[str]:
     """The card's caveats for a selection by ``record``'s scorer."""
-    scorer = SCORERS.get(record.scorer)
     lines = [
         "Scores are comparable only *within* a domain: losses of code, math, textbooks and web "
         "text differ, so each domain has its own threshold. Do not rank documents of different "
@@ -242,7 +242,7 @@ def caveats(record: ScorerRecord, statistics: dict, fraction: str, token_share: 
             "`spearman_` columns); `ppl_overlap` shows how much of the selection a plain "
             "perplexity filter would also pick."
         )
-    if scorer is not None and scorer.needs_heads:
+    if record.scorer == METHOD:
         lines.append(
             "The paper has no random-subset control: its model trains on the full corpus plus "
             "the selected subset against the full corpus alone, so part of the gain may come "
@@ -279,7 +279,6 @@ def card_values(
         "pretty_name": selection.pretty_name(repo_id),
         "fraction": fraction,
         "domains": ", ".join(domains),
-        "scorer": record.scorer,
         "scorer_text": scorer.card_text if scorer else f"the score `{record.score_key}`.",
         "columns": columns_text(columns),
         "score_columns": ", ".join(f"`{name}`" for name in selection.fields),
