@@ -42,7 +42,7 @@ demo: install
 	    --corpus-tokenized $(DATA)/corpus --selected-tokenized $(DATA)/selected \
 	    --out $(DEMO)/nanotron/demo_tiny.yaml
 	$(BIN)/ai-filters nanotron-check $(DEMO)/nanotron/demo_tiny.yaml
-	# must fail: 1T tokens would read the demo's few thousand samples millions of times
+	# must fail: 1T tokens would repeat the demo's data millions of times
 	! $(BIN)/ai-filters nanotron-check $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
 
 # after `make demo`: the controls (random subset, perplexity filter, zero ablation) through the
