@@ -324,7 +324,7 @@ def _dataset_tokens(
         if len(token_counts) != len(folders):
             raise ValueError(f"token_counts needs one count per folder ({len(folders)})")
         return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TOKENIZER, False
-    infos = [read_tokenized_folder(folder) for folder in folders]
+    infos = [read_tokenized_folder(folder, scan_tokens=0) for folder in folders]  # sizes only
     names = {info.tokenizer_name for info in infos if info.tokenizer_name is not None}
     if len(names) > 1:
         raise ValueError(f"the folders were tokenized with different tokenizers: {sorted(names)}")
