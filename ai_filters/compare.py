@@ -35,10 +35,9 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ai_filters.documents import read_documents
-from ai_filters.layout import SelectionFolder
+from ai_filters.layout import SelectionFolder, read_parquet_columns
 from ai_filters.markdown import markdown_table
 from ai_filters.report import spearman
 
@@ -65,7 +64,7 @@ class DomainData:
 
     scores: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
-    sources: dict[str, Path] = field(default_factory=dict)  # scored file holding each id
+    sources: dict[str, str] = field(default_factory=dict)  # scored file holding each id
     selected: set[str] = field(default_factory=set)
 
 
@@ -100,7 +99,7 @@ def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
         record.scorer,
         record.score_key,
         record.fraction,
-        note=f"no {selection.scorer_file.name}: score key '{record.score_key}' assumed"
+        note=f"no scorer.json: score key '{record.score_key}' assumed"
         + ("" if name else ", named after the folder"),
     )
 
@@ -121,7 +120,7 @@ def resolve_specs(arguments: list[str]) -> list[SelectionSpec]:
     return specs
 
 
-def _scored_entry(spec: SelectionSpec, document: dict, path: Path) -> tuple[str, float, int]:
+def _scored_entry(spec: SelectionSpec, document: dict, path: str) -> tuple[str, float, int]:
     """(id, score, tokens) of one scored document; ``ValueError`` naming the file if the score
     or the token count is missing."""
     metadata, document_id = document["metadata"], str(document["id"])
@@ -145,11 +144,11 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
     """
     domains: dict[str, DomainData] = {}
     selection = SelectionFolder(spec.folder)
-    scored = selection.scored
     for path in selection.scored_files():
         for document in read_documents(path, strict=True):
             document_id, score, tokens = _scored_entry(spec, document, path)
-            domain = str(document["metadata"].get("domain") or path.relative_to(scored).parts[0])
+            folder_domain = path.rsplit("/", 2)[-2]  # scored/<domain>/<rank>.jsonl.gz
+            domain = str(document["metadata"].get("domain") or folder_domain)
             data = domains.setdefault(domain, DomainData())
             if document_id in data.scores:
                 raise ValueError(f"{path}: id {document_id} appears twice in domain {domain}")
@@ -157,7 +156,7 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
             data.sources[document_id] = path
     for domain, paths in selection.selected_shards().items():
         for path in paths:
-            ids = pq.read_table(path, columns=["id"]).column(0).to_pylist()
+            ids = read_parquet_columns(path, ["id"]).column(0).to_pylist()
             domains.setdefault(domain, DomainData()).selected.update(map(str, ids))
     return dict(sorted(domains.items()))
 
@@ -170,7 +169,7 @@ def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
 
 def read_snippets(data: DomainData, ids: Iterable[str]) -> dict[str, str]:
     """:func:`snippet` of the documents ``ids``, read again from their scored files."""
-    wanted: dict[Path, set[str]] = {}
+    wanted: dict[str, set[str]] = {}
     for document_id in ids:
         wanted.setdefault(data.sources[document_id], set()).add(document_id)
     found = {}

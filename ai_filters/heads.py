@@ -220,13 +220,18 @@ class RetrievalHeads:
 
     @classmethod
     def load(cls, path: str | Path) -> RetrievalHeads:
-        path = Path(path)
-        if not path.is_file():
+        """A heads file: a local path or any URL datatrove reads (``s3://...``)."""
+        from datatrove.io import get_datafolder
+
+        parent, _, name = str(path).rstrip("/").rpartition("/")
+        folder = get_datafolder(parent or ".")
+        if not folder.isfile(name):
             raise HeadsFileError(
                 f"heads file {path} does not exist; create it with 'ai-filters detect-heads'"
             )
         try:
-            data = json.loads(path.read_text())
+            with folder.open(name, "rt") as file:
+                data = json.load(file)
             heads = cls(**data)
         except (json.JSONDecodeError, TypeError) as error:
             raise HeadsFileError(f"{path} is not a heads file: {error}") from error

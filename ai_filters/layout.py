@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from datatrove.io import DataFolder, get_datafolder, open_file
 
 from ai_filters.heads import RetrievalHeads
@@ -118,18 +120,18 @@ class SelectionFolder:
 
     # --- documents and tables ---------------------------------------------------------------
     def scored_files(self) -> list[str]:
-        """The scored shards, relative to the folder (open them with :meth:`open`)."""
+        """The scored shards (full paths or URLs, sorted)."""
         return self._list("scored", SCORED_GLOB)
 
     def skipped_files(self) -> list[str]:
         return self._list("skipped", SCORED_GLOB)
 
     def score_tables(self) -> dict[str, list[str]]:
-        """The score tables of each domain, relative to the folder, sorted."""
+        """The score tables of each domain (full paths or URLs, sorted)."""
         return _by_domain(self._list("scores", TABLE_GLOB))
 
     def selected_shards(self) -> dict[str, list[str]]:
-        """The selected parquet shards of each domain, relative to the folder, sorted."""
+        """The selected parquet shards of each domain (full paths or URLs, sorted)."""
         return _by_domain(self._list("selected", HUB_GLOB))
 
     def rejected_shards(self) -> dict[str, list[str]]:
@@ -138,7 +140,8 @@ class SelectionFolder:
     def _list(self, subdirectory: str, glob: str) -> list[str]:
         if not self.data.isdir(subdirectory):
             return []
-        return sorted(self.data.list_files(subdirectory=subdirectory, glob_pattern=glob))
+        files = self.data.list_files(subdirectory=subdirectory, glob_pattern=glob)
+        return sorted(self.path(relative) for relative in files)
 
     def missing(self) -> list[str]:
         """What a finished selection holds and this folder lacks, as relative paths."""
@@ -219,6 +222,18 @@ class SelectionFolder:
         write_json(content, self.path(relative))
 
 
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A parquet file of a selection folder (a full path or URL): a local one through pyarrow's
+    own reader (several times faster than a Python file object), a remote one through fsspec."""
+    return pq.ParquetFile(path if "://" not in path else open_file(path, "rb"))
+
+
+def read_parquet_columns(path: str, columns: list[str]) -> pa.Table:
+    """The ``columns`` of a parquet file (a full path or URL); a nested field named
+    ``metadata.<field>`` comes back as its own column."""
+    return pq.read_table(path if "://" not in path else open_file(path, "rb"), columns=columns)
+
+
 def read_thresholds(source: str | Path) -> dict[str, DomainThreshold]:
     """A ``thresholds.json`` (local path or any URL datatrove reads) as typed entries.
 
@@ -283,7 +298,7 @@ def _json_object(file: IO, where: str) -> dict:
     except json.JSONDecodeError as error:
         raise ValueError(f"{where}: invalid JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(content, dict):
-        raise ValueError(f"{where}: a JSON object is expected")
+        raise ValueError(f"{where} must be a JSON object")
     return content
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from ai_filters.layout import SelectionFolder
+from ai_filters.layout import SelectionFolder, parquet_file
 
 BATCH_ROWS = 1 << 20
 
@@ -29,15 +29,8 @@ class ScoreTables:
     def domains(self) -> list[str]:
         return list(self.files)
 
-    def _open(self, relative: str) -> pq.ParquetFile:
-        """A local table through pyarrow's own file reader (several times faster than a
-        Python file object), a remote one through fsspec."""
-        if self.folder.is_local:
-            return pq.ParquetFile(self.folder.path(relative))
-        return pq.ParquetFile(self.folder.open(relative, "rb"))
-
-    def _footer(self, relative: str) -> pq.FileMetaData:
-        return self._open(relative).metadata
+    def _footer(self, path: str) -> pq.FileMetaData:
+        return parquet_file(path).metadata
 
     def rows(self, domain: str) -> int:
         """Documents in the tables of ``domain`` (from the footers)."""
@@ -56,8 +49,7 @@ class ScoreTables:
         for path, batch in self._batches(domain, [name]):
             column = batch.column(0)
             if column.null_count:
-                where = self.folder.path(path)
-                raise ValueError(f"{where}: {column.null_count} rows lack '{name}'")
+                raise ValueError(f"{path}: {column.null_count} rows lack '{name}'")
             values[start : start + len(column)] = column.to_numpy(zero_copy_only=False)
             start += len(column)
         return values
@@ -72,7 +64,7 @@ class ScoreTables:
 
     def _batches(self, domain: str, names: Sequence[str]):
         for path in self.files.get(domain, []):
-            table = self._open(path)
+            table = parquet_file(path)
             for batch in table.iter_batches(batch_size=BATCH_ROWS, columns=list(names)):
                 yield path, batch
             table.close()

@@ -157,7 +157,7 @@ def test_heads_file_round_trip_and_errors(tmp_path, tiny_llama):
 
 
 def tiny_llama_model_with(**kwargs):
-    from conftest import tiny_llama_model
+    from tests.helpers.models import tiny_llama_model
 
     return tiny_llama_model(**kwargs)
 

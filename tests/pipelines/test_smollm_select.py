@@ -1,4 +1,5 @@
-"""The selection pipeline end to end: local, interrupted and rerun, and on a real Slurm cluster."""
+"""The selection pipeline end to end: local, interrupted and rerun, and on a real Slurm cluster;
+its output published as a Hub dataset."""
 
 from __future__ import annotations
 
@@ -8,90 +9,20 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import write_heads_file
 
-from ai_filters.corpus import local_corpus
-from ai_filters.documents import DocumentWriter, read_documents
 from ai_filters.numerics import loss_rtol, score_atol
-
-ROOT = Path(__file__).resolve().parents[1]
-DOMAINS = ("web", "code", "math")
-HEADS = [[18, 6], [20, 6], [17, 3], [18, 7], [23, 2]]
-MAX_TOKENS = 48
-SETTINGS = ["--max-tokens", str(MAX_TOKENS), "--tasks", "2", "--batch-size", "16"]
-
-
-@pytest.fixture(scope="module")
-def inputs(embedded, tmp_path_factory) -> Path:
-    """Three domains in two shards each, a too-short document, a domains file, a heads file."""
-    folder = tmp_path_factory.mktemp("inputs")
-    documents = [
-        d for d in local_corpus(12, seed=3, chunk_chars=600) if d["metadata"]["domain"] in DOMAINS
-    ]
-    documents.append({"text": "Hi", "id": "web/too-short", "metadata": {"domain": "web"}})
-    specs = {}
-    for domain in DOMAINS:
-        in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
-        for shard in range(2):
-            with DocumentWriter(folder / "corpus" / domain / f"{shard}.jsonl") as writer:
-                for document in in_domain[shard::2]:
-                    writer.write({**document, "metadata": {}})
-        specs[domain] = {"reader": "jsonl", "path": str(folder / "corpus" / domain)}
-    (folder / "domains.yaml").write_text(json.dumps(specs))  # JSON is valid YAML
-    write_heads_file(embedded, HEADS, folder / "heads.json")
-    return folder
-
-
-def select_command(inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "pipelines" / "smollm_select.py"),
-        "--out",
-        str(out),
-        "--domains",
-        str(inputs / "domains.yaml"),
-        "--heads",
-        str(inputs / "heads.json"),
-        *SETTINGS,
-        *extra,
-    ]
-
-
-def run(command: list[str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def documents_under(folder: Path, pattern: str) -> list[dict]:
-    return [d for path in sorted(folder.glob(pattern)) for d in read_documents(path)]
-
-
-def outputs(out: Path, score_key: str = "attention_influence") -> dict[str, dict]:
-    """id -> score (scored, selected, rejected) or reason (skipped)."""
-
-    def by_id(documents, field):
-        return {d["id"]: d["metadata"][field] for d in documents}
-
-    return {
-        "scored": by_id(documents_under(out / "scored", "**/*.jsonl.gz"), score_key),
-        "skipped": by_id(documents_under(out / "skipped", "**/*.jsonl.gz"), "filter_reason"),
-        "selected": by_id(documents_under(out / "selected", "data/**/*.parquet"), score_key),
-        "rejected": by_id(documents_under(out / "rejected", "data/**/*.parquet"), score_key),
-    }
-
-
-@pytest.fixture(scope="module")
-def local_run(inputs, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("local")
-    result = run(select_command(inputs, out))
-    assert "| web |" in result.stdout and "pipeline wall time" in result.stdout
-    return out
+from tests.helpers.pipelines import (
+    DOMAINS,
+    MAX_TOKENS,
+    documents_under,
+    outputs,
+    run,
+    select_command,
+)
 
 
 def test_every_document_is_accounted_for(inputs, local_run):
@@ -274,36 +205,6 @@ def test_unknown_slurm_partition_is_a_one_line_error(inputs, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_tokenized_for_nanotron(embedded, inputs, local_run):
-    tokenizer = Path(embedded.model.name_or_path) / "tokenizer.json"
-    run(
-        [
-            sys.executable,
-            str(ROOT / "pipelines" / "tokenize_for_nanotron.py"),
-            "--out",
-            str(local_run),
-            "--domains",
-            str(inputs / "domains.yaml"),
-            "--tokenizer",
-            str(tokenizer),
-            "--tasks",
-            "2",
-        ]
-    )
-    expected = {}
-    for name, documents in (
-        ("corpus", documents_under(inputs / "corpus", "**/*.jsonl")),
-        ("selected", documents_under(local_run / "selected", "data/**/*.parquet")),
-    ):
-        expected[name] = sum(len(embedded.tokenizer(d["text"]).input_ids) + 1 for d in documents)
-        folder = local_run / "tokenized" / name
-        (data_file,) = folder.glob("*.ds")
-        assert (folder / f"{data_file.name}.index").is_file()
-        assert (folder / f"{data_file.name}.metadata").is_file()
-        assert data_file.stat().st_size == 2 * expected[name]  # uint16 tokens + one EOS each
-    assert expected["selected"] < expected["corpus"]
-
-
 def test_pipeline_output_becomes_a_loadable_hub_dataset(local_run, tmp_path, monkeypatch):
     from datasets import load_dataset
 
@@ -317,4 +218,6 @@ def test_pipeline_output_becomes_a_loadable_hub_dataset(local_run, tmp_path, mon
     for domain, entry in thresholds.items():
         rows = load_dataset(str(hub), domain, split="train")
         assert len(rows) == entry["documents_selected"]
-        assert {row["metadata"]["domain"] for row in rows} == {domain}
+        assert set(rows["domain"]) == {domain}  # flat columns
+    scores = load_dataset(str(hub), "scores", split="train")
+    assert len(scores) == sum(entry["documents"] for entry in thresholds.values())

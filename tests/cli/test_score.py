@@ -1,4 +1,5 @@
-"""The command line, run as a user runs it: real subprocesses, real files."""
+"""`ai-filters score` and `detect-heads`, run as a user runs them: real subprocesses, real
+files; broken input and configuration errors."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ai_filters.cli import main as cli_main
 from ai_filters.documents import read_documents
 from ai_filters.numerics import loss_rtol, score_atol
+from tests.helpers.broken_inputs import GOOD, line, write_broken_inputs
+from tests.helpers.console import error_line_of
+from tests.helpers.models import other_shape_heads, write_heads_file
+
+HEADS = [(18, 6), (20, 6), (17, 3)]
 
 DOCUMENTS = [
     {
@@ -198,3 +205,67 @@ def test_help_explains_every_option():
     detect = ai_filters("detect-heads", "--help").stdout
     for option in ("--num-probes", "--top-fraction", "--max-tokens", "--seed", "--plot"):
         assert option in detect
+
+
+# ------------------------------------------------- broken input and configuration errors
+@pytest.fixture
+def broken_inputs(tmp_path) -> list[Path]:
+    """One file of every kind of bad record, a truncated .jsonl.gz and a corrupt parquet."""
+    return write_broken_inputs(tmp_path)
+
+
+def test_cli_reports_broken_files_and_goes_on(broken_inputs, tmp_path, embedded):
+    heads = write_heads_file(embedded, HEADS, tmp_path / "heads.json")
+    command = [
+        sys.executable,
+        "-m",
+        "ai_filters.cli",
+        "score",
+        "--heads",
+        str(heads),
+        "--input",
+        *map(str, broken_inputs),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+        "--max-tokens",
+        "32",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "unreadable: " in result.stdout and "corrupt.parquet" in result.stdout
+    strict = subprocess.run(
+        [*command, "--strict"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert strict.returncode == 2 and "bad.jsonl:5" in strict.stderr
+    assert "Traceback" not in strict.stderr
+
+
+@pytest.mark.parametrize("case", ["missing model", "heads of another model", "unwritable output"])
+def test_score_configuration_errors_are_one_line(case, tiny, tmp_path, capsys):
+    _, heads = tiny
+    (tmp_path / "in.jsonl").write_bytes(line({"id": "a", "text": GOOD[0]}))
+    options = {
+        "--heads": str(heads),
+        "--model": str(heads.parent / "model"),
+        "--input": str(tmp_path / "in.jsonl"),
+        "--output": str(tmp_path / "out.jsonl"),
+    }
+    if case == "missing model":
+        options["--model"] = str(tmp_path / "no-such-model")
+    elif case == "heads of another model":
+        options["--heads"] = str(other_shape_heads(tmp_path / "heads.json"))
+    else:
+        (tmp_path / "a-file").write_text("not a folder")
+        options["--output"] = str(tmp_path / "a-file" / "out.jsonl")
+    argv = ["score", *(item for pair in options.items() for item in pair)]
+    exit_code = cli_main(argv)
+    message = error_line_of(capsys.readouterr().err, "ai-filters")
+    assert exit_code == 2
+    expected = {
+        "missing model": "no-such-model",
+        "heads of another model": "ai-filters detect-heads",
+        "unwritable output": "cannot be written (a file is in the way); choose another --output",
+    }
+    assert expected[case] in message
+    assert not (tmp_path / "out.jsonl").exists()
