@@ -82,7 +82,7 @@ WEB_DISTRIBUTIONS: dict[str, str] = {
     "pydantic": "2.14.4",
     "pydantic-core": "2.50.5",
     "pyparsing": "3.3.3",
-    "python-dateutil": "4.0.0",
+    "python-dateutil": "2.9.0.post0",
     "python-magic": "0.4.27",
     "regex": "2026.11.19",
     "requests": "2.34.2",

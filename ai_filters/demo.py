@@ -37,12 +37,12 @@ SHARDS_PER_DOMAIN = 2
 PINNED_DEMO_CORPUS = {
     "docs_per_domain": 50,
     "seed": 0,
-    "fingerprint": "sha256:0eb16813549bf748",
+    "fingerprint": "sha256:ce8982a84c13eb57",
     "domains": {
         "code": "sha256:19a3e70c31fa7707",
         "math": "sha256:29a35f1de5ab8960",
         "textbook": "sha256:6dfb2b2aa1604df5",
-        "web": "sha256:a8be89159b38ada5",
+        "web": "sha256:114c70ead85db338",
     },
 }
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from ai_filters.corpus import (
     DOMAINS,
@@ -96,18 +96,14 @@ def test_installed_versions_are_the_pinned_ones() -> None:
     )
 
 
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def test_the_corpus_pins_are_the_versions_of_constraints_txt() -> None:
     constraints = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
-            constraints[normalized(name)] = version
+            constraints[canonicalize_name(name)] = version
     pins = {**WEB_DISTRIBUTIONS, MATH_DISTRIBUTION[0]: MATH_DISTRIBUTION[1]}
-    assert {name: constraints.get(normalized(name)) for name in pins} == pins
+    assert {name: constraints.get(canonicalize_name(name)) for name in pins} == pins
     assert constraints["torch"] == "2.13.0"
 
 
