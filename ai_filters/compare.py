@@ -170,6 +170,8 @@ def read_selection(spec: SelectionSpec, only_ids: set[str] | None = None) -> dic
             if only_ids is not None:
                 ids = (i for i in ids if i in only_ids)
             domains.setdefault(domain, DomainData()).selected.update(ids)
+    if only_ids is not None:  # a domain none of the ids is in is not part of the comparison
+        domains = {name: data for name, data in domains.items() if data.scores or data.selected}
     return dict(sorted(domains.items()))
 
 

@@ -54,7 +54,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -213,8 +213,7 @@ def read_scored(folder: SelectionFolder, score_key: str) -> list[ScoredDocument]
             "pipelines/smollm_select.py first"
         )
     documents, seen = [], set()
-    for relative in files:
-        path = folder.path(relative)
+    for path in files:
         for document in read_documents(path, strict=True):
             documents.append(_scored(document, path, score_key))
             if documents[-1].id in seen:
@@ -518,7 +517,3 @@ def read_ids(path: str | Path) -> set[str]:
     if not path.is_file():
         raise ValueError(f"{path} does not exist: give a file of ids or a distilled model folder")
     return {line for line in path.read_text().splitlines() if line}
-
-
-def ids_of(documents: Iterable[ScoredDocument]) -> set[str]:
-    return {d.id for d in documents}

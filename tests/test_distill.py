@@ -8,7 +8,6 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from distill_helpers import HEADS_FILE, synthetic_documents, write_scored_selection
 
 from ai_filters.distill import (
     HELDOUT_IDS_FILE,
@@ -26,6 +25,7 @@ from ai_filters.distill import (
     save,
     split,
 )
+from tests.helpers.distill import HEADS_FILE, synthetic_documents, write_scored_selection
 
 
 @pytest.fixture(scope="module")

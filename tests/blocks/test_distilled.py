@@ -13,13 +13,13 @@ from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
-from distill_helpers import synthetic_documents, write_scored_selection
 
 from ai_filters.blocks import DistilledScorer, RandomScorer
 from ai_filters.distill import HELDOUT_TABLE, TrainingSettings, distill, save
 from ai_filters.documents import DocumentWriter, read_documents
 from ai_filters.models import load_tokenizer
 from ai_filters.scorers import ScorerOptions, get_scorer
+from tests.helpers.distill import synthetic_documents, write_scored_selection
 
 AWKWARD = [
     ("real", "The mitochondria is the powerhouse of the cell: it turns glucose into ATP."),

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import tiny_model_and_heads
 
 from ai_filters.cli import main as cli_main
 from ai_filters.corpus import local_corpus
 from ai_filters.distill import load_model, read_record
 from ai_filters.documents import read_documents
+from tests.helpers.models import tiny_model_and_heads
 
 SELECT_SCRIPT = Path(__file__).resolve().parents[2] / "pipelines" / "smollm_select.py"
 DOMAINS = ("web", "textbook", "code", "math")
