@@ -7,13 +7,17 @@ documents of a selection folder (``OUT/scored/<domain>/*.jsonl.gz``), holds out 
 to measure agreement, and writes the model folder the ``distilled`` scorer applies
 (:class:`ai_filters.blocks.DistilledScorer`).
 
-**The model.** Hashed word n-grams (scikit-learn's ``HashingVectorizer``) and a linear model on
-them: ridge regression on the document's rank within its domain (``target="rank"``, the
-default: every document teaches, not only the top ones) or logistic regression on whether it
-is in its domain's top fraction (``target="top"``). The model's score is the linear function
-``x . w + b``; the selection keeps the top fraction of each domain by it, as for any scorer.
-Only the training documents give targets: a document's rank is counted among the training
-documents of its domain.
+**The model.** Per domain, a ridge regression of the document's rank within its domain (the
+target: every document teaches, not only the top ones) on two kinds of features: hashed word
+1-2-grams of the lowercased text (scikit-learn's ``HashingVectorizer``, L2-normalised), and a
+few statistics of the text (:data:`STATISTICS`: its length, how much of it repeats itself,
+its share of letters, digits and line breaks; standardised). The statistics are there because
+AttentionInfluence rewards what retrieval heads can copy from the context, which n-gram counts
+alone do not see: on this project's corpus they raise the held-out agreement (the README gives
+the numbers). A pooled model, trained on every domain, scores the documents of any domain the
+model has no model for. The score is ``x . w_domain + b_domain``; the selection keeps the top
+fraction of each domain by it, as for any scorer. Targets come from the training documents
+alone: a document's rank is counted among the training documents of its domain.
 
 **Why scikit-learn, not fastText.** fastText is what datatrove's ``FastTextClassifierFilter``
 and DCLM use, but in 2026 it does not install cleanly from a wheel: the ``fasttext`` project
@@ -24,11 +28,10 @@ CPython 3.8-3.12 only, none for 3.13 nor for ARM macOS, and pins ``numpy>=2``. s
 ships official wheels for every supported CPython on Linux (x86-64 and ARM), macOS and
 Windows, works with numpy 1 and 2, and needs only scipy (already a dependency) besides two
 small pure-Python packages. Its hashing vectorizer is stateless, so the model file is plain
-data: the weight vector (``weights.npy``) and the settings (``distilled.json``), no pickle, no
+data: the weights (``weights.npy``) and the settings (``distilled.json``), no pickle, no
 code run at load time, and no tie to the scikit-learn version that trained it (the hash is
 MurmurHash3 with a fixed seed). Prediction is a sparse dot product: thousands of documents per
-second per core (measured by ``benchmarks/bench_distilled.py``), far above the 1,000 times the
-selector that the method needs.
+second per core (``benchmarks/bench_distilled.py`` measures it against the selector).
 
 **Held-out documents.** A document is held out when ``blake2b(salt, id)`` mapped to [0, 1) is
 below ``heldout_share``: a pure function of its id, so the split does not depend on order or
@@ -42,7 +45,8 @@ Model folder::
     MODEL_DIR/distilled.json     the record: model, features, what it was trained on, the
                                  held-out rule and the held-out agreement (see
                                  :func:`training_record`)
-    MODEL_DIR/weights.npy        the linear model's weights, one per hashed feature (float64)
+    MODEL_DIR/weights.npy        float32, one row per domain model then the pooled model's,
+                                 one column per feature (hashed n-grams, then statistics)
     MODEL_DIR/heldout_ids.txt    the held-out ids, one per line, sorted
     MODEL_DIR/heldout.parquet    per held-out document: id, domain, score, prediction
 """
@@ -53,9 +57,10 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,24 +78,37 @@ RECORD_FILE = "distilled.json"
 WEIGHTS_FILE = "weights.npy"
 HELDOUT_IDS_FILE = "heldout_ids.txt"
 HELDOUT_TABLE = "heldout.parquet"
-TARGETS = ("rank", "top")
 LIBRARY = "scikit-learn"
 HOLDOUT_RULE = (
     "held out when int.from_bytes(blake2b(f'{salt}\\0{id}', digest_size=8), 'big') / 2**64 < share"
 )
 ORDER_SALT = "training-order"  # the salt of the training order (max_train)
+POOLED = "*"  # the name of the pooled model, for documents of other domains
+STATISTICS = (
+    "log_chars",
+    "log_tokens",
+    "distinct_tokens",  # distinct tokens / tokens: how little the text repeats itself
+    "distinct_bigrams",
+    "distinct_4grams",
+    "letters",  # share of the characters
+    "digits",
+    "line_breaks",
+)
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
 class Features:
-    """The ``HashingVectorizer`` settings: word 1- to ``max_ngram``-grams of lowercased text
-    (tokens: runs of letters, digits and underscores, and single other symbols, so code and
-    formulas keep their operators), ``2**bits`` features, L2-normalised counts."""
+    """What the model sees of a text: hashed word 1- to ``max_ngram``-grams of the lowercased
+    text (``2**bits`` features, tokens ``token_pattern``: runs of letters, digits and
+    underscores, and single other symbols, so code and formulas keep their operators),
+    L2-normalised; then, with ``statistics``, the :data:`STATISTICS` of the text."""
 
     bits: int = 20
     max_ngram: int = 2
     token_pattern: str = r"\w+|[^\w\s]"
-    lowercase: bool = True
+    statistics: bool = True
 
     def vectorizer(self):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -99,27 +117,51 @@ class Features:
             n_features=2**self.bits,
             ngram_range=(1, self.max_ngram),
             token_pattern=self.token_pattern,
-            lowercase=self.lowercase,
+            lowercase=True,
             alternate_sign=False,
             norm="l2",
             dtype=np.float64,
         )
 
+    @property
+    def statistics_count(self) -> int:
+        return len(STATISTICS) if self.statistics else 0
+
+
+def text_statistics(text: str, token_pattern: str) -> list[float]:
+    """The :data:`STATISTICS` of ``text``, in that order (tokens as the n-grams see them)."""
+    tokens = re.findall(token_pattern, text.lower())
+    chars = max(len(text), 1)
+    return [
+        math.log1p(len(text)),
+        math.log1p(len(tokens)),
+        _distinct_share(tokens, 1),
+        _distinct_share(tokens, 2),
+        _distinct_share(tokens, 4),
+        _LETTER.subn("", text)[1] / chars,
+        _DIGIT.subn("", text)[1] / chars,
+        text.count("\n") / chars,
+    ]
+
+
+def _distinct_share(tokens: list[str], n: int) -> float:
+    """Distinct ``n``-grams / ``n``-grams (1.0 for a text with none)."""
+    grams = list(zip(*(tokens[i:] for i in range(n)), strict=False))
+    return len(set(grams)) / len(grams) if grams else 1.0
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How a model is trained: the target, the regularisation, the split and its size."""
+    """How a model is trained: the regularisation, the split, its size, per domain or not."""
 
-    target: str = "rank"
-    alpha: float = 1.0  # ridge penalty (rank), or 1 / C of the logistic regression (top)
+    alpha: float = 1.0  # the ridge penalty
     heldout_share: float = 0.2
     salt: str = "heldout"
     max_train: int | None = None
+    per_domain: bool = True  # one model per domain (and the pooled one); False: pooled only
     features: Features = field(default_factory=Features)
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got '{self.target}'")
         if not 0 < self.heldout_share < 1:
             raise ValueError(f"the held-out share must be in (0, 1), got {self.heldout_share}")
         if self.alpha <= 0:
@@ -235,10 +277,9 @@ def _scored(document: dict, path: str, score_key: str) -> ScoredDocument:
 # --- targets, training, prediction ---------------------------------------------------------------
 
 
-def domain_targets(documents: Sequence[ScoredDocument], target: str, fraction: float) -> np.ndarray:
-    """Per document: its rank within its domain scaled to (0, 1] (``rank``; ties share their
-    mean rank) or 1.0 / 0.0 for in or out of its domain's top ``fraction`` (``top``, the
-    selection's own rule, ties kept)."""
+def rank_targets(documents: Sequence[ScoredDocument]) -> np.ndarray:
+    """Per document, its rank among the documents of its domain scaled to (0, 1] (ties share
+    their mean rank)."""
     from scipy.stats import rankdata
 
     scores = np.array([d.score for d in documents])
@@ -246,55 +287,88 @@ def domain_targets(documents: Sequence[ScoredDocument], target: str, fraction: f
     targets = np.zeros(len(documents))
     for domain in np.unique(domains):
         members = domains == domain
-        in_domain = scores[members]
-        if target == "rank":
-            targets[members] = rankdata(in_domain) / len(in_domain)
-        else:
-            threshold = top_fraction_threshold(in_domain, np.zeros(len(in_domain)), fraction)
-            targets[members] = (in_domain >= threshold.threshold).astype(float)
+        targets[members] = rankdata(scores[members]) / members.sum()
     return targets
 
 
 @dataclass
 class DistilledModel:
-    """A linear model on hashed n-grams: ``score = features(text) . weights + intercept``."""
+    """Linear models on :class:`Features`: one per name of ``domains``, the last one the pooled
+    model (:data:`POOLED`), which scores documents of any other domain.
+
+    ``weights`` holds a row per model (float32, stored so; the products are float64) and
+    ``statistics_mean`` / ``statistics_scale`` standardise the statistics as in training.
+    """
 
     features: Features
+    domains: list[str]
     weights: np.ndarray
-    intercept: float
+    intercepts: np.ndarray
+    statistics_mean: np.ndarray
+    statistics_scale: np.ndarray
 
     def __post_init__(self) -> None:
         self._vectorizer = self.features.vectorizer()
+        self._rows = {domain: row for row, domain in enumerate(self.domains)}
 
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """The score of each text (float64), one sparse dot product per text: a text's score
-        does not depend on the others in the call."""
+    def matrix(self, texts: Sequence[str]):
+        """The feature matrix of ``texts`` (scipy CSR, one row per text)."""
+        from scipy import sparse
+
+        hashed = self._vectorizer.transform(texts)
+        if not self.features.statistics:
+            return hashed
+        pattern = self.features.token_pattern
+        values = np.array([text_statistics(text, pattern) for text in texts], dtype=np.float64)
+        standard = (values - self.statistics_mean) / self.statistics_scale
+        return sparse.hstack([hashed, sparse.csr_matrix(standard)], format="csr")
+
+    def row(self, domain: str | None) -> int:
+        """The model that scores a document of ``domain``: its own, else the pooled one."""
+        return self._rows.get(domain, len(self.domains) - 1)
+
+    def predict(self, texts: Sequence[str], domains: Sequence[str | None]) -> np.ndarray:
+        """The score of each text under the model of its domain (float64). One sparse dot
+        product per text, so a text's score does not depend on the others in the call."""
+        scores = np.zeros(len(texts))
         if not texts:
-            return np.zeros(0)
-        return self._vectorizer.transform(texts) @ self.weights + self.intercept
+            return scores
+        matrix = self.matrix(texts)
+        rows = np.array([self.row(domain) for domain in domains])
+        weights = self.weights.astype(np.float64)
+        for row in np.unique(rows):
+            members = np.flatnonzero(rows == row)
+            scores[members] = matrix[members] @ weights[row] + self.intercepts[row]
+        return scores
 
 
-def fit(
-    documents: Sequence[ScoredDocument], settings: TrainingSettings, fraction: float
-) -> DistilledModel:
-    """Train on ``documents`` (all of them: split first)."""
+def fit(documents: Sequence[ScoredDocument], settings: TrainingSettings) -> DistilledModel:
+    """Train on ``documents`` (all of them: split first): a ridge regression per domain with
+    at least 2 documents (with ``per_domain``), and the pooled one on all."""
+    from sklearn.linear_model import Ridge
+
     if len(documents) < 2:
         raise ValueError(f"training needs at least 2 documents, got {len(documents)}")
-    targets = domain_targets(documents, settings.target, fraction)
-    matrix = settings.features.vectorizer().transform([d.text for d in documents])
-    if settings.target == "rank":
-        from sklearn.linear_model import Ridge
-
-        model = Ridge(alpha=settings.alpha, solver="sparse_cg").fit(matrix, targets)
-        weights, intercept = model.coef_, float(model.intercept_)
-    else:
-        from sklearn.linear_model import LogisticRegression
-
-        if len(set(targets)) < 2:
-            raise ValueError("every training document has the same label: train on more")
-        model = LogisticRegression(C=1 / settings.alpha, max_iter=1000).fit(matrix, targets)
-        weights, intercept = model.coef_[0], float(model.intercept_[0])
-    return DistilledModel(settings.features, np.asarray(weights, dtype=np.float64), intercept)
+    features = settings.features
+    texts = [d.text for d in documents]
+    statistics = np.array([text_statistics(t, features.token_pattern) for t in texts])
+    mean = statistics.mean(axis=0) if features.statistics else np.zeros(0)
+    scale = statistics.std(axis=0) if features.statistics else np.zeros(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    domains = sorted({d.domain for d in documents}) if settings.per_domain else []
+    domains = [d for d in domains if sum(doc.domain == d for doc in documents) >= 2]
+    draft = DistilledModel(features, [*domains, POOLED], np.zeros((0, 0)), np.zeros(0), mean, scale)
+    matrix, targets = draft.matrix(texts), rank_targets(documents)
+    labels = np.array([d.domain for d in documents])
+    weights, intercepts = [], []
+    for name in draft.domains:
+        members = np.flatnonzero(labels == name) if name != POOLED else np.arange(len(labels))
+        ridge = Ridge(alpha=settings.alpha, solver="sparse_cg").fit(
+            matrix[members], targets[members]
+        )
+        weights.append(ridge.coef_.astype(np.float32))
+        intercepts.append(float(ridge.intercept_))
+    return replace(draft, weights=np.stack(weights), intercepts=np.array(intercepts))
 
 
 # --- agreement -----------------------------------------------------------------------------------
@@ -400,9 +474,9 @@ def distill(
             f"{len(heldout)} held out (share {settings.heldout_share}): both must be non-empty"
         )
     started = time.monotonic()
-    model = fit(training, settings, fraction)
+    model = fit(training, settings)
     seconds = time.monotonic() - started
-    predictions = model.predict([d.text for d in heldout])
+    predictions = model.predict([d.text for d in heldout], [d.domain for d in heldout])
     measured = agreement(
         [d.domain for d in heldout], [d.score for d in heldout], predictions, fraction
     )
@@ -436,12 +510,17 @@ def training_record(
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "library": {"name": LIBRARY, "version": sklearn_version},
         "model": {
-            "kind": "ridge regression" if settings.target == "rank" else "logistic regression",
-            "target": settings.target,
-            "score": "hashed n-gram features . weights + intercept",
+            "kind": "ridge regression",
+            "target": "the document's rank within its domain, scaled to (0, 1]",
+            "score": "features . weights[domain] + intercepts[domain]",
             "features": asdict(model.features),
+            "statistics": list(STATISTICS) if model.features.statistics else [],
+            "statistics_mean": model.statistics_mean.tolist(),
+            "statistics_scale": model.statistics_scale.tolist(),
+            "domains": model.domains,
+            "pooled": f"'{POOLED}', the last model: documents of any other domain",
             "weights": WEIGHTS_FILE,
-            "intercept": model.intercept,
+            "intercepts": model.intercepts.tolist(),
         },
         "trained_on": {
             **asdict(teacher),
@@ -458,6 +537,8 @@ def training_record(
         "training": {
             "alpha": settings.alpha,
             "max_train": settings.max_train,
+            "per_domain": settings.per_domain,
+            "solver": "scikit-learn Ridge(solver='sparse_cg')",
             "order": f"the held-in documents sorted by the same hash with salt '{ORDER_SALT}'",
             "documents": len(training),
             "seconds": seconds,
@@ -501,12 +582,20 @@ def read_record(model_dir: str | Path) -> dict:
 
 def load_model(model_dir: str | Path) -> DistilledModel:
     """The model a folder written by :func:`save` holds (no pickle: settings and weights)."""
-    record = read_record(model_dir)
-    features = Features(**record["model"]["features"])
-    weights = np.load(Path(model_dir) / record["model"]["weights"], allow_pickle=False)
-    if weights.shape != (2**features.bits,):
-        raise ValueError(f"{model_dir}: weights of shape {weights.shape} do not fit the features")
-    return DistilledModel(features, weights, float(record["model"]["intercept"]))
+    model = read_record(model_dir)["model"]
+    features = Features(**model["features"])
+    weights = np.load(Path(model_dir) / model["weights"], allow_pickle=False)
+    expected = (len(model["domains"]), 2**features.bits + features.statistics_count)
+    if weights.shape != expected:
+        raise ValueError(f"{model_dir}: weights of shape {weights.shape}, expected {expected}")
+    return DistilledModel(
+        features,
+        list(model["domains"]),
+        weights,
+        np.array(model["intercepts"]),
+        np.array(model["statistics_mean"]),
+        np.array(model["statistics_scale"]),
+    )
 
 
 def read_ids(path: str | Path) -> set[str]:

@@ -152,6 +152,8 @@ def plot_curve(points: list[dict], path: Path) -> None:
         (spearman_axis, "held-out Spearman with AttentionInfluence"),
     ):
         axis.set_xscale("log")
+        axis.set_xticks(sizes, [f"{size:,}" for size in sizes])
+        axis.minorticks_off()
         axis.set_xlabel("training documents (scored by the selector)")
         axis.set_title(title, fontsize="medium")
         axis.grid(alpha=0.3)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import random
 
 import numpy as np
@@ -12,18 +12,19 @@ import pytest
 from ai_filters.distill import (
     HELDOUT_IDS_FILE,
     HELDOUT_TABLE,
-    RECORD_FILE,
+    POOLED,
     ScoredDocument,
     TrainingSettings,
     agreement,
     distill,
-    domain_targets,
     is_heldout,
     load_model,
+    rank_targets,
     read_ids,
     read_record,
     save,
     split,
+    text_statistics,
 )
 from tests.helpers.distill import HEADS_FILE, synthetic_documents, write_scored_selection
 
@@ -69,7 +70,8 @@ def test_record_says_what_the_model_was_trained_on(selection, model_dir):
     assert all(row["scored"] == 150 == row["train"] + row["heldout"] for row in counts.values())
     assert record["training"]["documents"] == sum(row["train"] for row in counts.values())
     assert record["training"]["alpha"] == 1.0 and record["training"]["max_train"] is None
-    assert record["model"]["target"] == "rank" and record["model"]["features"]["bits"] == 20
+    assert record["model"]["domains"] == ["math", "web", POOLED]
+    assert len(record["model"]["intercepts"]) == 3 and len(record["model"]["statistics_mean"]) == 8
     # the held-out ids: written, and recomputed from the recorded rule
     ids = (model_dir / HELDOUT_IDS_FILE).read_text().splitlines()
     assert ids == sorted(ids) and len(ids) == record["holdout"]["documents"]
@@ -87,7 +89,9 @@ def test_model_learns_the_ranking_and_reloads_to_the_same_predictions(model_dir)
     assert all(row["spearman"] > 0.8 for row in measured["domains"].values())
     table = pq.read_table(model_dir / HELDOUT_TABLE).to_pylist()
     texts = {d["id"]: d["text"] for d in synthetic_documents()}
-    predictions = load_model(model_dir).predict([texts[row["id"]] for row in table])
+    predictions = load_model(model_dir).predict(
+        [texts[row["id"]] for row in table], [row["domain"] for row in table]
+    )
     # the same arithmetic in the same order (one sparse dot product per text): exactly equal
     assert predictions.tolist() == [row["prediction"] for row in table]
     recomputed = agreement(
@@ -126,9 +130,16 @@ def test_targets_rank_within_each_domain():
         for domain, scores in (("a", [3.0, 1.0, 2.0, 2.0]), ("b", [10.0, 20.0]))
         for i, score in enumerate(scores)
     ]
-    assert domain_targets(documents, "rank", 0.5).tolist() == [1.0, 0.25, 0.625, 0.625, 0.5, 1.0]
-    # top half, ties kept (the selection's rule): 3.0 and both 2.0 in domain a
-    assert domain_targets(documents, "top", 0.5).tolist() == [1, 0, 1, 1, 0, 1]
+    assert rank_targets(documents).tolist() == [1.0, 0.25, 0.625, 0.625, 0.5, 1.0]
+
+
+def test_text_statistics():
+    pattern = r"\w+|[^\w\s]"
+    values = text_statistics("a b a b\nx = 12", pattern)
+    # 7 tokens a b a b x = 12; 5 distinct; bigrams ab ba ab bx x= =12: 5 of 6; 4-grams: 4 of 4
+    expected = [math.log1p(14), math.log1p(7), 5 / 7, 5 / 6, 1.0, 5 / 14, 2 / 14, 1 / 14]
+    assert values == pytest.approx(expected, abs=1e-12)  # ratios of small integers
+    assert text_statistics("", pattern) == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
 
 
 def test_agreement_counts_the_selections():
@@ -144,14 +155,21 @@ def test_agreement_counts_the_selections():
     assert a["chance_jaccard"] == pytest.approx(0.2 / 1.8, abs=1e-12)  # 2 of 10 selected
 
 
-def test_top_target_trains_a_classifier(selection, tmp_path):
-    result = distill(selection, TrainingSettings(target="top", max_train=120))
+def test_other_domains_get_the_pooled_model(selection, model_dir, tmp_path):
+    model = load_model(model_dir)
+    texts = ["therefore the proof of the lemma", "the of and to in is"]
+    pooled = load_model(model_dir).predict(texts, [POOLED, POOLED])
+    assert model.predict(texts, ["unseen", None]).tolist() == pooled.tolist()
+    assert model.predict(texts, ["web", "web"]).tolist() != pooled.tolist()
+    result = distill(selection, TrainingSettings(per_domain=False, max_train=120))
     save(result, tmp_path)
-    record = json.loads((tmp_path / RECORD_FILE).read_text())
-    assert record["model"]["kind"] == "logistic regression"
-    assert record["training"]["documents"] == 120
+    record = read_record(tmp_path)
+    assert record["model"]["domains"] == [POOLED] and record["training"]["documents"] == 120
     assert record["heldout_agreement"]["jaccard"] > 0.3  # chance is 0.11
-    predictions = load_model(tmp_path).predict([d.text for d in result.heldout])
+    heldout = result.heldout
+    predictions = load_model(tmp_path).predict(
+        [d.text for d in heldout], [d.domain for d in heldout]
+    )
     assert np.array_equal(predictions, result.heldout_predictions)
 
 
@@ -166,7 +184,7 @@ def test_bad_input_is_a_clear_error(tmp_path, selection):
         distill(broken, TrainingSettings())
     with pytest.raises(ValueError, match="not a distilled model folder"):
         load_model(tmp_path)
-    for bad in ({"target": "median"}, {"heldout_share": 1.0}, {"alpha": 0}, {"max_train": 1}):
+    for bad in ({"heldout_share": 1.0}, {"alpha": 0}, {"max_train": 1}):
         with pytest.raises(ValueError):
             TrainingSettings(**bad)
     with pytest.raises(ValueError, match="both must be non-empty"):

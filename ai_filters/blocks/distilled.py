@@ -13,11 +13,15 @@ from ai_filters.distill import DistilledModel, load_model, read_record
 from ai_filters.models import DEFAULT_MODEL, load_tokenizer
 from ai_filters.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
 
+POOLED_STAT = "scored_by_pooled_model"  # documents of a domain the model has no own model for
+
 
 class DistilledScorer(ScorerBlock):
     """Scores documents with a distilled model: ``distilled_score``, higher is kept.
 
     ``model_dir`` is a folder written by ``ai-filters distill`` (a path every task can read).
+    A document is scored by the model of its ``metadata["domain"]``, or by the pooled model
+    when the model has none for it (counted as ``scored_by_pooled_model``).
     The model is loaded lazily, in the task, like datatrove's ``FastTextClassifierFilter``;
     documents are scored ``batch_size`` at a time. Like the random scorer, the block writes
     ``ai_doc_tokens`` (the tokenizer of ``tokenizer_model``, by default the selector the model
@@ -78,7 +82,9 @@ class DistilledScorer(ScorerBlock):
                 results[index] = self.skip(doc, reason)
             else:
                 scorable.append((index, counts[id(doc)]))
-        scores = self.model.predict([batch[index].text for index, _ in scorable])
+        documents = [batch[index] for index, _ in scorable]
+        domains = [doc.metadata.get("domain") for doc in documents]
+        scores = self.model.predict([doc.text for doc in documents], domains)
         for (index, tokens), value in zip(scorable, scores, strict=True):
             results[index] = self._annotate(batch[index], float(value), tokens)
         return results
@@ -101,6 +107,8 @@ class DistilledScorer(ScorerBlock):
             return None
 
     def _annotate(self, doc: Document, value: float, tokens: int) -> bool:
+        if doc.metadata.get("domain") not in self.model.domains[:-1]:
+            self.stat_update(POOLED_STAT)
         doc.metadata[self.score_key] = value
         doc.metadata["ai_doc_tokens"] = tokens
         self.stat_update("tokens_scored", value=tokens)

@@ -14,9 +14,10 @@ after the selector scored only a sample of it.
 
 SCORED_OUT is an output folder of pipelines/smollm_select.py (its scored/<domain>/*.jsonl.gz,
 scorer.json and, for AttentionInfluence, heads.json). A share of its documents is held out,
-chosen by a hash of the id (the same documents on every run); the model, a linear model on
-hashed word 1-2-grams (scikit-learn), learns from the others their rank within their domain
-(--target rank) or whether they are in their domain's top fraction (--target top).
+chosen by a hash of the id (the same documents on every run). From the others the model
+learns their rank within their domain: per domain, a ridge regression on hashed word
+1-2-grams and a few statistics of the text (scikit-learn), and a pooled one for documents of
+domains it has no model for.
 
 Writes MODEL_DIR/distilled.json (the record: scorer, selector and heads fingerprint,
 documents per domain, fraction, held-out rule, library and version, settings, and the
@@ -38,13 +39,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("selection", metavar="SCORED_OUT", help="selection output folder")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
     parser.add_argument(
-        "--target", choices=("rank", "top"), default="rank", help="what the model learns"
-    )
-    parser.add_argument(
         "--fraction",
         type=float,
         default=None,
-        help="top fraction per domain (--target top, and the agreement); default: the selection's",
+        help="top fraction per domain of the held-out agreement; default: the selection's",
     )
     parser.add_argument(
         "--heldout-share", type=float, default=0.2, help="share of documents held out"
@@ -61,6 +59,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--alpha", type=float, default=1.0, help="regularisation strength of the linear model"
     )
     parser.add_argument(
+        "--pooled-only",
+        action="store_true",
+        help="one model for all domains instead of one per domain",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace a model already in MODEL_DIR"
     )
     parser.set_defaults(run=run)
@@ -75,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
     settings = TrainingSettings(
-        target=args.target,
         alpha=args.alpha,
+        per_domain=not args.pooled_only,
         heldout_share=args.heldout_share,
         salt=args.salt,
         max_train=args.max_train,
@@ -93,8 +96,8 @@ def summary(record: dict, out: Path) -> str:
     lines = [
         f"distilled {trained['scorer']} ({trained['selection']}) into {out}: "
         f"{record['training']['documents']} training documents, "
-        f"{record['holdout']['documents']} held out, target {record['model']['target']}, "
-        f"{record['training']['seconds']:.1f} s",
+        f"{record['holdout']['documents']} held out, {len(record['model']['domains'])} models "
+        f"({', '.join(record['model']['domains'])}), {record['training']['seconds']:.1f} s",
         f"held-out agreement, top {measured['fraction']:g} of each domain "
         "(Jaccard, chance, Spearman):",
     ]

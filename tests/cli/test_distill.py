@@ -132,7 +132,8 @@ def test_pipeline_selects_with_the_distilled_scorer(teacher, model_dir, distille
     assert reasons == {i: d["metadata"]["filter_reason"] for i, d in teacher_skipped.items()}
     model = load_model(model_dir)
     ids = sorted(scored)
-    predictions = model.predict([scored[i]["text"] for i in ids])
+    domains = [scored[i]["metadata"]["domain"] for i in ids]
+    predictions = model.predict([scored[i]["text"] for i in ids], domains)
     for doc_id, prediction in zip(ids, predictions, strict=True):
         metadata = scored[doc_id]["metadata"]
         assert metadata["distilled_score"] == prediction  # the same dot product: exact
