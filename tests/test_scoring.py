@@ -57,7 +57,9 @@ def test_one_padded_batch_equals_one_document_at_a_time(embedded, documents):
     single = scorer(embedded, max_tokens=512, batch_size=1)
     together = batched.score_texts(texts)
     alone = [single.score_texts([text])[0] for text in texts]
-    assert len(batched._batches(batched._segments([[0] * n for n in lengths])[0])) == 1
+    assert (
+        len(batched._batches(batched._rows(batched._segments([[0] * n for n in lengths])[0]))) == 1
+    )
     # padding and batch shape change the kernels' summation order, nothing else
     rtol = loss_rtol(embedded.config, 512)
     for joint, separate in zip(together, alone, strict=True):
@@ -106,6 +108,7 @@ def test_output_order_is_input_order(embedded, documents):
 
 def test_layers_below_the_first_masked_head_run_once(embedded, documents):
     """One forward: the bottom layers see the batch once, the upper ones plain + masked rows."""
+    engine = scorer(embedded, max_tokens=64, batch_size=3)  # its start-up check runs a forward
     rows_seen: dict[int, list[int]] = {0: [], 16: [], 17: [], 29: []}
     layers = embedded.model.base_model.layers
     handles = [
@@ -115,7 +118,7 @@ def test_layers_below_the_first_masked_head_run_once(embedded, documents):
         for index in rows_seen
     ]
     try:
-        scorer(embedded, max_tokens=64, batch_size=3).score_texts(documents[:3])
+        engine.score_texts(documents[:3])
     finally:
         for handle in handles:
             handle.remove()
