@@ -142,3 +142,61 @@ def test_config_rejects_nonsense():
         ScoringConfig(max_tokens=1)
     with pytest.raises(ValueError):
         ScoringConfig(mask_mode="mean")
+
+
+def test_packed_documents_score_as_unpacked(embedded, documents):
+    """Several documents in one row, each attending only to itself, give each its own losses."""
+    texts = [documents[0][:600], documents[1][:200], documents[2][:90], documents[3][:400]]
+    packed = scorer(embedded, max_tokens=128, packing=True, pack_tokens=256)
+    alone = scorer(embedded, max_tokens=128, packing=False, batch_size=1)
+    together = packed.score_texts(texts)
+    separate = alone.score_texts(texts)
+    assert len(packed._rows(packed._segments([[0] * s.n_tokens for s in together])[0])) == 2
+    rtol = loss_rtol(embedded.config, 256)  # one row of 256 positions vs rows of their own
+    for joint, single in zip(together, separate, strict=True):
+        assert joint.n_tokens == single.n_tokens
+        assert joint.loss_base == pytest.approx(single.loss_base, rel=rtol)
+        assert joint.loss_ref == pytest.approx(single.loss_ref, rel=rtol)
+
+
+def test_padding_is_counted_and_never_attended(embedded, documents):
+    engine = scorer(embedded, max_tokens=64, batch_size=2, batch_tokens=128)
+    ids = [embedded.tokenizer(text).input_ids for text in documents[:2]]
+    engine.score_token_ids([ids[0][:64], ids[1][:40]])
+    assert (engine.feed.real, engine.feed.fed) == (104, 128)
+    assert engine.feed.padding_share == 24 / 128
+
+
+def test_background_tokenizing_gives_the_same_scores(embedded, documents):
+    engine = scorer(embedded, max_tokens=64)
+    batches = [documents[:2], ["", "\ud800 lone surrogate"], documents[2:4]]
+    pipelined = list(engine.score_text_batches(iter(batches)))
+    in_turn = [engine.score_texts(batch) for batch in batches]
+    assert [len(scores) for scores in pipelined] == [2, 2, 2]
+    assert pipelined[1][1].skip_reason == "untokenizable_text"
+    rtol = loss_rtol(embedded.config, 64)  # the same batches again: at most rounding
+    for got, expected in zip(sum(pipelined, []), sum(in_turn, []), strict=True):
+        assert got.skip_reason == expected.skip_reason
+        if got.skip_reason is None:
+            assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
+
+
+@pytest.mark.slow  # inductor compiles three graphs with gcc: 11-47 s on the 2-core CI machine
+def test_compiled_and_eager_scores_agree(tiny_llama):
+    from ai_filters.models import LoadedModel
+
+    loaded = LoadedModel("tiny", tiny_llama, None, torch.device("cpu"), torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    docs = [torch.randint(0, 97, (n,), generator=generator).tolist() for n in (40, 33, 17, 60)]
+    heads = [(1, 0), (2, 5), (3, 3)]
+    eager = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64)).score_token_ids(docs)
+    compiled = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64, compile=True))
+    assert all(layer.self_attn._compiled_call_impl is not None for layer in tiny_llama.model.layers)
+    # new batch shapes after the first: dynamic shapes, no failure on a second call
+    scores = compiled.score_token_ids(docs[:1]) and compiled.score_token_ids(docs)
+    rtol = loss_rtol(tiny_llama.config, 64)  # fused kernels may sum in another order
+    for got, expected in zip(scores, eager, strict=True):
+        assert got.loss_base == pytest.approx(expected.loss_base, rel=rtol)
+        assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
+        atol = score_atol(expected.attention_influence, rtol)
+        assert got.attention_influence == pytest.approx(expected.attention_influence, abs=atol)
