@@ -110,6 +110,9 @@ class ScoringConfig:
     device: on a CPU ``max(max_tokens, 1024)``, where bigger batches measured no faster and
     only cost memory; on a GPU 32,768.
 
+    A row joins a batch only when it fills at least ``min_row_fill`` of the batch's width
+    (the longest row's), so padding stays under ``1 - min_row_fill`` of every row.
+
     ``packing`` puts several documents in one row of up to ``pack_tokens`` tokens (default
     ``max_tokens``) instead of one per row; ``None`` picks by device: off on a CPU (the
     block-diagonal mask costs more there than the padding it saves), on on a GPU.
@@ -124,6 +127,7 @@ class ScoringConfig:
     windows: bool = False
     mask_mode: str = "uniform"
     loss_chunk_rows: int = 1024
+    min_row_fill: float = 0.9
     packing: bool | None = None
     pack_tokens: int | None = None
     compile: bool = False
@@ -136,6 +140,8 @@ class ScoringConfig:
             raise ValueError("batch_size and batch_tokens must be positive")
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}")
+        if not 0 <= self.min_row_fill <= 1:
+            raise ValueError("min_row_fill must be between 0 and 1")
         if self.pack_tokens is not None and self.pack_tokens < self.max_tokens:
             raise ValueError("pack_tokens must be at least max_tokens")
 
@@ -337,17 +343,23 @@ class ScoringEngine:
         return rows
 
     def _batches(self, rows: list[list[_Segment]]) -> list[list[list[_Segment]]]:
-        """Longest first; a batch holds at most ``batch_size`` rows and ``batch_tokens`` padded."""
+        """Longest first; a batch holds at most ``batch_size`` rows and ``batch_tokens`` padded,
+        and rows of at least ``min_row_fill`` of its width."""
 
         def width(row: list[_Segment]) -> int:
             return sum(len(segment.ids) for segment in row)
 
+        config = self.config
         batches: list[list[list[_Segment]]] = []
         for row in sorted(rows, key=lambda row: -width(row)):
             if batches:
                 batch = batches[-1]
-                padded = (len(batch) + 1) * width(batch[0])
-                if len(batch) < self.config.batch_size and padded <= self.config.batch_tokens:
+                widest = width(batch[0])
+                if (
+                    len(batch) < config.batch_size
+                    and (len(batch) + 1) * widest <= config.batch_tokens
+                    and width(row) >= config.min_row_fill * widest
+                ):
                     batch.append(row)
                     continue
             batches.append([row])

@@ -53,7 +53,7 @@ def test_one_padded_batch_equals_one_document_at_a_time(embedded, documents):
     texts = [documents[0][:40], documents[1], documents[2][:300], documents[3][:1500], "Hi there"]
     lengths = [len(embedded.tokenizer(text).input_ids) for text in texts]
     assert max(lengths) > 20 * min(lengths)
-    batched = scorer(embedded, max_tokens=512, batch_size=8, batch_tokens=8 * 512)
+    batched = scorer(embedded, max_tokens=512, batch_size=8, batch_tokens=8 * 512, min_row_fill=0)
     single = scorer(embedded, max_tokens=512, batch_size=1)
     together = batched.score_texts(texts)
     alone = [single.score_texts([text])[0] for text in texts]
@@ -142,6 +142,10 @@ def test_config_rejects_nonsense():
         ScoringConfig(max_tokens=1)
     with pytest.raises(ValueError):
         ScoringConfig(mask_mode="mean")
+    with pytest.raises(ValueError, match="min_row_fill"):
+        ScoringConfig(min_row_fill=1.5)
+    with pytest.raises(ValueError, match="pack_tokens must be at least max_tokens"):
+        ScoringConfig(max_tokens=512, pack_tokens=256)
 
 
 def test_packed_documents_score_as_unpacked(embedded, documents):
@@ -160,7 +164,7 @@ def test_packed_documents_score_as_unpacked(embedded, documents):
 
 
 def test_padding_is_counted_and_never_attended(embedded, documents):
-    engine = scorer(embedded, max_tokens=64, batch_size=2, batch_tokens=128)
+    engine = scorer(embedded, max_tokens=64, batch_size=2, batch_tokens=128, min_row_fill=0)
     ids = [embedded.tokenizer(text).input_ids for text in documents[:2]]
     engine.score_token_ids([ids[0][:64], ids[1][:40]])
     assert (engine.feed.real, engine.feed.fed) == (104, 128)
@@ -200,3 +204,12 @@ def test_compiled_and_eager_scores_agree(tiny_llama):
         assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
         atol = score_atol(expected.attention_influence, rtol)
         assert got.attention_influence == pytest.approx(expected.attention_influence, abs=atol)
+
+
+def test_rows_much_shorter_than_the_batch_get_their_own(embedded):
+    engine = scorer(embedded, max_tokens=100, batch_tokens=1000)
+    segments, _ = engine._segments([[0] * n for n in (100, 95, 90, 80, 75, 10)])
+    widths = [
+        [len(row[0].ids) for row in batch] for batch in engine._batches(engine._rows(segments))
+    ]
+    assert widths == [[100, 95, 90], [80, 75], [10]]  # each row fills >= 90 % of its batch
