@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,8 @@ SKIP_TOO_SHORT = "too_short"
 SKIP_NON_FINITE = "non_finite_loss"
 SKIP_ZERO_LOSS = "zero_base_loss"
 SKIP_BAD_TEXT = "untokenizable_text"
+Batch = TypeVar("Batch")
+_END = object()
 METADATA_KEYS = (
     "attention_influence",
     "ai_loss_base",
@@ -239,27 +242,32 @@ class ScoringEngine:
         """Scores of ``texts``, in input order; text the tokenizer rejects gets a reason."""
         return self._score_encoded(self.tokenize_many(texts), progress)
 
-    def score_text_batches(
-        self, batches: Iterable[Sequence[str]], progress: Callable[[int, int], None] | None = None
-    ) -> Iterator[list[DocumentScore]]:
-        """The scores of each batch of texts, in order, as :meth:`score_texts` gives them.
+    def score_batches(
+        self,
+        batches: Iterable[Batch],
+        texts: Callable[[Batch], Sequence[str]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[tuple[Batch, list[DocumentScore]]]:
+        """Each batch with the scores of its texts (``texts(batch)``; default: the batch is a
+        sequence of texts), in order, as :meth:`score_texts` gives them.
 
-        A background thread takes the next batch from ``batches`` and tokenizes it while the
-        model scores the current one, so reading and tokenizing leave the critical path (the
-        tokenizer and torch both release the GIL). ``batches`` is only ever advanced by that
-        one thread.
+        A background thread takes the next batch from ``batches`` (reading it, when the
+        iterable reads documents) and tokenizes it while the model scores the current one, so
+        reading and tokenizing leave the critical path: the tokenizer and torch both release
+        the GIL. Only that thread ever advances ``batches``.
         """
         source = iter(batches)
+        texts_of = texts or (lambda batch: batch)
 
-        def next_encoded() -> tuple[Sequence[str], list[list[int] | None]] | None:
-            texts = next(source, None)
-            return None if texts is None else (texts, self.tokenize_many(texts))
+        def next_encoded() -> tuple[Batch, list[list[int] | None]] | None:
+            batch = next(source, _END)
+            return None if batch is _END else (batch, self.tokenize_many(texts_of(batch)))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
             pending = pool.submit(next_encoded)
             while (ready := pending.result()) is not None:
                 pending = pool.submit(next_encoded)
-                yield self._score_encoded(ready[1], progress)
+                yield ready[0], self._score_encoded(ready[1], progress)
 
     def _score_encoded(
         self,

@@ -6,7 +6,7 @@
    ``ScoringEngine.tokenize_many``, is timed from outside (wrapped in this process, unchanged),
    so the share of the block's wall time spent tokenizing is measured on the real path.
 2. **Overlapped.** The same batches scored by ``ScoringEngine.score_texts`` one after another,
-   against ``ScoringEngine.score_text_batches``, which tokenizes the next batch in a background
+   against ``ScoringEngine.score_batches``, which tokenizes the next batch in a background
    thread while the model scores the current one. The variants alternate ``--rounds`` times.
 3. **Tokenizer alone.** Its throughput in tokens/s on one batch call, which with the engine's
    tokens/s on another device gives the share there: ``engine / (engine + tokenizer)``.
@@ -121,7 +121,7 @@ def overlapped(args: argparse.Namespace, texts: list[str], engine: ScoringEngine
         in_turn = [engine.score_texts(batch) for batch in batches]
         seconds["in_turn"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        background = list(engine.score_text_batches(batches))
+        background = [scores for _, scores in engine.score_batches(batches)]
         seconds["background"].append(time.perf_counter() - start)
     same = [a.skip_reason for batch in in_turn for a in batch] == [
         b.skip_reason for batch in background for b in batch

@@ -5,6 +5,10 @@ and the refusals of what the engine does not handle."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -185,3 +189,54 @@ def test_shared_prefix_refuses_an_argument_it_does_not_know(tiny_llama):
         assert output.shape[0] == 2 * rows  # cut to 2 rows, copied back to both halves
         with pytest.raises(MaskingError, match="'segment_ids' the shared prefix does not know"):
             layer(hidden, position_embeddings=cos_sin, segment_ids=torch.zeros(2 * rows, 5))
+
+
+def test_command_line_refuses_in_one_line_and_accepts_the_risk(tmp_path):
+    """``ai-filters score`` on a saved tiny Mistral whose window (16) is shorter than
+    ``--max-tokens`` (32): one line naming the architecture, then a run with the option."""
+    from transformers import AutoTokenizer
+
+    from ai_filters.heads import RetrievalHeads
+    from ai_filters.models import DEFAULT_MODEL, resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
+    model = tiny_model("mistral", sliding_window=16, vocab_size=len(tokenizer))
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    RetrievalHeads(
+        model=str(tmp_path / "model"),
+        model_fingerprint=loaded(model).fingerprint(),
+        num_layers=3,
+        num_heads=4,
+        num_kv_heads=2,
+        scores=[[0.0] * 4 for _ in range(3)],
+        selected=[list(head) for head in HEADS],
+    ).save(tmp_path / "heads.json")
+    text = "Sliding windows see only the last tokens, so a long prefix is cut. " * 3
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"id": "a", "text": text}) + "\n")
+    command = [
+        sys.executable,
+        "-m",
+        "ai_filters.cli",
+        "score",
+        "--heads",
+        str(tmp_path / "heads.json"),
+    ]
+    command += ["--input", str(tmp_path / "docs.jsonl"), "--output", str(tmp_path / "out.jsonl")]
+    command += ["--max-tokens", "32", "--device", "cpu"]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    refused = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert refused.returncode == 2
+    (line,) = [line for line in refused.stderr.splitlines() if "error:" in line]
+    assert "architecture 'mistral' (MistralForCausalLM) uses sliding-window attention of 16" in line
+    accepted = subprocess.run(
+        [*command, "--allow-unsupported-architecture"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert accepted.returncode == 0, accepted.stderr[-1000:]
+    assert "scoring it anyway (--allow-unsupported-architecture)" in accepted.stderr
+    scored = json.loads((tmp_path / "out.jsonl").read_text())
+    assert scored["metadata"]["ai_n_tokens"] == 32

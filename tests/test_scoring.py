@@ -174,7 +174,9 @@ def test_padding_is_counted_and_never_attended(embedded, documents):
 def test_background_tokenizing_gives_the_same_scores(embedded, documents):
     engine = scorer(embedded, max_tokens=64)
     batches = [documents[:2], ["", "\ud800 lone surrogate"], documents[2:4]]
-    pipelined = list(engine.score_text_batches(iter(batches)))
+    pairs = list(engine.score_batches(iter(batches)))
+    assert [batch for batch, _ in pairs] == batches
+    pipelined = [scores for _, scores in pairs]
     in_turn = [engine.score_texts(batch) for batch in batches]
     assert [len(scores) for scores in pipelined] == [2, 2, 2]
     assert pipelined[1][1].skip_reason == "untokenizable_text"
@@ -183,6 +185,11 @@ def test_background_tokenizing_gives_the_same_scores(embedded, documents):
         assert got.skip_reason == expected.skip_reason
         if got.skip_reason is None:
             assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
+    records = [{"text": text, "keep": i % 2 == 0} for i, text in enumerate(documents)]
+    chosen = list(
+        engine.score_batches([records], texts=lambda batch: [r["text"] for r in batch if r["keep"]])
+    )
+    assert chosen[0][0] is records and len(chosen[0][1]) == 2
 
 
 @pytest.mark.slow  # inductor compiles three graphs with gcc: 11-47 s on the 2-core CI machine
