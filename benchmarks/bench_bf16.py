@@ -5,7 +5,9 @@ the embedded model and its 14 detected heads; in bf16 the weights and the decode
 while the output layer and the loss run in fp32 (as the engine always does). Reported: the
 Spearman correlation of the two score lists (pooled and per domain), and the Jaccard overlap of
 the documents each selects with the method's rule (top 20 % of every domain, ties kept), with
-the largest score and loss differences. Writes ``benchmarks/results/bf16_<device>_<stamp>.json``.
+the largest score and loss differences, the speed of bf16 relative to fp32 and the process's
+peak memory (both models, one after the other).
+Writes ``benchmarks/results/bf16_<device>_<stamp>.json``.
 Targets: Spearman >= 0.99 and top-20 % Jaccard >= 0.9.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,9 +129,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "fraction": FRACTION,
         },
         "seconds": {"float32": fp32_s, "bfloat16": bf16_s},
+        "speed_bf16_over_fp32": fp32_s / bf16_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "agreement": agreement(fp32, bf16, domains),
     }
-    print(json.dumps({key: report[key] for key in ("seconds", "agreement")}, indent=1))
+    shown = ("seconds", "speed_bf16_over_fp32", "agreement")
+    print(json.dumps({key: report[key] for key in shown}, indent=1))
     print(f"wrote {write_report(report, args.out_dir, 'bf16')}")
 
 

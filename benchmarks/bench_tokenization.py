@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import resource
 import tempfile
 import time
 from collections.abc import Sequence
@@ -170,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "block": block,
         "overlap": overlapped(args, texts, engine),
         "tokenizer": tokenizer_alone(engine, texts),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps({key: report[key] for key in ("block", "overlap", "tokenizer")}, indent=1))
     print(f"wrote {write_report(report, args.out_dir, 'tokenization')}")
