@@ -5,7 +5,8 @@ the embedded model and its 14 detected heads; in bf16 the weights and the decode
 while the output layer and the loss run in fp32 (as the engine always does). Reported: the
 Spearman correlation of the two score lists (pooled and per domain), and the Jaccard overlap of
 the documents each selects with the method's rule (top 20 % of every domain, ties kept), with
-the largest score and loss differences, the speed of bf16 relative to fp32 and the process's
+the largest score and loss differences, the documents only one of them selects, every
+document's two scores, the speed of bf16 relative to fp32 and the process's
 peak memory (both models, one after the other).
 Writes ``benchmarks/results/bf16_<device>_<stamp>.json``.
 Targets: Spearman >= 0.99 and top-20 % Jaccard >= 0.9.
@@ -92,6 +93,7 @@ def agreement(
         if domain in names
     }
     keep_a, keep_b = selected(a, names, tokens), selected(b, names, tokens)
+    swapped = sorted(keep_a ^ keep_b)
     return {
         "documents_scored": len(both),
         "skipped_fp32": sum(score.skip_reason is not None for score in fp32),
@@ -106,6 +108,13 @@ def agreement(
         "max_rel_diff_loss_base": max(
             abs(bf16[i].loss_base - fp32[i].loss_base) / fp32[i].loss_base for i in both
         ),
+        "swapped": [
+            {"domain": names[i], "fp32": a[i], "bf16": b[i], "selected_in_fp32": i in keep_a}
+            for i in swapped
+        ],
+        "documents": [
+            {"domain": name, "fp32": x, "bf16": y} for name, x, y in zip(names, a, b, strict=True)
+        ],
     }
 
 
@@ -133,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "agreement": agreement(fp32, bf16, domains),
     }
-    shown = ("seconds", "speed_bf16_over_fp32", "agreement")
-    print(json.dumps({key: report[key] for key in shown}, indent=1))
+    shown = {key: value for key, value in report["agreement"].items() if key != "documents"}
+    print(json.dumps({"seconds": report["seconds"], "agreement": shown}, indent=1))
     print(f"wrote {write_report(report, args.out_dir, 'bf16')}")
 
 
