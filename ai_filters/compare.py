@@ -35,15 +35,12 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ai_filters.documents import read_documents
+from ai_filters.layout import SelectionFolder, read_parquet_columns
+from ai_filters.markdown import markdown_table
 from ai_filters.report import spearman
-from ai_filters.selection import SCORER_RECORD, ScorerRecord
 
-FALLBACK_SCORE_KEY = "attention_influence"
-SCORED_GLOB = "**/*.jsonl.gz"
-SELECTED_GLOB = "*/*.parquet"
 SNIPPET_CHARS = 200
 LABEL_BOX = {"facecolor": "white", "alpha": 0.7, "linewidth": 0}  # readable on any cell
 FIGURES = {"jaccard": "jaccard.png", "spearman": "spearman.png", "tokens": "tokens.png"}
@@ -67,7 +64,7 @@ class DomainData:
 
     scores: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
-    sources: dict[str, Path] = field(default_factory=dict)  # scored file holding each id
+    sources: dict[str, str] = field(default_factory=dict)  # scored file holding each id
     selected: set[str] = field(default_factory=set)
 
 
@@ -83,68 +80,27 @@ def split_argument(argument: str) -> tuple[str | None, Path]:
     return None, Path(argument)
 
 
-def missing_parts(folder: Path) -> list[str]:
-    """What a selection output folder lacks, as relative paths (empty: complete)."""
-    missing = []
-    if not any((folder / "scored").glob(SCORED_GLOB)):
-        missing.append("scored/<domain>/*.jsonl.gz")
-    if not any((folder / "selected" / "data").glob(SELECTED_GLOB)):
-        missing.append("selected/data/<domain>/*.parquet")
-    if not (folder / "thresholds.json").is_file():
-        missing.append("thresholds.json")
-    return missing
-
-
-def _read_json_object(path: Path) -> dict:
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: invalid JSON ({error.msg}, line {error.lineno})") from None
-    if not isinstance(content, dict):
-        raise ValueError(f"{path}: a JSON object is expected")
-    return content
-
-
-def _threshold_fraction(folder: Path) -> float | None:
-    fractions = {
-        entry.get("fraction") for entry in _read_json_object(folder / "thresholds.json").values()
-    }
-    return fractions.pop() if len(fractions) == 1 else None
-
-
 def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
     """Describe the selection in ``folder`` (``scorer.json``, else the documented fallback).
 
     Raises ``FileNotFoundError`` naming what is missing when ``folder`` is not a complete
     selection output, ``ValueError`` when ``scorer.json`` is malformed.
     """
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    missing = missing_parts(folder)
-    if missing:
-        raise FileNotFoundError(
-            f"{folder} is not a selection output: missing {', '.join(missing)} "
-            "(run pipelines/smollm_select.py to completion first)"
-        )
-    if not (folder / SCORER_RECORD).is_file():
+    selection = SelectionFolder(folder)
+    selection.require_complete()
+    record = selection.read_scorer()
+    if selection.has_scorer_record():
         return SelectionSpec(
-            name or folder.resolve().name,
-            folder,
-            FALLBACK_SCORE_KEY,
-            FALLBACK_SCORE_KEY,
-            _threshold_fraction(folder),
-            note=f"no {SCORER_RECORD}: score key '{FALLBACK_SCORE_KEY}' assumed"
-            + ("" if name else ", named after the folder"),
+            name or record.scorer, folder, record.scorer, record.score_key, record.fraction
         )
-    try:
-        record = ScorerRecord.read(folder)
-    except (TypeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{folder / SCORER_RECORD} is not a scorer record ({error}); expected "
-            '{"scorer": ..., "score_key": ..., "fraction": ...}'
-        ) from None
     return SelectionSpec(
-        name or record.scorer, folder, record.scorer, record.score_key, record.fraction
+        name or folder.resolve().name,
+        folder,
+        record.scorer,
+        record.score_key,
+        record.fraction,
+        note=f"no scorer.json: score key '{record.score_key}' assumed"
+        + ("" if name else ", named after the folder"),
     )
 
 
@@ -164,7 +120,7 @@ def resolve_specs(arguments: list[str]) -> list[SelectionSpec]:
     return specs
 
 
-def _scored_entry(spec: SelectionSpec, document: dict, path: Path) -> tuple[str, float, int]:
+def _scored_entry(spec: SelectionSpec, document: dict, path: str) -> tuple[str, float, int]:
     """(id, score, tokens) of one scored document; ``ValueError`` naming the file if the score
     or the token count is missing."""
     metadata, document_id = document["metadata"], str(document["id"])
@@ -187,19 +143,21 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
     document lacks the score key or an id appears twice in a domain (the join needs unique ids).
     """
     domains: dict[str, DomainData] = {}
-    scored = spec.folder / "scored"
-    for path in sorted(scored.glob(SCORED_GLOB)):
+    selection = SelectionFolder(spec.folder)
+    for path in selection.scored_files():
         for document in read_documents(path, strict=True):
             document_id, score, tokens = _scored_entry(spec, document, path)
-            domain = str(document["metadata"].get("domain") or path.relative_to(scored).parts[0])
+            folder_domain = path.rsplit("/", 2)[-2]  # scored/<domain>/<rank>.jsonl.gz
+            domain = str(document["metadata"].get("domain") or folder_domain)
             data = domains.setdefault(domain, DomainData())
             if document_id in data.scores:
                 raise ValueError(f"{path}: id {document_id} appears twice in domain {domain}")
             data.scores[document_id], data.tokens[document_id] = score, tokens
             data.sources[document_id] = path
-    for path in sorted((spec.folder / "selected" / "data").glob(SELECTED_GLOB)):
-        ids = pq.read_table(path, columns=["id"]).column(0).to_pylist()
-        domains.setdefault(path.parent.name, DomainData()).selected.update(map(str, ids))
+    for domain, paths in selection.selected_shards().items():
+        for path in paths:
+            ids = read_parquet_columns(path, ["id"]).column(0).to_pylist()
+            domains.setdefault(domain, DomainData()).selected.update(map(str, ids))
     return dict(sorted(domains.items()))
 
 
@@ -211,7 +169,7 @@ def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
 
 def read_snippets(data: DomainData, ids: Iterable[str]) -> dict[str, str]:
     """:func:`snippet` of the documents ``ids``, read again from their scored files."""
-    wanted: dict[Path, set[str]] = {}
+    wanted: dict[str, set[str]] = {}
     for document_id in ids:
         wanted.setdefault(data.sources[document_id], set()).add(document_id)
     found = {}
@@ -343,13 +301,8 @@ def _number(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    return markdown_table(header, rows).split("\n")
 
 
 def _matrix(names: list[str], pairs: list[dict], key: str, fmt: str) -> list[str]:
@@ -390,8 +343,8 @@ def _lengths_table(lengths: dict[str, dict]) -> list[str]:
 
 def _examples_table(examples: dict[str, list[dict]]) -> list[str]:
     rows = [
-        [end, str(rank), _cell(row["id"]), f"{row['score']:.4g}", str(row["tokens"])]
-        + ["yes" if row["selected"] else "no", _cell(row["text"])]
+        [end, str(rank), row["id"], f"{row['score']:.4g}", str(row["tokens"])]
+        + ["yes" if row["selected"] else "no", row["text"]]
         for end in ("top", "bottom")
         for rank, row in enumerate(examples[end], start=1)
     ]
@@ -402,7 +355,7 @@ def _examples_table(examples: dict[str, list[dict]]) -> list[str]:
 
 def _selections_table(selections: list[dict]) -> list[str]:
     rows = [
-        [s["name"], _cell(s["folder"]), s["scorer"], s["score_key"]]
+        [s["name"], s["folder"], s["scorer"], s["score_key"]]
         + [_number(s["fraction"], "{:g}"), s["note"] or ""]
         for s in selections
     ]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from datatrove.io import get_datafolder
+
 from ai_filters.corpus import local_corpus
-from ai_filters.documents import DocumentWriter
 from ai_filters.heads import detect_and_save, probe_answer_losses, random_other_heads
 from ai_filters.models import load_model
 
@@ -76,18 +77,21 @@ def detect_and_check(
     return check
 
 
-def write_demo_corpus(folder: Path, docs_per_domain: int, seed: int = 0) -> dict[str, int]:
-    """Write ``folder/<domain>/0000i.jsonl.gz`` shards; returns documents per domain."""
+def write_demo_corpus(folder: str | Path, docs_per_domain: int, seed: int = 0) -> dict[str, int]:
+    """Write ``folder/<domain>/0000i.jsonl.gz`` shards (a local folder or a URL datatrove
+    writes); returns documents per domain. The shards are rewritten on every call."""
     documents = local_corpus(docs_per_domain, seed, chunk_chars=CHUNK_CHARS)
     counts: dict[str, int] = {}
     for document in documents:
         counts[document["metadata"]["domain"]] = counts.get(document["metadata"]["domain"], 0) + 1
+    data = get_datafolder(str(folder))
     for domain in counts:
         in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
         for shard in range(SHARDS_PER_DOMAIN):
-            with DocumentWriter(folder / domain / f"{shard:05d}.jsonl.gz") as writer:
+            name = f"{domain}/{shard:05d}.jsonl.gz"
+            with data.open(name, "wt", compression="gzip", encoding="utf-8") as file:
                 for document in in_domain[shard::SHARDS_PER_DOMAIN]:
-                    writer.write(document)
+                    file.write(json.dumps(document, ensure_ascii=False) + "\n")
     print(
         "demo corpus: "
         + ", ".join(f"{d} {n} documents" for d, n in counts.items())

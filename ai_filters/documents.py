@@ -16,6 +16,12 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
+
+from datatrove.io import get_datafolder, open_file
+
+from ai_filters.console import error_line
+from ai_filters.scoring import SKIP_UNREADABLE
 
 FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
 
@@ -45,12 +51,10 @@ class DocumentReadError(ValueError):
     """A file or a line of it cannot be read (raised in strict mode only)."""
 
 
-SKIP_UNREADABLE = "unreadable"
-
-
-def unreadable(path: Path, line: int | None, detail: str) -> dict:
+def unreadable(path: str | Path, line: int | None, detail: str) -> dict:
     """The record standing for input that could not be parsed: it names the file and line."""
-    where = f"{path.name}/{line}" if line is not None else f"{path.name}/file"
+    name = _file_name(path)
+    where = f"{name}/{line}" if line is not None else f"{name}/file"
     metadata = {"skip_reason": SKIP_UNREADABLE, "skip_detail": detail, "source_file": str(path)}
     if line is not None:
         metadata["source_line"] = line + 1
@@ -60,14 +64,15 @@ def unreadable(path: Path, line: int | None, detail: str) -> dict:
 def read_documents(
     path: str | Path, text_key: str = "text", strict: bool = False
 ) -> Iterator[dict]:
-    """Yield ``{"text", "id", "metadata"}`` dicts from a jsonl, jsonl.gz or parquet file.
+    """Yield ``{"text", "id", "metadata"}`` dicts from a jsonl, jsonl.gz or parquet file, a local
+    path or a URL datatrove reads (``s3://...``).
 
     A line that is not valid UTF-8 or not a JSON object, a truncated or corrupt compressed
     file, or a parquet file that cannot be read yields an :func:`unreadable` record (with
     ``metadata["skip_reason"] == "unreadable"``) and reading goes on with the next line (the
     next file, for a broken file). With ``strict``, those raise :class:`DocumentReadError`.
     """
-    path = Path(path)
+    path = str(path)
     kind = document_format(path)
     reader = _read_parquet(path, text_key) if kind == ".parquet" else _read_jsonl(path, text_key)
     for document in reader:
@@ -78,11 +83,21 @@ def read_documents(
         yield document
 
 
-def _read_jsonl(path: Path, text_key: str) -> Iterator[dict]:
-    opener = gzip.open if path.name.endswith(".gz") else open
+def _file_name(path: str | Path) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    """A local file (gunzipped for ``.gz``), or a URL through fsspec with the same inference."""
+    if "://" in path:
+        return open_file(path, "rb", compression="infer")
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _read_jsonl(path: str, text_key: str) -> Iterator[dict]:
     index = -1
     try:
-        with opener(path, "rb") as handle:
+        with _open_binary(path) as handle:
             for index, raw in enumerate(handle):
                 if raw.strip():
                     yield _parse_line(path, index, raw, text_key)
@@ -107,22 +122,23 @@ def parse_json_line(raw: bytes) -> dict | str:
     return row
 
 
-def _parse_line(path: Path, index: int, raw: bytes, text_key: str) -> dict:
+def _parse_line(path: str, index: int, raw: bytes, text_key: str) -> dict:
     row = parse_json_line(raw)
     if isinstance(row, str):
         return unreadable(path, index, row)
-    return _as_document(row, text_key, f"{path.name}/{index}")
+    return _as_document(row, text_key, f"{_file_name(path)}/{index}")
 
 
-def _read_parquet(path: Path, text_key: str) -> Iterator[dict]:
+def _read_parquet(path: str, text_key: str) -> Iterator[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     index = 0
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        source = open_file(path, "rb") if "://" in path else path
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=1024):
             for row in batch.to_pylist():
-                yield _as_document(row, text_key, f"{path.name}/{index}")
+                yield _as_document(row, text_key, f"{_file_name(path)}/{index}")
                 index += 1
     except (pa.ArrowException, OSError) as error:
         yield unreadable(path, None, f"corrupt parquet after {index} rows: {error}")
@@ -154,20 +170,24 @@ def repair_strings(value: object) -> tuple[object, bool]:
 
 
 def check_writable_folder(folder: str | Path, option: str) -> None:
-    """Create ``folder`` if needed and make sure a file can be written in it.
+    """Create ``folder`` if needed (a local path or any URL datatrove writes) and make sure a
+    file can be written in it.
 
-    Otherwise (a path under a regular file, a read-only file system, no permission, ...) raise
-    ``OSError`` with one line that names the folder, the reason and the ``option`` to change.
+    Otherwise (a path under a regular file, a read-only file system, no permission, a bucket
+    that does not exist, ...) raise ``OSError`` with one line that names the folder, the
+    reason and the ``option`` to change.
     """
-    folder = Path(folder)
+    probe = f".write_test.{os.getpid()}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_test.{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        reason = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror
-        reason = reason or type(error).__name__
+        data = get_datafolder(str(folder))
+        if data.is_local():
+            Path(data.path).mkdir(parents=True, exist_ok=True)
+        with data.open(probe, "wt") as file:
+            file.write("")
+        data.rm(probe)
+    except (OSError, ValueError) as error:
+        reason = "a file is in the way" if isinstance(error, FileExistsError) else None
+        reason = reason or getattr(error, "strerror", None) or error_line(error)
         raise OSError(
             f"output folder {folder} cannot be written ({reason}); choose another {option}"
         ) from error

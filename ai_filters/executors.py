@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import redirect_stderr
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -86,42 +89,105 @@ class OneLineLocalExecutor(LocalPipelineExecutor):
             ) from None
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a pipeline script: its datatrove pipeline and how it runs.
+
+    ``one_task`` stages (thresholds, report, merges) see all the data at once and take the
+    ``--one-task-*`` resources; ``gpus`` stages (scoring) get ``--gpus-per-task``.
+    """
+
+    pipeline: list
+    tasks: int
+    one_task: bool = False
+    gpus: bool = False
+
+
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """The execution options every pipeline script shares."""
+    """The execution options every pipeline script shares (datatrove's, passed through)."""
     run = parser.add_argument_group("execution")
     run.add_argument("--executor", choices=["local", "slurm"], default="local")
     run.add_argument("--tasks", type=int, default=2, help="tasks of the parallel stages")
-    run.add_argument("--workers", type=int, default=1, help="local: tasks run at once")
-    run.add_argument("--partition", default=None, help="slurm: partition (required)")
-    run.add_argument("--time", default="24:00:00", help="slurm: time limit per task")
-    run.add_argument("--cpus-per-task", type=int, default=1, help="slurm: CPUs per task")
-    run.add_argument("--mem-per-cpu-gb", type=int, default=4, help="slurm: memory per CPU (GB)")
     run.add_argument(
-        "--gpus-per-task",
+        "--workers",
         type=int,
-        default=0,
-        help="slurm: GPUs per task of the model stages (scoring)",
-    )
-    run.add_argument("--qos", default=None, help="slurm: quality of service")
-    run.add_argument(
-        "--sbatch-args",
         default=None,
-        help='slurm: extra sbatch options as JSON, e.g. \'{"account": "proj"}\'',
+        help="tasks run at once: local, default 1; slurm, the array throttle (%%N), default "
+        "no limit",
     )
     run.add_argument(
-        "--env-command",
-        default=None,
-        help="slurm: shell command run first in every job to activate the "
-        "environment (default: activate the virtualenv running this script)",
-    )
-    run.add_argument(
-        "--wait", action="store_true", help="slurm: wait until the submitted jobs have finished"
+        "--dry-run",
+        action="store_true",
+        help="print every stage (tasks, resources, dependency) and, on Slurm, the sbatch script "
+        "it would submit; run, write and submit nothing (on Slurm, only the empty folders for "
+        "Slurm's own logs are made)",
     )
     run.add_argument(
         "--debug",
         action="store_true",
         help="show tracebacks on errors (default: one line; a local task's traceback is in "
         "its log file, OUT/logs/<stage>/logs/)",
+    )
+    slurm = parser.add_argument_group("Slurm (with --executor slurm)")
+    slurm.add_argument("--partition", default=None, help="partition (required)")
+    slurm.add_argument("--time", default="24:00:00", help="time limit of a parallel-stage task")
+    slurm.add_argument("--cpus-per-task", type=int, default=1, help="CPUs per parallel task")
+    slurm.add_argument("--mem-per-cpu-gb", type=int, default=4, help="memory per CPU (GB)")
+    slurm.add_argument(
+        "--gpus-per-task", type=int, default=0, help="GPUs per task of the model stages (scoring)"
+    )
+    slurm.add_argument(
+        "--one-task-cpus",
+        type=int,
+        default=1,
+        help="CPUs of the one-task stages (thresholds, report, merges)",
+    )
+    slurm.add_argument(
+        "--one-task-mem-gb",
+        type=int,
+        default=8,
+        help="memory of a one-task stage (GB); thresholds and report hold 8 bytes per document "
+        "of the largest domain: 2 GB for 240M documents",
+    )
+    slurm.add_argument("--one-task-time", default="04:00:00", help="time of a one-task stage")
+    slurm.add_argument(
+        "--tasks-per-job", type=int, default=1, help="datatrove tasks run by one array job"
+    )
+    slurm.add_argument(
+        "--max-array-size",
+        type=int,
+        default=1001,
+        help="largest job array the cluster accepts (MaxArraySize); more tasks become "
+        "several arrays",
+    )
+    slurm.add_argument(
+        "--randomize-start",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="delay each task's start by up to this many seconds (spreads the first requests "
+        "of thousands of tasks, e.g. against Hub rate limits)",
+    )
+    slurm.add_argument("--qos", default=None, help="quality of service")
+    slurm.add_argument(
+        "--sbatch-args",
+        default=None,
+        help='extra sbatch options as JSON, e.g. \'{"account": "proj"}\'',
+    )
+    slurm.add_argument(
+        "--env-command",
+        default=None,
+        help="shell command run first in every job to set up the environment (default: "
+        "activate the virtualenv running this script)",
+    )
+    slurm.add_argument(
+        "--venv-path",
+        default=None,
+        help="activate script sourced in every job instead (datatrove's venv_path), e.g. "
+        "/fsx/venv/bin/activate",
+    )
+    slurm.add_argument(
+        "--wait", action="store_true", help="wait until the submitted jobs have finished"
     )
 
 
@@ -133,6 +199,8 @@ def check_slurm_options(args: argparse.Namespace) -> None:
         json.loads(args.sbatch_args or "{}")
     except json.JSONDecodeError as error:
         raise SystemExit(f"error: --sbatch-args is not JSON: {error}") from error
+    if args.env_command and args.venv_path:
+        raise SystemExit("error: give --env-command or --venv-path, not both")
     listing = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True)
     if listing.returncode != 0:
         raise SystemExit(f"error: sinfo failed ({listing.stderr.strip()}); is Slurm reachable?")
@@ -144,47 +212,101 @@ def check_slurm_options(args: argparse.Namespace) -> None:
         )
 
 
-def chain_executors(
-    args: argparse.Namespace,
-    stages: dict[str, tuple[list, int]],
-    logging_root: Path,
-    gpu_stages: frozenset[str] = frozenset(),
-) -> list:
-    """One executor per stage, each depending on the previous; logs in ``logging_root/<stage>``."""
+def chain_executors(args: argparse.Namespace, stages: dict[str, Stage], logging_root: str) -> list:
+    """One executor per stage, each depending on the previous; logs in ``logging_root/<stage>``
+    (a local folder or a URL)."""
     executors: list = []
-    for stage, (pipeline, tasks) in stages.items():
+    for name, stage in stages.items():
         common = {
-            "pipeline": pipeline,
-            "tasks": tasks,
-            "logging_dir": str(logging_root / stage),
+            "pipeline": stage.pipeline,
+            "tasks": stage.tasks,
+            "logging_dir": f"{logging_root.rstrip('/')}/{name}",
             "depends": executors[-1] if executors else None,
+            "randomize_start_duration": 0 if stage.one_task else args.randomize_start,
         }
         if args.executor == "local":
-            executors.append(
-                OneLineLocalExecutor(
-                    **common,
-                    workers=args.workers,
-                    stage=stage,
-                    debug=getattr(args, "debug", False),
-                )
+            workers = min(args.workers or 1, stage.tasks)
+            executor = OneLineLocalExecutor(**common, workers=workers, stage=name, debug=args.debug)
+        else:
+            executor = SlurmPipelineExecutor(
+                **common, **_slurm_resources(args, stage), **_slurm_settings(args, name, stage)
             )
-            continue
-        executors.append(
-            SlurmPipelineExecutor(
-                **common,
-                job_name=f"ai_filters_{stage}",
-                time=args.time,
-                partition=args.partition,
-                cpus_per_task=args.cpus_per_task,
-                mem_per_cpu_gb=args.mem_per_cpu_gb,
-                gpus_per_task=args.gpus_per_task if stage in gpu_stages else 0,
-                qos=args.qos or "",
-                sbatch_args=json.loads(args.sbatch_args or "{}"),
-                env_command=args.env_command or f"source {Path(sys.prefix) / 'bin' / 'activate'}",
-                mail_type="NONE",
-            )
-        )
+        executors.append(executor)
     return executors
+
+
+def _slurm_resources(args: argparse.Namespace, stage: Stage) -> dict:
+    if stage.one_task:
+        return {
+            "time": args.one_task_time,
+            "cpus_per_task": args.one_task_cpus,
+            "mem_per_cpu_gb": -(-args.one_task_mem_gb // args.one_task_cpus),
+            "gpus_per_task": 0,
+        }
+    return {
+        "time": args.time,
+        "cpus_per_task": args.cpus_per_task,
+        "mem_per_cpu_gb": args.mem_per_cpu_gb,
+        "gpus_per_task": args.gpus_per_task if stage.gpus else 0,
+    }
+
+
+def _slurm_settings(args: argparse.Namespace, name: str, stage: Stage) -> dict:
+    default_env = None if args.venv_path else f"source {Path(sys.prefix) / 'bin' / 'activate'}"
+    return {
+        "job_name": f"ai_filters_{name}",
+        "partition": args.partition,
+        "workers": -1 if stage.one_task else args.workers or -1,
+        "tasks_per_job": 1 if stage.one_task else args.tasks_per_job,
+        "max_array_size": args.max_array_size,
+        "qos": args.qos or "",
+        "sbatch_args": json.loads(args.sbatch_args or "{}"),
+        "env_command": args.env_command or default_env,
+        "venv_path": args.venv_path,
+        "mail_type": "NONE",
+    }
+
+
+def _sbatch_args_without_folders(executor: SlurmPipelineExecutor, jobs: int) -> dict:
+    """datatrove's sbatch directives for ``jobs`` array jobs, without the folder for Slurm's
+    logs that computing them creates (a dry run writes nothing)."""
+    folder = executor.slurm_logs_folder
+    with tempfile.TemporaryDirectory() as scratch:
+        executor.slurm_logs_folder = scratch
+        try:
+            sbatch = executor.get_sbatch_args(jobs)
+        finally:
+            executor.slurm_logs_folder = folder
+    return {k: v.replace(scratch, folder) if isinstance(v, str) else v for k, v in sbatch.items()}
+
+
+def describe_chain(args: argparse.Namespace, stages: dict[str, Stage], executors: list) -> str:
+    """What ``--dry-run`` prints: every stage with its tasks, resources and dependency, and on
+    Slurm the sbatch script each stage would submit (as datatrove writes it)."""
+    lines = []
+    for index, (name, executor) in enumerate(zip(stages, executors, strict=True)):
+        after = f"after '{list(stages)[index - 1]}' succeeds" if index else "first"
+        if args.executor == "local":
+            lines.append(f"stage {name}: {executor.world_size} tasks, {executor.workers} at once")
+            lines.append(f"  runs {after}; logs in {executor.logging_dir.path}")
+            continue
+        jobs = math.ceil(executor.world_size / executor.tasks_per_job)
+        if executor.max_array_size != -1:
+            jobs = min(jobs, executor.max_array_size)
+        sbatch = _sbatch_args_without_folders(executor, jobs)
+        resources = (
+            f"{executor.cpus_per_task} CPUs x {executor.mem_per_cpu_gb} GB, "
+            f"{executor.gpus_per_task} GPUs, time {executor.time}"
+        )
+        spread = f"; start delayed up to {executor.randomize_start_duration} s"
+        lines.append(
+            f"stage {name}: {executor.world_size} tasks, {executor.tasks_per_job} per array job "
+            f"({resources}{spread if executor.randomize_start_duration else ''}), runs {after}"
+        )
+        run = f"launch_pickled_pipeline {executor.logging_dir.resolve_paths('executor.pik')}"
+        script = executor.get_launch_file_contents(sbatch, f"srun -l -n 1 {run}")
+        lines += ["  " + line for line in script.strip().splitlines()]
+    return "\n".join(lines)
 
 
 def run_chain(args: argparse.Namespace, executors: list, stage_names: list[str]) -> None:

@@ -1,6 +1,6 @@
 """Retrieval-head detection: which (layer, query head) pairs copy the answer from the context.
 
-Retrieval score of a head on one probe (DESIGN.md section 1): for every answer token at
+Retrieval score of a head on one probe (docs/design.md): for every answer token at
 position ``t``, take the head's attention row of the query at ``t - 1`` (the query that
 predicts token ``t``); the head *copies* the token when that row's argmax lies inside the gold
 value's span in the JSON context and holds the same token id as token ``t``. The score is the
@@ -218,13 +218,18 @@ class RetrievalHeads:
 
     @classmethod
     def load(cls, path: str | Path) -> RetrievalHeads:
-        path = Path(path)
-        if not path.is_file():
+        """A heads file: a local path or any URL datatrove reads (``s3://...``)."""
+        from datatrove.io import get_datafolder
+
+        parent, _, name = str(path).rstrip("/").rpartition("/")
+        folder = get_datafolder(parent or ".")
+        if not folder.isfile(name):
             raise HeadsFileError(
                 f"heads file {path} does not exist; create it with 'ai-filters detect-heads'"
             )
         try:
-            data = json.loads(path.read_text())
+            with folder.open(name, "rt") as file:
+                data = json.load(file)
             heads = cls(**data)
         except (json.JSONDecodeError, TypeError) as error:
             raise HeadsFileError(f"{path} is not a heads file: {error}") from error

@@ -5,11 +5,17 @@ what a dataset repository holds::
 
     DIR/README.md                                      the dataset card
     DIR/data/<domain>/train-00000-of-00002.parquet     the selected documents
+    DIR/scores/<domain>/train-00000-of-00001.parquet   every scored document, without text
     DIR/figures/score_histogram.png                    scores per domain, threshold marked
 
-The card's YAML declares one config per domain plus ``default`` (every domain), so
-``load_dataset("ORG/NAME", "web")`` loads one domain. :func:`push_folder` uploads the folder
-(``create_repo``, ``create_branch``, ``upload_folder``) and retries when the Hub is busy.
+The documents have flat columns, as FineWeb-Edu's: ``text``, ``id``, ``domain``, the scorer's
+fields (the score, the losses, the token counts), then the rest of their metadata. The
+``scores`` files are the score tables of ``OUT/scores/`` (``id``, ``domain`` and the scorer's
+fields), so users can pick another fraction without rescoring. The card
+(:mod:`ai_filters.hub_card`) declares one config per domain, ``default`` (every domain) and
+``scores``, so ``load_dataset("ORG/NAME", "web")`` loads one domain. Any scorer's folder can be
+published (the method's or a control's): the card and the histogram name it and its score field.
+:func:`push_folder` uploads the folder (``create_repo``, ``create_branch``, ``upload_folder``).
 Tokens only travel through :class:`huggingface_hub.HfApi`; nothing here writes or prints one.
 """
 
@@ -17,13 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -31,41 +36,34 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from ai_filters.report import format_table
+from ai_filters.blocks.hub_shards import SHADOWED_PREFIX, leading_schema
+from ai_filters.blocks.score_table import table_schema
+from ai_filters.heads import RetrievalHeads
+from ai_filters.hub_card import (
+    HISTOGRAM,
+    PLACEHOLDER_REPO,
+    TOKEN_ENV,
+    card_data,
+    card_values,
+    default_commands,
+    render_card,
+    scoring_settings,
+)
+from ai_filters.layout import (
+    ScorerRecord,
+    SelectionFolder,
+    SelectionFolderError,
+    parquet_file,
+    read_parquet_columns,
+)
+from ai_filters.scorers import SCORERS
+from ai_filters.selection import DomainThreshold
 
-TOKEN_ENV = "HF_TOKEN"
-HISTOGRAM = "figures/score_histogram.png"
-PLACEHOLDER_REPO = "ORG/NAME"
-LANGUAGES = ["en"]
-TAGS = ["attention-influence", "data-selection", "pretraining", "datatrove"]
 # datatrove's readers record the local file a document came from; it means nothing on the Hub
 DROPPED_METADATA = ("file_path",)
-TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
-SIZE_CATEGORIES = [
-    (10**3, "n<1K"),
-    (10**4, "1K<n<10K"),
-    (10**5, "10K<n<100K"),
-    (10**6, "100K<n<1M"),
-    (10**7, "1M<n<10M"),
-    (10**8, "10M<n<100M"),
-    (10**9, "100M<n<1B"),
-    (10**10, "1B<n<10B"),
-    (10**11, "10B<n<100B"),
-    (10**12, "100B<n<1T"),
-]
-CITATION = """\
-```bibtex
-@article{hua2025attentioninfluence,
-  title   = {AttentionInfluence: Adopting Attention Head Influence for Weak-to-Strong
-             Pretraining Data Selection},
-  author  = {Hua, Kai and Wu, Steven and Zhang, Ge and Shen, Ke},
-  journal = {arXiv preprint arXiv:2505.07293},
-  year    = {2025}
-}
-```"""
 
 T = TypeVar("T")
 
@@ -76,120 +74,204 @@ class HubPushError(RuntimeError):
 
 @dataclass(frozen=True)
 class Selection:
-    """What the selection pipeline left in its output folder."""
+    """What a finished selection folder holds for publishing (read by :func:`load_selection`)."""
 
-    out_dir: Path
-    thresholds: dict[str, dict]
+    folder: SelectionFolder
+    scorer: ScorerRecord
+    thresholds: dict[str, DomainThreshold]
     report: dict
-    heads: dict
-    shards: dict[str, list[Path]]  # the selected parquet shards of each domain, sorted
+    heads: RetrievalHeads | None  # for scorers that mask heads
+    shards: dict[str, list[str]]  # the selected parquet shards of each domain (paths or URLs)
+    tables: dict[str, list[str]]  # the score tables of each domain (paths or URLs)
+    scoring_settings: dict | None  # the scorer block's settings, as datatrove recorded them
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The scorer's fields (score first), as its score tables hold them."""
+        if self.scorer.scorer in SCORERS:
+            return SCORERS[self.scorer.scorer].table_fields
+        return (self.scorer.score_key,)
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: run pipelines/smollm_select.py to completion first"
-        )
-    return json.loads(path.read_text())
+    def pretty_name(self, repo_id: str | None) -> str:
+        name = repo_id.split("/")[-1] if repo_id else f"{self.scorer.scorer} selection"
+        return f"{name} ({self.scorer.scorer} selection)" if repo_id else name
 
 
 def load_selection(out_dir: str | Path) -> Selection:
-    """Read ``thresholds.json``, ``report.json``, ``heads.json`` and the selected shards.
+    """Read what a selection folder holds for publishing.
 
-    Raises ``FileNotFoundError`` when a file is missing and ``ValueError`` when there is no
-    domain, a domain has selected shards but no threshold, or one is named ``default`` (the
-    config of all domains).
+    Raises ``FileNotFoundError`` when a part is missing (the score tables included) and
+    ``ValueError`` when there is no domain, a domain has selected shards but no threshold, or
+    one is named ``default`` or ``scores`` (the names of the other configs).
     """
-    out = Path(out_dir)
-    thresholds = _read_json(out / "thresholds.json")
-    report = _read_json(out / "report.json")
-    heads = _read_json(out / "heads.json")
-    shards: dict[str, list[Path]] = {}
-    for path in sorted((out / "selected" / "data").glob("*/*.parquet")):
-        shards.setdefault(path.parent.name, []).append(path)
+    folder = SelectionFolder(out_dir)
+    if not folder.exists("thresholds.json"):
+        raise SelectionFolderError(
+            f"{folder.thresholds_file} is missing: run pipelines/smollm_select.py to completion"
+        )
+    thresholds = folder.read_thresholds()
+    scorer = folder.read_scorer()
+    needs_heads = SCORERS[scorer.scorer].needs_heads if scorer.scorer in SCORERS else True
+    shards, tables = folder.selected_shards(), folder.score_tables()
     unknown = sorted(set(shards) - set(thresholds))
     if unknown:
-        raise ValueError(f"selected shards of domains {unknown} have no threshold in {out}")
+        raise ValueError(f"selected shards of domains {unknown} have no threshold in {out_dir}")
     if not thresholds:
-        raise ValueError(f"{out / 'thresholds.json'} lists no domain")
-    if "default" in thresholds:
-        raise ValueError("a domain may not be named 'default': that config holds every domain")
-    return Selection(out, thresholds, report, heads, shards)
+        raise ValueError(f"{folder.thresholds_file} lists no domain")
+    for reserved in ("default", "scores"):
+        if reserved in thresholds:
+            raise ValueError(f"a domain may not be named '{reserved}': that is another config")
+    untabled = sorted(set(thresholds) - set(tables))
+    if untabled:
+        raise SelectionFolderError(
+            f"{folder.scores} has no score table of {', '.join(untabled)}: rerun the score stage "
+            "of pipelines/smollm_select.py (it writes OUT/scores/<domain>/)"
+        )
+    return Selection(
+        folder,
+        scorer,
+        thresholds,
+        folder.read_report(),
+        folder.read_heads() if needs_heads else None,
+        shards,
+        tables,
+        scoring_settings(folder),
+    )
 
 
 # --- data ----------------------------------------------------------------------------------------
 
 
-def _without_dropped(field: pa.Field) -> pa.Field:
-    if field.name != "metadata" or not pa.types.is_struct(field.type):
-        return field
-    kept = [child for child in field.type if child.name not in DROPPED_METADATA]
-    return pa.field(field.name, pa.struct(kept), nullable=field.nullable)
+def _flat_fields(schema: pa.Schema) -> list[pa.Field]:
+    """A shard's fields with a ``metadata`` struct (older shards) opened into its children."""
+    fields = []
+    for field in schema:
+        if field.name == "metadata" and pa.types.is_struct(field.type):
+            fields.extend(
+                child.with_name(f"{SHADOWED_PREFIX}{child.name}")
+                if child.name in ("text", "id")
+                else child
+                for child in field.type
+            )
+        else:
+            fields.append(field)
+    return fields
 
 
-def unified_schema(paths: list[Path]) -> pa.Schema:
-    """One schema for every shard: fields of all shards (struct fields merged), minus
-    ``metadata.file_path``. Shards of different domains often carry different metadata."""
-    merged = pa.unify_schemas(
-        [pq.read_schema(path).remove_metadata() for path in paths], promote_options="permissive"
-    )
-    return pa.schema([_without_dropped(field) for field in merged])
+def _flat_columns(batch: pa.RecordBatch) -> dict[str, pa.Array]:
+    """The batch's columns by name, a ``metadata`` struct opened as :func:`_flat_fields` does."""
+    columns = {}
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if field.name == "metadata" and pa.types.is_struct(field.type):
+            for child, flat in zip(field.type, _flat_fields(pa.schema([field])), strict=True):
+                columns[flat.name] = column.field(child.name)
+        else:
+            columns[field.name] = column
+    return columns
 
 
-def _conform(array: pa.Array, target: pa.DataType) -> pa.Array:
-    """``array`` cast to ``target``; struct fields it lacks become nulls, extra ones are dropped."""
-    if not pa.types.is_struct(target) or not pa.types.is_struct(array.type):
-        return array.cast(target)
-    names = {child.name for child in array.type}
-    children = [
-        _conform(array.field(child.name), child.type)
-        if child.name in names
-        else pa.nulls(len(array), child.type)
-        for child in target
+def unified_schema(schemas: list[pa.Schema], fields: tuple[str, ...]) -> pa.Schema:
+    """One flat schema for every shard: ``text``, ``id``, ``domain``, the scorer's ``fields``
+    (their types fixed), then every other field of any shard in order of appearance, minus
+    ``file_path``. Shards of different domains often carry different metadata; a field whose
+    types cannot be merged (text in one domain, numbers in another) becomes text."""
+    leading = leading_schema(fields)
+    kinds: dict[str, list[pa.DataType]] = {}
+    for schema in schemas:
+        for field in _flat_fields(schema):
+            kinds.setdefault(field.name, []).append(field.type)
+    skipped = set(leading.names) | set(DROPPED_METADATA)
+    rest = [
+        pa.field(name, _common_type(types)) for name, types in kinds.items() if name not in skipped
     ]
-    return pa.StructArray.from_arrays(children, fields=list(target), mask=array.is_null())
+    return pa.schema([*leading, *rest])
 
 
-def _conformed_batches(path: Path, schema: pa.Schema):
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-        columns = [
-            _conform(batch.column(field.name), field.type)
-            if field.name in batch.schema.names
+def _common_type(types: list[pa.DataType]) -> pa.DataType:
+    try:
+        merged = pa.unify_schemas(
+            [pa.schema([pa.field("f", kind)]) for kind in types], promote_options="permissive"
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
+        return pa.string()
+    return merged.field("f").type
+
+
+def _conform(column: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``column`` as ``kind``; values that Arrow cannot cast to text become JSON text."""
+    try:
+        return column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        if kind != pa.string():
+            raise
+        values = column.to_pylist()
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
+
+
+def _conformed_batches(path: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for batch in parquet_file(path).iter_batches(batch_size=4096):
+        columns = _flat_columns(batch)
+        arrays = [
+            _conform(columns[field.name], field.type)
+            if field.name in columns
             else pa.nulls(batch.num_rows, field.type)
             for field in schema
         ]
-        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def copy_domain(paths: list[Path], schema: pa.Schema, folder: Path) -> int:
-    """Rewrite ``paths`` as ``folder/train-0000i-of-0000n.parquet`` in ``schema``; rows written."""
-    folder.mkdir(parents=True, exist_ok=True)
+def copy_domain(paths: list[str], schema: pa.Schema, target: Path) -> int:
+    """Rewrite ``paths`` (paths or URLs) as ``target/train-0000i-of-0000n.parquet`` in
+    ``schema``; returns the rows written."""
+    target.mkdir(parents=True, exist_ok=True)
     rows = 0
     for index, path in enumerate(paths):
-        target = folder / f"train-{index:05d}-of-{len(paths):05d}.parquet"
-        with pq.ParquetWriter(target, schema) as writer:
+        name = target / f"train-{index:05d}-of-{len(paths):05d}.parquet"
+        with pq.ParquetWriter(name, schema) as writer:
             for batch in _conformed_batches(path, schema):
                 writer.write_batch(batch)
                 rows += batch.num_rows
     return rows
 
 
-def copy_shards(selection: Selection, data_dir: Path) -> dict[str, int]:
-    """Copy every domain's selected shards under ``data_dir/<domain>/``; rows per domain.
+def _schemas(by_domain: dict[str, list[str]]) -> list[pa.Schema]:
+    return [parquet_file(path).schema_arrow for paths in by_domain.values() for path in paths]
+
+
+def _copy_all(by_domain: dict[str, list[str]], target: Path, schema: pa.Schema) -> dict[str, int]:
+    return {
+        domain: copy_domain(paths, schema, target / domain) for domain, paths in by_domain.items()
+    }
+
+
+def copy_shards(selection: Selection, data_dir: Path) -> tuple[dict[str, int], pa.Schema]:
+    """Copy every domain's selected documents under ``data_dir/<domain>/`` as flat columns;
+    returns the rows per domain and the schema written.
 
     Raises ``ValueError`` when a domain's row count differs from its ``documents_selected``
     in ``thresholds.json`` (an unfinished select stage must not be published).
     """
-    schema = unified_schema([path for paths in selection.shards.values() for path in paths])
-    rows = {
-        domain: copy_domain(paths, schema, data_dir / domain)
-        for domain, paths in selection.shards.items()
-    }
+    schema = unified_schema(_schemas(selection.shards), selection.fields)
+    rows = _copy_all(selection.shards, data_dir, schema)
     for domain, threshold in selection.thresholds.items():
-        if rows.get(domain, 0) != threshold["documents_selected"]:
+        if rows.get(domain, 0) != threshold.documents_selected:
             raise ValueError(
                 f"{domain}: the selected shards hold {rows.get(domain, 0)} documents, "
-                f"thresholds.json says {threshold['documents_selected']}: rerun the select stage"
+                f"thresholds.json says {threshold.documents_selected}: rerun the select stage"
+            )
+    return rows, schema
+
+
+def copy_scores(selection: Selection, scores_dir: Path) -> dict[str, int]:
+    """Copy the score tables of every domain under ``scores_dir/<domain>/``; returns the rows
+    per domain. ``ValueError`` when a domain's rows differ from the documents it scored."""
+    schema = table_schema(selection.fields)
+    rows = _copy_all(selection.tables, scores_dir, schema)
+    for domain, threshold in selection.thresholds.items():
+        if rows.get(domain, 0) != threshold.documents:
+            raise ValueError(
+                f"{domain}: the score tables hold {rows.get(domain, 0)} documents, "
+                f"thresholds.json says {threshold.documents} were scored: rerun the score stage"
             )
     return rows
 
@@ -197,25 +279,26 @@ def copy_shards(selection: Selection, data_dir: Path) -> dict[str, int]:
 # --- figure --------------------------------------------------------------------------------------
 
 
-def read_scores(out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """``{domain: {"selected": scores, "rejected": scores}}`` from OUT's parquet shards."""
-    scores: dict[str, dict[str, list[np.ndarray]]] = {}
-    for kind in ("selected", "rejected"):
-        for path in sorted((out_dir / kind / "data").glob("*/*.parquet")):
-            column = pq.read_table(path, columns=["metadata.attention_influence"]).column(0)
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-            scores.setdefault(path.parent.name, {}).setdefault(kind, []).append(values)
-    return {
-        domain: {
-            kind: np.concatenate(parts.get(kind) or [np.empty(0)])
-            for kind in ("selected", "rejected")
-        }
-        for domain, parts in sorted(scores.items())
-    }
+def read_scores(selection: Selection) -> dict[str, dict[str, np.ndarray]]:
+    """``{domain: {"selected": scores, "rejected": scores}}`` from the score tables; a document
+    is selected when its score reaches its domain's threshold (the selection rule)."""
+    key, scores = selection.scorer.score_key, {}
+    for domain, paths in selection.tables.items():
+        parts = []
+        for path in paths:
+            column = read_parquet_columns(path, [key]).column(0)
+            parts.append(column.to_numpy(zero_copy_only=False).astype(np.float64))
+        values = np.concatenate(parts) if parts else np.empty(0)
+        kept = values >= selection.thresholds[domain].threshold
+        scores[domain] = {"selected": values[kept], "rejected": values[~kept]}
+    return scores
 
 
 def plot_score_histograms(
-    scores: dict[str, dict[str, np.ndarray]], thresholds: dict[str, dict], path: Path
+    scores: dict[str, dict[str, np.ndarray]],
+    thresholds: dict[str, DomainThreshold],
+    score_key: str,
+    path: Path,
 ) -> None:
     """One panel per domain: stacked histogram of selected and rejected scores, threshold line."""
     from matplotlib.figure import Figure
@@ -234,11 +317,9 @@ def plot_score_histograms(
             color=["#b0b0b0", "#d62728"],
             label=["rejected", "selected"],
         )
-        axis.axvline(
-            thresholds[domain]["threshold"], color="black", linestyle="--", label="threshold"
-        )
+        axis.axvline(thresholds[domain].threshold, color="black", linestyle="--", label="threshold")
         axis.set_title(f"{domain} ({len(parts['selected'])} of {len(values)} selected)")
-        axis.set_xlabel("AttentionInfluence")
+        axis.set_xlabel(score_key)
         axis.set_ylabel("documents")
         axis.legend(fontsize="small")
     for axis in axes[len(scores) :]:
@@ -247,260 +328,21 @@ def plot_score_histograms(
     figure.savefig(path, dpi=110)
 
 
-# --- card ----------------------------------------------------------------------------------------
-
-
-def size_category(documents: int) -> str:
-    """The Hub's ``size_categories`` label for ``documents`` rows."""
-    return next((label for limit, label in SIZE_CATEGORIES if documents < limit), "n>1T")
-
-
-def card_data(
-    domains: list[str], documents: int, license: str, pretty_name: str
-) -> DatasetCardData:
-    """The card's YAML: a config per domain plus ``default`` with every domain."""
-    configs = [
-        {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
-        for name in domains
-    ]
-    configs.append(
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/*/*.parquet"}]}
-    )
-    return DatasetCardData(
-        license=license,
-        language=LANGUAGES,
-        task_categories=["text-generation"],
-        tags=TAGS,
-        size_categories=[size_category(documents)],
-        pretty_name=pretty_name,
-        configs=configs,
-    )
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{part / whole:.1%}" if whole else "-"
-
-
-def numbers_table(selection: Selection, rows: dict[str, int]) -> str:
-    """Markdown table: documents and tokens per domain before and after selection, thresholds."""
-    lines = [
-        "| domain | read | skipped | scored | selected | documents kept | tokens scored "
-        "| tokens selected | tokens kept | threshold | ties added |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    total = {"read": 0, "skipped": 0, "documents": 0, "selected": 0, "tokens": 0, "kept": 0}
-    for domain, entry in selection.thresholds.items():
-        counts = selection.report.get("domains", {}).get(domain, {})
-        row = {
-            "read": counts.get("read", entry["documents"]),
-            "skipped": counts.get("skipped", 0),
-            "documents": entry["documents"],
-            "selected": rows.get(domain, 0),
-            "tokens": entry["tokens"],
-            "kept": entry["tokens_selected"],
-        }
-        total = {key: total[key] + value for key, value in row.items()}
-        lines.append(_table_row(domain, row, f"{entry['threshold']:.4f}", str(entry["tied_extra"])))
-    lines.append(_table_row("**all**", total, "-", "-"))
-    return "\n".join(lines)
-
-
-def _table_row(name: str, row: dict[str, int], threshold: str, ties: str) -> str:
-    cells = [
-        name,
-        f"{row['read']:,}",
-        f"{row['skipped']:,}",
-        f"{row['documents']:,}",
-        f"{row['selected']:,}",
-        _share(row["selected"], row["documents"]),
-        f"{row['tokens']:,}",
-        f"{row['kept']:,}",
-        _share(row["kept"], row["tokens"]),
-        threshold,
-        ties,
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-def scoring_settings(out_dir: Path) -> dict | None:
-    """The scorer's settings as datatrove recorded them (``logs/score/executor.json``), if any."""
-    path = out_dir / "logs" / "score" / "executor.json"
-    if not path.is_file():
-        return None
-    steps = json.loads(path.read_text()).get("pipeline", [])
-    return next(
-        (step["config"] for step in steps if "heads_path" in step and "config" in step), None
-    )
-
-
-def selector_section(heads: dict, scoring: dict | None) -> str:
-    """Markdown: the selector model, its fingerprint, selected heads, probe and scoring settings."""
-    selected = ", ".join(f"({layer}, {head})" for layer, head in heads["selected"])
-    settings = ", ".join(f"`{key}={value}`" for key, value in sorted(heads["settings"].items()))
-    lines = [
-        f"- model: `{heads['model']}` ({heads['num_layers']} layers x {heads['num_heads']} "
-        f"query heads, {heads['num_kv_heads']} KV heads)",
-        f"- weights fingerprint: `{heads.get('model_fingerprint', 'not recorded')}`",
-        f"- retrieval heads masked (layer, head), best first: {selected}",
-        f"- head detection (retrieval probes): {settings}",
-    ]
-    if scoring:
-        scored = ", ".join(f"`{key}={value}`" for key, value in sorted(scoring.items()))
-        lines.append(f"- scoring: {scored}")
-    return "\n".join(lines)
-
-
-def default_commands(
-    out_dir: str | Path, hub_dir: str | Path, repo_id: str | None, selection: Selection
-) -> list[str]:
-    """The commands that make this folder with the pipeline's defaults.
-
-    ``--demo`` is added when OUT holds the demo corpus, ``--fraction`` when it is not 0.2; other
-    pipeline options are not recorded in OUT, so pass the exact commands when they differed.
-    """
-    out = shlex.quote(str(out_dir))
-    hub = shlex.quote(str(hub_dir))
-    repo = repo_id or PLACEHOLDER_REPO
-    select = f"python pipelines/smollm_select.py --out {out}"
-    if (Path(out_dir) / "corpus").is_dir():
-        select += " --demo"
-    fractions = {entry["fraction"] for entry in selection.thresholds.values()}
-    if fractions and fractions != {0.2}:
-        select += f" --fraction {min(fractions):g}"
-    return [
-        select,
-        f"ai-filters hub-folder {out} --hub-dir {hub} --repo {repo}",
-        f"ai-filters push {hub} --repo {repo}",
-    ]
-
-
-def _token_share(selection: Selection) -> str:
-    entries = selection.thresholds.values()
-    return _share(sum(e["tokens_selected"] for e in entries), sum(e["tokens"] for e in entries))
-
-
-def _fraction(selection: Selection) -> str:
-    fractions = sorted({entry["fraction"] for entry in selection.thresholds.values()})
-    return " / ".join(f"{fraction:.0%}" for fraction in fractions)
-
-
-def card_body(
-    selection: Selection, rows: dict[str, int], commands: list[str], repo_id: str, pretty_name: str
-) -> str:
-    """The card's markdown below the YAML (see the module docstring for what it states)."""
-    fraction = _fraction(selection)
-    domains = list(rows)
-    example = domains[0]
-    statistics = selection.report.get("statistics") or {}
-    scoring = scoring_settings(selection.out_dir)
-    sections = [
-        f"# {pretty_name}",
-        f"The top {fraction} of the documents of each domain ({', '.join(domains)}) by "
-        "**AttentionInfluence** ([arXiv 2505.07293](https://arxiv.org/abs/2505.07293)). "
-        "A small pretrained language model, the *selector*, reads every document twice: "
-        "as it is, and with its retrieval heads masked (their attention spread uniformly "
-        "over the visible prefix). The score is the relative rise of the mean next-token "
-        "loss, `(loss_ref - loss_base) / loss_base`; the paper reads a higher score as a "
-        "more reasoning-intensive document. Each domain is a config; `default` holds "
-        "all of them.",
-        "Columns: `text`, `id` and `metadata` with `domain`, `attention_influence`, "
-        "`ai_loss_base` / `ai_loss_ref` (the two losses), `ai_n_tokens` (tokens scored) and "
-        "`ai_doc_tokens` (tokens of the whole document), plus the source's own fields "
-        "(datatrove's local `file_path` is removed).",
-        "## Selection",
-        "Documents and tokens (the selector's tokenizer, whole documents) per domain before "
-        "and after selection. A document is kept when its score reaches its domain's "
-        "threshold; documents tied with the threshold are all kept (`ties added`).",
-        numbers_table(selection, rows),
-        f"![AttentionInfluence per domain]({HISTOGRAM})",
-    ]
-    if statistics:
-        sections += [
-            "Score statistics of the scored documents. `spearman_score_loss` / "
-            "`spearman_score_tokens`: rank correlation of the score with the base loss and with "
-            f"length; `ppl_overlap`: share of the top {fraction} that a lowest-loss "
-            "perplexity filter of the same size also picks.",
-            format_table(statistics),
-        ]
-    sections += [
-        "## Selector",
-        selector_section(selection.heads, scoring),
-        "## How it was made",
-        "```bash\n" + "\n".join(commands) + "\n```",
-        "## Usage",
-        "```python\nfrom datasets import load_dataset\n\n"
-        f'{example} = load_dataset("{repo_id}", "{example}", split="train")\n'
-        f'everything = load_dataset("{repo_id}", split="train")  # config "default"\n```',
-        "The paper pretrains on the full corpus *plus* this subset (selected documents are "
-        "seen twice), not on the subset alone.",
-        "## Caveats",
-        caveats(fraction, _token_share(selection)),
-        "## Citation",
-        CITATION,
-    ]
-    return "\n\n".join(sections) + "\n"
-
-
-def caveats(fraction: str, token_share: str) -> str:
-    """Markdown list of what the selection does and does not show."""
-    return "\n".join(
-        [
-            "- Scores are comparable only *within* a domain: losses of code, math, textbooks "
-            "and web text differ, so each domain has its own threshold. Do not rank documents "
-            "of different domains against each other.",
-            f"- The top {fraction} of documents holds {token_share} of the tokens: compare "
-            "subsets by tokens, not by documents.",
-            "- The score falls with the base loss and moves with length (the `spearman_` "
-            "columns); `ppl_overlap` shows how much of the selection a plain perplexity "
-            "filter would also pick.",
-            "- The paper has no random-subset control: its model trains on the full corpus "
-            "plus the selected subset against the full corpus alone, so part of the gain may "
-            "come from up-sampling any subset. Before crediting the selection, train the same "
-            "recipe with the controls: a random subset of the same size per domain and a "
-            "perplexity-filter subset (lowest `ai_loss_base`), both drawn from the pipeline's "
-            "`scored/` documents; for the heads, a selector with as many random heads masked.",
-            "- The license of the source corpora applies to the documents.",
-        ]
-    )
-
-
-def check_no_token(text: str, token_env: str = TOKEN_ENV) -> None:
-    """Raise ``ValueError`` if ``text`` holds a Hugging Face token (``hf_...`` or the value of
-    ``token_env``); the error never quotes it."""
-    secret = os.environ.get(token_env) or ""
-    if TOKEN_PATTERN.search(text) or (len(secret) >= 8 and secret in text):
-        raise ValueError(
-            "the dataset card would contain a Hugging Face token (in the commands?); "
-            f"pass tokens through the {token_env} environment variable, never on a command line"
-        )
-
-
-def render_card(
-    selection: Selection,
-    rows: dict[str, int],
-    commands: list[str],
-    license: str,
-    repo_id: str | None,
-) -> DatasetCard:
-    """The dataset card (YAML + markdown); raises ``ValueError`` if it would hold a token."""
-    name = repo_id.split("/")[-1] if repo_id else "AttentionInfluence selection"
-    pretty_name = f"{name} (AttentionInfluence selection)" if repo_id else name
-    data = card_data(list(rows), sum(rows.values()), license, pretty_name)
-    body = card_body(selection, rows, commands, repo_id or PLACEHOLDER_REPO, pretty_name)
-    content = f"---\n{data.to_yaml()}\n---\n\n{body}"
-    check_no_token(content)
-    return DatasetCard(content)
-
-
 # --- folder --------------------------------------------------------------------------------------
 
 
 def _write_folder(
     selection: Selection, folder: Path, commands: list[str], license: str, repo_id: str | None
 ) -> None:
-    rows = copy_shards(selection, folder / "data")
-    plot_score_histograms(read_scores(selection.out_dir), selection.thresholds, folder / HISTOGRAM)
-    render_card(selection, rows, commands, license, repo_id).save(folder / "README.md")
+    rows, schema = copy_shards(selection, folder / "data")
+    scored = copy_scores(selection, folder / "scores")
+    key = selection.scorer.score_key
+    plot_score_histograms(read_scores(selection), selection.thresholds, key, folder / HISTOGRAM)
+    repo = repo_id or PLACEHOLDER_REPO
+    values = card_values(selection, rows, schema.names, commands, repo)
+    pretty_name = selection.pretty_name(repo_id)
+    data = card_data(list(rows), sum(rows.values()), sum(scored.values()), license, pretty_name)
+    render_card(values, data).save(folder / "README.md")
 
 
 def _replace(staging: Path, target: Path) -> None:
@@ -526,7 +368,8 @@ def build_hub_folder(
     repo_id: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the Hub folder of the selection in ``out_dir`` to ``hub_dir``; returns ``hub_dir``.
+    """Write the Hub folder of the selection in ``out_dir`` (local or a URL) to ``hub_dir``;
+    returns ``hub_dir``.
 
     ``commands`` are shown in the card as the commands that produced the dataset (default:
     :func:`default_commands`). Everything is built in a staging folder beside ``hub_dir`` and
@@ -535,11 +378,14 @@ def build_hub_folder(
     """
     selection = load_selection(out_dir)
     hub = Path(hub_dir).resolve()
-    if Path(out_dir).resolve().is_relative_to(hub.resolve()):
+    if selection.folder.is_local and Path(selection.folder.root).is_relative_to(hub):
         raise ValueError(f"--hub-dir {hub} would contain the pipeline output {out_dir}")
     if hub.exists() and not overwrite:
         raise FileExistsError(f"{hub} exists; choose another --hub-dir or pass --overwrite")
-    commands = commands or default_commands(out_dir, hub_dir, repo_id, selection)
+    fraction = min(entry.fraction for entry in selection.thresholds.values())
+    commands = commands or default_commands(
+        selection.folder, out_dir, hub_dir, repo_id, selection.scorer.scorer, fraction
+    )
     hub.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{hub.name}.", suffix=".staging", dir=hub.parent))
     try:
@@ -552,11 +398,20 @@ def build_hub_folder(
     return hub
 
 
-# --- push ----------------------------------------------------------------------------------------
+# --- push ---------------------------------------------------------------------------------------
+
+# huggingface_hub >= 1.20 uploads a folder in a pipeline that commits big folders in several
+# parts, resumes when the same call is run again, and retries HTTP 408, 429 and 5xx itself (its
+# preupload, Xet and commit requests): upload_folder is called once. create_repo and
+# create_branch are single requests it does not retry: those are retried here.
 
 
 def _status(error: HfHubHTTPError) -> int | None:
     return getattr(error.response, "status_code", None)
+
+
+def _busy(status: int | None) -> bool:
+    return status is not None and (status == 429 or status >= 500)
 
 
 def _retry_delay(error: HfHubHTTPError, attempt: int, backoff_seconds: float) -> float:
@@ -564,6 +419,21 @@ def _retry_delay(error: HfHubHTTPError, attempt: int, backoff_seconds: float) ->
     delay = backoff_seconds * 2**attempt
     retry_after = getattr(error.response, "headers", {}).get("retry-after", "")
     return max(delay, float(retry_after)) if retry_after.isdigit() else delay
+
+
+def _refused(error: HfHubHTTPError, what: str, repo_id: str, token_env: str) -> HubPushError:
+    return HubPushError(
+        f"the Hub refused the credentials (HTTP {_status(error)}) to {what} {repo_id}: set "
+        f"{token_env} to a token with write access to that namespace "
+        "(https://huggingface.co/settings/tokens) or run `hf auth login`"
+    )
+
+
+def _unavailable(status: int | None, what: str, repo_id: str, tries: str) -> HubPushError:
+    return HubPushError(
+        f"could not {what} {repo_id}: HTTP {status} {tries}; the Hub is busy or down, run the "
+        "same command later (uploads resume)"
+    )
 
 
 def call_with_retries(
@@ -586,17 +456,12 @@ def call_with_retries(
         except HfHubHTTPError as error:
             status = _status(error)
             if status in (401, 403):
-                raise HubPushError(
-                    f"the Hub refused the credentials (HTTP {status}) to {what} {repo_id}: set "
-                    f"{token_env} to a token with write access to that namespace "
-                    "(https://huggingface.co/settings/tokens) or run `hf auth login`"
-                ) from error
-            if status is None or not (status == 429 or status >= 500):
+                raise _refused(error, what, repo_id, token_env) from error
+            if not _busy(status):
                 raise
             if attempt == max_retries:
-                raise HubPushError(
-                    f"could not {what} {repo_id}: HTTP {status} after {max_retries + 1} tries; "
-                    "the Hub is busy or down, run the same command later (uploads resume)"
+                raise _unavailable(
+                    status, what, repo_id, f"after {max_retries + 1} tries"
                 ) from error
             delay = _retry_delay(error, attempt, backoff_seconds)
             attempt += 1
@@ -632,10 +497,11 @@ def push_folder(
     """Upload ``folder`` to the dataset repo ``repo_id`` and return the commit URL.
 
     Creates the repo (``private`` only applies to a new one) and the branch ``revision`` if
-    missing, then uploads the folder with ``upload_folder`` (which commits a big folder in
-    parts and resumes when re-run). ``token=None`` uses the cached login.
-    Busy or failing Hub (429, 5xx): retried, see :func:`call_with_retries`; ``token_env`` is
-    the variable named in authentication errors; ``sleep`` is injectable for tests.
+    missing, retrying a busy Hub (429, 5xx; :func:`call_with_retries`), then uploads the folder
+    with ``upload_folder``, which retries by itself, commits a big folder in parts and resumes
+    when re-run. ``token=None`` uses the cached login. Refused credentials (401, 403) and a Hub
+    that stays busy raise :class:`HubPushError`; ``token_env`` is the variable named in
+    authentication errors; ``sleep`` is injectable for tests.
     """
     folder = Path(folder)
     _check_folder(folder, token)
@@ -655,16 +521,23 @@ def push_folder(
             f"create branch {revision} of",
             lambda: api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True),
         )
-    commit = retry(
-        "upload to",
-        lambda: api.upload_folder(
+    try:
+        commit = api.upload_folder(
             repo_id=repo_id,
             repo_type="dataset",
             folder_path=str(folder),
             revision=revision,
-            commit_message="Upload AttentionInfluence selection",
-        ),
-    )
+            commit_message="Upload data selection (ai-filters)",
+        )
+    except HfHubHTTPError as error:
+        status = _status(error)
+        if status in (401, 403):
+            raise _refused(error, "upload to", repo_id, token_env) from error
+        if _busy(status):
+            raise _unavailable(
+                status, "upload to", repo_id, "after huggingface_hub's retries"
+            ) from error
+        raise
     return commit.commit_url
 
 

@@ -185,12 +185,23 @@ def resolve_model_path(spec: str) -> str:
 
 
 def load_tokenizer(spec: str = DEFAULT_MODEL, trust_remote_code: bool = False):
-    """The tokenizer of model ``spec`` alone (see :func:`resolve_model_path`), no weights."""
-    from transformers import AutoTokenizer
+    """The fast tokenizer of ``spec`` alone, no weights; its ``backend_tokenizer`` is the
+    ``tokenizers.Tokenizer``.
 
-    path = resolve_model_path(spec)
+    ``spec``: a model spec (see :func:`resolve_model_path`), a folder holding a
+    ``tokenizer.json`` (no model ``config.json`` needed) or a ``tokenizer.json`` file.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(spec).expanduser()
+    if spec != DEFAULT_MODEL and path.is_file():
+        return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    tokenizer_folder = spec != DEFAULT_MODEL and (path / "tokenizer.json").is_file()
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            str(path) if tokenizer_folder else resolve_model_path(spec),
+            trust_remote_code=trust_remote_code,
+        )
     except OSError as error:
         raise ModelLoadError(
             f"cannot load the tokenizer of '{spec}': {error}".splitlines()[0]

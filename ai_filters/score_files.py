@@ -14,15 +14,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from ai_filters.documents import (
-    SKIP_UNREADABLE,
-    DocumentWriter,
-    document_format,
-    read_documents,
-)
-from ai_filters.scoring import ScoringEngine
-
-SKIP_NO_TEXT = "missing_text"
+from ai_filters.documents import DocumentWriter, document_format, read_documents
+from ai_filters.scoring import SKIP_NO_TEXT, SKIP_UNREADABLE, ScoringEngine
 
 
 def skipped_path(output: str | Path) -> Path:

@@ -54,10 +54,22 @@ from ai_filters.masking import (
 )
 from ai_filters.models import LoadedModel
 
-SKIP_TOO_SHORT = "too_short"
-SKIP_NON_FINITE = "non_finite_loss"
-SKIP_ZERO_LOSS = "zero_base_loss"
-SKIP_BAD_TEXT = "untokenizable_text"
+# Why a document has no score. Every part of the project that skips a document uses these.
+SKIP_TOO_SHORT = "too_short"  # fewer than 2 tokens: nothing to predict
+SKIP_NON_FINITE = "non_finite_loss"  # a NaN or infinite loss (an fp16 overflow, say)
+SKIP_ZERO_LOSS = "zero_base_loss"  # a base loss of exactly 0: no ratio exists
+SKIP_BAD_TEXT = "untokenizable_text"  # the tokenizer rejects the text (lone surrogates)
+SKIP_NO_TEXT = "missing_text"  # the record's text is missing, null or not a string
+SKIP_UNREADABLE = "unreadable"  # the line or file could not be parsed at all
+SKIP_REASONS = (
+    SKIP_TOO_SHORT,
+    SKIP_NON_FINITE,
+    SKIP_ZERO_LOSS,
+    SKIP_BAD_TEXT,
+    SKIP_NO_TEXT,
+    SKIP_UNREADABLE,
+)
+SCORE_KEY = "attention_influence"  # the metadata field of the method's score
 Batch = TypeVar("Batch")
 _END = object()
 METADATA_KEYS = (

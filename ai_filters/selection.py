@@ -3,8 +3,7 @@
 Scores are comparable only within a domain (web text, textbooks, code and math have very
 different losses), so the paper keeps the top 20 % of the documents *of each domain*.
 
-Rule, exact (every score of a domain is held in memory: 8 bytes + the token count per
-document, about 2 GB for the 250M documents of the SmolLM corpus):
+Rule, exact:
 
 - ``k = ceil(fraction * n)`` for the ``n`` scored documents of a domain (at least 1);
 - the threshold is the ``k``-th highest score;
@@ -12,17 +11,24 @@ document, about 2 GB for the 250M documents of the SmolLM corpus):
   ``k``-th score are all selected, and a domain may select more than ``k`` documents by exactly
   the number of extra ties (reported as ``tied_extra``). Ties never split arbitrarily, so the
   selection does not depend on the order or sharding of the input.
+
+:func:`table_thresholds` applies the rule to the score tables of a selection folder in bounded
+memory: the scores of one domain in one float64 array (8 bytes a document), the ``k``-th
+highest found by an in-place partition, then the counts in a streaming pass; nothing else is
+held. :func:`top_fraction_threshold` is the same rule on arrays already in memory.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ai_filters.score_tables import ScoreTables
 
 
 @dataclass(frozen=True)
@@ -38,15 +44,20 @@ class DomainThreshold:
     tied_extra: int
 
 
+def wanted_count(documents: int, fraction: float) -> int:
+    """``k = ceil(fraction * documents)``, at least 1: the documents a domain keeps before ties."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return max(1, math.ceil(fraction * documents - 1e-9))
+
+
 def top_fraction_threshold(
     scores: np.ndarray, tokens: np.ndarray, fraction: float
 ) -> DomainThreshold:
     """The threshold keeping the top ``fraction`` of ``scores`` (see the module's tie rule)."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if len(scores) == 0:
         raise ValueError("a domain without scored documents has no threshold")
-    wanted = max(1, math.ceil(fraction * len(scores) - 1e-9))
+    wanted = wanted_count(len(scores), fraction)
     threshold = float(np.sort(scores)[::-1][wanted - 1])
     selected = scores >= threshold
     return DomainThreshold(
@@ -63,7 +74,7 @@ def top_fraction_threshold(
 def compute_thresholds(
     rows: Iterable[tuple[str, float, int]], fraction: float = 0.2
 ) -> dict[str, DomainThreshold]:
-    """Thresholds per domain from ``(domain, score, tokens)`` rows."""
+    """Thresholds per domain from ``(domain, score, tokens)`` rows held in memory."""
     scores: dict[str, list[float]] = {}
     tokens: dict[str, list[int]] = {}
     for domain, score, count in rows:
@@ -79,37 +90,53 @@ def compute_thresholds(
     }
 
 
-def write_thresholds(thresholds: dict[str, DomainThreshold], path: str | Path) -> None:
-    """Write ``thresholds.json`` atomically: ``{domain: {"threshold": ..., counts...}}``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    payload = {domain: asdict(entry) for domain, entry in thresholds.items()}
-    staging.write_text(json.dumps(payload, indent=1) + "\n")
-    staging.replace(path)
+def kth_highest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th highest of ``values`` (1-based), found by partitioning ``values`` in place:
+    their order is lost, no copy is made."""
+    position = len(values) - k
+    values.partition(position)
+    return float(values[position])
 
 
-SCORER_RECORD = "scorer.json"
+def table_threshold(
+    tables: ScoreTables, domain: str, score_key: str, tokens_key: str, fraction: float
+) -> DomainThreshold | None:
+    """The rule on the score tables of ``domain``; ``None`` when it has no scored document.
+
+    Memory: the domain's scores in one float64 array; the counts of documents and tokens at or
+    above the threshold come from a second, streaming pass over the score and token columns.
+    """
+    documents = tables.rows(domain)
+    if documents == 0:
+        return None
+    wanted = wanted_count(documents, fraction)
+    scores = tables.column(domain, score_key)
+    threshold = kth_highest(scores, wanted)
+    del scores
+    selected = tokens = tokens_selected = 0
+    for batch in tables.batches(domain, [score_key, tokens_key]):
+        kept = batch[score_key] >= threshold
+        selected += int(kept.sum())
+        tokens += int(batch[tokens_key].sum())
+        tokens_selected += int(batch[tokens_key].sum(where=kept))
+    return DomainThreshold(
+        threshold=threshold,
+        fraction=fraction,
+        documents=documents,
+        tokens=tokens,
+        documents_selected=selected,
+        tokens_selected=tokens_selected,
+        tied_extra=selected - wanted,
+    )
 
 
-@dataclass(frozen=True)
-class ScorerRecord:
-    """Which scorer made a selection folder, the metadata key of its score, the fraction kept."""
-
-    scorer: str
-    score_key: str
-    fraction: float
-
-    def write(self, out: str | Path) -> None:
-        """Write ``out/scorer.json``."""
-        path = Path(out) / SCORER_RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def read(cls, out: str | Path) -> ScorerRecord:
-        """The record of ``out``; a folder without one was made by AttentionInfluence."""
-        path = Path(out) / SCORER_RECORD
-        if not path.is_file():
-            return cls("attention_influence", "attention_influence", 0.2)
-        return cls(**json.loads(path.read_text()))
+def table_thresholds(
+    tables: ScoreTables, score_key: str, tokens_key: str, fraction: float
+) -> dict[str, DomainThreshold]:
+    """:func:`table_threshold` of every domain with scored documents, sorted by domain."""
+    thresholds = {}
+    for domain in sorted(tables.domains):
+        entry = table_threshold(tables, domain, score_key, tokens_key, fraction)
+        if entry is not None:
+            thresholds[domain] = entry
+    return thresholds

@@ -39,43 +39,35 @@ Rerunning the same command skips the tasks that completed (datatrove's completio
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import (
-    AttentionInfluenceScorer,
+    DomainsReader,
     DomainThresholdFilter,
     DomainThresholds,
-    PerplexityScorer,
-    RandomScorer,
+    HubShardWriter,
+    ScoreTableWriter,
+    SelectionReport,
 )
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
-from ai_filters.domains import DomainsReader, corpus_domains
+from ai_filters.domains import corpus_domains
 from ai_filters.executors import (
+    Stage,
     add_executor_options,
     chain_executors,
     check_slurm_options,
+    describe_chain,
     run_chain,
 )
+from ai_filters.layout import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 from ai_filters.models import DEFAULT_MODEL
-from ai_filters.selection import ScorerRecord
-from ai_filters.selection_report import SelectionReport
-
-SHARD = "${domain}/${rank}.jsonl.gz"
-HUB_SHARD = "data/${domain}/${rank}.parquet"
-SCORERS = {  # scorer name -> metadata key of its score
-    "attention_influence": AttentionInfluenceScorer.score_key,
-    "zero_ablation": AttentionInfluenceScorer.score_key,
-    "perplexity": PerplexityScorer.score_key,
-    "random": RandomScorer.score_key,
-}
-NEEDS_HEADS = ("attention_influence", "zero_ablation")
+from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--scorer",
-        choices=sorted(SCORERS),
+        choices=list(SCORERS),
         default="attention_influence",
-        help="what ranks the documents: the method, or a control (see above)",
+        help="what ranks the documents: "
+        + "; ".join(f"{name}: {scorer.summary}" for name, scorer in SCORERS.items()),
     )
     data.add_argument(
         "--model",
@@ -125,107 +118,107 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_demo(args) -> None:
-    """Write the demo corpus and, if missing, detect the heads of the embedded model."""
+def prepare_demo(args, folder: SelectionFolder) -> None:
+    """Write the demo corpus and, if missing, detect the heads of the embedded model (neither
+    with ``--dry-run``)."""
     from ai_filters.demo import detect_and_check, write_demo_corpus
 
-    out = Path(args.out)
-    write_demo_corpus(out / "corpus", args.docs_per_domain)
     args.max_tokens = args.max_tokens or 192
-    if args.scorer not in NEEDS_HEADS:
+    if not args.dry_run:
+        write_demo_corpus(folder.corpus, args.docs_per_domain)
+    if not get_scorer(args.scorer).needs_heads or args.heads:
         return
-    args.heads = args.heads or str(out / "heads.json")
-    if not Path(args.heads).is_file():
-        detect_and_check(out, args.model or DEFAULT_MODEL)
+    if not folder.is_local:
+        raise SystemExit("error: with --demo and a remote --out, give --heads (a local file)")
+    args.heads = folder.heads_file
+    if not Path(args.heads).is_file() and not args.dry_run:
+        detect_and_check(Path(folder.root), args.model or DEFAULT_MODEL)
 
 
-def build_scorer(args, exclusion_writer: JsonlWriter):
-    """The ``--scorer`` block."""
-    if args.scorer == "random":
-        return RandomScorer(
-            args.seed, args.model or DEFAULT_MODEL, exclusion_writer=exclusion_writer
-        )
-    shared = dict(
+def stage_pipelines(args) -> dict[str, Stage]:
+    """Each stage's pipeline and how it runs."""
+    folder = SelectionFolder(args.out)
+    scorer = get_scorer(args.scorer)
+    options = ScorerOptions(
+        heads_path=args.heads,
         model=args.model,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
-        exclusion_writer=exclusion_writer,
+        seed=args.seed,
+        exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
     )
-    if args.scorer == "perplexity":
-        return PerplexityScorer(**dict(shared, model=args.model or DEFAULT_MODEL))
-    mask_mode = "zero" if args.scorer == "zero_ablation" else "uniform"
-    return AttentionInfluenceScorer(str(Path(args.heads).resolve()), mask_mode=mask_mode, **shared)
-
-
-def stage_pipelines(args) -> dict[str, tuple[list, int]]:
-    """Each stage's pipeline and task count."""
-    out = Path(args.out).resolve()
-    score_key = SCORERS[args.scorer]
-    scorer = build_scorer(args, JsonlWriter(str(out / "skipped"), output_filename=SHARD))
     selector = DomainThresholdFilter(
-        str(out / "thresholds.json"),
-        score_key=score_key,
-        exclusion_writer=ParquetWriter(str(out / "rejected"), output_filename=HUB_SHARD),
+        str(folder.thresholds_file),
+        score_key=scorer.score_key,
+        exclusion_writer=HubShardWriter(folder.rejected, scorer.table_fields),
     )
     return {
-        "score": (
+        "score": Stage(
             [
-                DomainsReader(corpus_domains(args.out, args.demo, args.domains)),
-                scorer,
-                JsonlWriter(str(out / "scored"), output_filename=SHARD),
+                DomainsReader(
+                    corpus_domains(folder.corpus if args.demo else None, args.domains),
+                    progress=args.executor == "local",
+                ),
+                scorer.build(options),
+                ScoreTableWriter(folder.scores, scorer.table_fields),
+                JsonlWriter(folder.scored, output_filename=SCORED_SHARD),
             ],
             args.tasks,
+            gpus=True,
         ),
-        "thresholds": (
-            [
-                DomainThresholds(
-                    str(out / "scored"), out / "thresholds.json", args.fraction, score_key
-                )
-            ],
-            1,
+        "thresholds": Stage(
+            [DomainThresholds(folder.root, args.fraction, scorer.score_key)], 1, one_task=True
         ),
-        "select": (
+        "select": Stage(
             [
-                JsonlReader(str(out / "scored"), glob_pattern="**/*.jsonl.gz"),
+                JsonlReader(
+                    folder.scored, glob_pattern=SCORED_GLOB, doc_progress=args.executor == "local"
+                ),
                 selector,
-                ParquetWriter(str(out / "selected"), output_filename=HUB_SHARD),
+                HubShardWriter(folder.selected, scorer.table_fields),
             ],
             args.tasks,
         ),
-        "report": ([SelectionReport(str(out))], 1),
+        "report": Stage([SelectionReport(folder.root)], 1, one_task=True),
     }
 
 
-def keep_heads_with_output(heads: Path, out: Path) -> None:
+def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
     """Copy the heads file to OUT/heads.json: the selection's record of what selected it."""
     if not heads.is_file():
         raise SystemExit(f"error: heads file {heads} does not exist; run ai-filters detect-heads")
-    record = out / "heads.json"
-    out.mkdir(parents=True, exist_ok=True)
-    if heads.resolve() != record.resolve():
-        shutil.copyfile(heads, record)
+    if folder.is_local and heads.resolve() == Path(folder.heads_file):
+        return
+    with folder.open("heads.json", "wt") as record:
+        record.write(heads.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("smollm_select.py", args.debug) as errors:
-        check_writable_folder(args.out, "--out")
+        folder = SelectionFolder(args.out)
+        scorer = get_scorer(args.scorer)
+        if not args.dry_run:
+            check_writable_folder(args.out, "--out")
         if args.executor == "slurm":
             check_slurm_options(args)
         if args.demo:
-            prepare_demo(args)
-        if args.scorer in NEEDS_HEADS:
-            if not args.heads:
-                raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
-            keep_heads_with_output(Path(args.heads), Path(args.out))
-        ScorerRecord(args.scorer, SCORERS[args.scorer], args.fraction).write(args.out)
+            prepare_demo(args, folder)
+        if scorer.needs_heads and not args.heads:
+            raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
         started = time.monotonic()
         stages = stage_pipelines(args)
-        executors = chain_executors(args, stages, Path(args.out).resolve() / "logs", {"score"})
+        executors = chain_executors(args, stages, folder.logs())
+        if args.dry_run:
+            print(describe_chain(args, stages, executors))
+            return 0
+        if scorer.needs_heads:
+            keep_heads_with_output(Path(args.heads), folder)
+        folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
         run_chain(args, executors, list(stages))
-        report = Path(args.out) / "report.md"
         if args.executor == "local" or args.wait:
-            print(report.read_text())
+            with folder.open("report.md") as report:
+                print(report.read())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
         return 0
     return errors.exit_code

@@ -1,41 +1,50 @@
-"""Tokenize the full corpus and the selection into nanotron-ready ``.ds`` folders.
+"""Tokenize the corpus and the selection into nanotron-ready ``.ds`` folders.
 
-For each dataset, datatrove's ``DocumentTokenizer`` (``--tasks`` tasks) writes shuffled token
-shards and ``DocumentTokenizerMerger`` (one task) merges them into one ``<name>.ds`` file with
-its ``.ds.index`` and ``.ds.metadata``: the layout nanotron's Nanoset reads.
+Reads the selection pipeline's own output (nothing is read from the corpus's source again):
 
-    OUT/tokenized/corpus/     the full corpus (every domain)
-    OUT/tokenized/selected/   the selection written by smollm_select.py (OUT/selected/)
+    OUT/scored/     every scored document -> OUT/tokenized/corpus/
+    OUT/selected/   the selected documents -> OUT/tokenized/selected/
+
+Each ``--tasks`` task of datatrove's ``DocumentTokenizer`` tokenizes its share of the files,
+shuffles its documents and writes one ``<rank>_<name>.ds`` file with its ``.ds.index`` and
+``.ds.metadata``: a folder of many ``.ds`` files, which nanotron reads as one dataset. At 241B
+tokens no task ever holds more than its own share. ``--merge`` adds a one-task stage per folder
+that merges the parts into a single shuffled ``<name>.ds`` (fine for small runs; at full scale
+that one task would write the whole corpus).
+
+The corpus is every scored document; the few skipped ones (too short, unreadable, ...: see
+report.md) are not trained on.
 
 Examples:
 
-    python pipelines/tokenize_for_nanotron.py --demo --out out/demo
-    python pipelines/tokenize_for_nanotron.py --out /fsx/sel --domains domains.yaml \\
-        --executor slurm --partition cpu --tasks 512
+    python pipelines/tokenize_for_nanotron.py --out out/demo --demo
+    python pipelines/tokenize_for_nanotron.py --out s3://bucket/sel --executor slurm \\
+        --partition cpu --tasks 512 --local-working-dir /scratch/tok
 
-The training tokenizer defaults to HuggingFaceTB/cosmo2-tokenizer (the SmolLM corpus's);
-with --demo it is the embedded model's tokenizer folder, which has the same 49,152-token
-vocabulary, so nothing is downloaded.
+The training tokenizer defaults to HuggingFaceTB/cosmo2-tokenizer (the SmolLM corpus's); with
+--demo it is the embedded model's tokenizer folder, which has the same 49,152-token vocabulary,
+so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from datatrove.pipeline.readers import ParquetReader
+from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
 from ai_filters.console import OneLineErrors
-from ai_filters.domains import DomainsReader, corpus_domains
 from ai_filters.executors import (
+    Stage,
     add_executor_options,
     chain_executors,
     check_slurm_options,
+    describe_chain,
     run_chain,
 )
+from ai_filters.layout import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
 
 DEFAULT_TOKENIZER = "HuggingFaceTB/cosmo2-tokenizer"
 EOS_TOKEN = "<|endoftext|>"
@@ -46,24 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--out", required=True, help="the selection pipeline's output folder")
     data.add_argument(
-        "--demo",
-        action="store_true",
-        help="the demo corpus in OUT/corpus/ and the embedded tokenizer",
+        "--out", required=True, help="the selection pipeline's output folder (local or a URL)"
     )
     data.add_argument(
-        "--domains",
-        default=None,
-        help="YAML domains file of the full corpus (default: the SmolLM corpus)",
+        "--demo", action="store_true", help="use the embedded model's tokenizer (offline)"
     )
     data.add_argument(
         "--tokenizer",
         default=None,
-        help=f"tokenizer name or tokenizer.json (default: {DEFAULT_TOKENIZER})",
+        help=f"tokenizer name, tokenizer.json or folder (default: {DEFAULT_TOKENIZER})",
     )
     data.add_argument("--eos-token", default=EOS_TOKEN, help="appended after every document")
     data.add_argument("--seed", type=int, default=0, help="shuffling seed")
+    data.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge each folder's parts into one .ds file (one task per folder)",
+    )
+    data.add_argument(
+        "--local-working-dir",
+        default=None,
+        help="local scratch folder for the shuffling when OUT is remote",
+    )
     add_executor_options(parser)
     return parser
 
@@ -78,31 +92,29 @@ def tokenizer_path(args) -> str:
     return DEFAULT_TOKENIZER
 
 
-def stages(args) -> dict[str, tuple[list, int]]:
-    """Tokenize and merge stages of the corpus, then of the selection."""
-    out = Path(args.out).resolve()
+def stages(args, folder: SelectionFolder) -> dict[str, Stage]:
+    """A tokenize stage (and with ``--merge`` a merge stage) for the corpus and the selection."""
+    progress = args.executor == "local"
     readers = {
-        "corpus": DomainsReader(
-            corpus_domains(args.out, args.demo, args.domains), keep_textless=False
-        ),
-        "selected": ParquetReader(str(out / "selected"), glob_pattern="data/**/*.parquet"),
+        "corpus": JsonlReader(folder.scored, glob_pattern=SCORED_GLOB, doc_progress=progress),
+        "selected": ParquetReader(folder.selected, glob_pattern=HUB_GLOB, doc_progress=progress),
     }
-    tokenizer = tokenizer_path(args)
-    result: dict[str, tuple[list, int]] = {}
+    result: dict[str, Stage] = {}
     for name, reader in readers.items():
-        parts = out / "tokenized" / "parts" / name
+        target = folder.path(f"tokenized/{name}")
+        parts = folder.path(f"tokenized/parts/{name}") if args.merge else target
         tokenize = FolderTokenizer(
-            str(parts),
-            tokenizer_name_or_path=tokenizer,
+            parts,
+            tokenizer_name_or_path=tokenizer_path(args),
+            local_working_dir=args.local_working_dir,
             eos_token=args.eos_token,
             seed=args.seed,
             save_filename=name,
         )
-        merge = DocumentTokenizerMerger(
-            str(parts), str(out / "tokenized" / name), save_filename=name, seed=args.seed
-        )
-        result[f"tokenize_{name}"] = ([reader, tokenize], args.tasks)
-        result[f"merge_{name}"] = ([merge], 1)
+        result[f"tokenize_{name}"] = Stage([reader, tokenize], args.tasks)
+        if args.merge:
+            merge = DocumentTokenizerMerger(parts, target, save_filename=name, seed=args.seed)
+            result[f"merge_{name}"] = Stage([merge], 1, one_task=True)
     return result
 
 
@@ -111,16 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
         if args.executor == "slurm":
             check_slurm_options(args)
-        if not (Path(args.out) / "selected").is_dir():
-            raise SystemExit(f"error: {args.out}/selected/ is missing: run smollm_select.py first")
-        plan = stages(args)
-        executors = chain_executors(args, plan, Path(args.out).resolve() / "logs", frozenset())
+        folder = SelectionFolder(args.out)
+        if not folder.selected_shards() or not folder.scored_files():
+            raise SelectionFolderError(
+                f"{args.out} has no scored and selected documents: run smollm_select.py first"
+            )
+        plan = stages(args, folder)
+        executors = chain_executors(args, plan, folder.logs())
+        if args.dry_run:
+            print(describe_chain(args, plan, executors))
+            return 0
         run_chain(args, executors, list(plan))
         if args.executor == "local" or args.wait:
             for name in ("corpus", "selected"):
-                folder = Path(args.out) / "tokenized" / name
-                files = sorted(path.name for path in folder.iterdir())
-                print(f"{folder}: {', '.join(files)}")
+                files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
+                print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")
         return 0
     return errors.exit_code
 

@@ -1,12 +1,13 @@
-"""Shared fixtures: the real embedded model (loaded once per session) and a tiny random Llama."""
+"""Fixtures of the whole suite: the real embedded model (loaded once per session), tiny random
+Llamas, and the measured figures printed at the end of a run. Helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-import torch
 
+# set before any test module imports huggingface_hub, which reads them once on import
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -29,32 +30,21 @@ def embedded():
     return load_model("smollm2-135m", device="cpu", dtype="float32")
 
 
-def tiny_llama_model(seed: int = 0, layers: int = 4, heads: int = 8, kv_heads: int = 2):
-    """A randomly initialised Llama with grouped-query attention (4 query heads per KV head)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=256,
-        attn_implementation="sdpa",
-    )
-    model = LlamaForCausalLM(config).eval()
-    # random init gives near-uniform attention; sharpen it so masking visibly matters
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.q_proj.weight.mul_(8.0)
-    return model
-
-
 @pytest.fixture
 def tiny_llama():
+    from tests.helpers.models import tiny_llama_model
+
     return tiny_llama_model()
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The tiny Llama with the embedded tokenizer saved as a folder (fast to score), loaded once
+    through the blocks' shared cache, and its heads file: ``(loaded, heads_path)``; the model
+    folder is ``heads_path.parent / "model"``."""
+    from tests.helpers.models import tiny_model_and_heads
+
+    return tiny_model_and_heads(tmp_path_factory.mktemp("tiny"))
 
 
 _MEASUREMENTS: list[str] = []
@@ -71,22 +61,3 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("measurements")
         for line in _MEASUREMENTS:
             terminalreporter.write_line(line)
-
-
-def write_heads_file(loaded, heads, path):
-    """Save a heads file that selects ``heads`` on ``loaded`` (no detection run); returns path."""
-    from ai_filters.heads import RetrievalHeads
-
-    scores = [[0.0] * loaded.num_heads for _ in range(loaded.num_layers)]
-    for layer, head in heads:
-        scores[layer][head] = 0.5
-    RetrievalHeads(
-        model="smollm2-135m",
-        model_fingerprint=loaded.fingerprint(),
-        num_layers=loaded.num_layers,
-        num_heads=loaded.num_heads,
-        num_kv_heads=loaded.num_kv_heads,
-        scores=scores,
-        selected=[list(head) for head in heads],
-    ).save(path)
-    return path

@@ -11,7 +11,8 @@ from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from ai_filters.cli import main
 from ai_filters.compare import DomainData, extremes, jaccard, snippet
-from ai_filters.selection import compute_thresholds, write_thresholds
+from ai_filters.layout import write_thresholds
+from ai_filters.selection import compute_thresholds
 
 FLOAT64_REL = 1e-12  # exact rationals computed in float64: only last-bit rounding differs
 

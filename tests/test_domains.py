@@ -1,4 +1,4 @@
-"""Domain specs: readers per domain, and names that cannot escape the output folder."""
+"""Domain specs: the keys a domain takes, and names that cannot escape the output folder."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import pytest
 
 from ai_filters.domains import (
     DomainSpecError,
-    DomainsReader,
-    build_reader,
     check_spec,
     load_domains,
 )
@@ -27,12 +25,3 @@ def test_domains_file_errors_name_the_problem(tmp_path):
     path.write_text("web:\n  reader: csv\n  path: /data\n")
     with pytest.raises(DomainSpecError, match="needs reader: one of jsonl, parquet"):
         load_domains(path)
-
-
-def test_every_document_carries_its_domain(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"text": "hello there", "id": "1", "domain": "other"}\n')
-    spec = {"reader": "jsonl", "path": str(tmp_path)}
-    (document,) = list(build_reader("web", spec).run())
-    assert document.text == "hello there"
-    (document,) = list(DomainsReader({"web": spec}).run())
-    assert document.metadata["domain"] == "web"

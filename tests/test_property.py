@@ -6,7 +6,7 @@ or skipped with a reason, per domain read = scored + skipped, every score is fin
 with at least two tokens is never skipped.
 
 Bounded on purpose (see README, bad input): the tiny random Llama with the real embedded
-tokenizer, loaded once per module; at most a few thousand characters per generated text, one
+tokenizer, loaded once per session; at most a few thousand characters per generated text, one
 explicit long example; no deadline; no example database. These tests take seconds.
 """
 
@@ -23,13 +23,12 @@ import pytest
 from datatrove.pipeline.writers import JsonlWriter
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tiny_models import TINY_HEADS, tiny_model_and_heads
 
-from ai_filters.blocks import AttentionInfluenceScorer
+from ai_filters.blocks import AttentionInfluenceScorer, DomainsReader
 from ai_filters.documents import read_documents
-from ai_filters.domains import DomainsReader
 from ai_filters.score_files import score_file, skipped_path
 from ai_filters.scoring import ScoringConfig, ScoringEngine
+from tests.helpers.models import TINY_HEADS
 
 MAX_TOKENS = 64
 DOMAINS = ("web", "code")
@@ -78,12 +77,6 @@ PROPERTY = settings(
     database=None,  # nothing written to .hypothesis/ by CI runs
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The tiny model (loaded once, shared with the blocks' cache) and its heads file."""
-    return tiny_model_and_heads(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from ai_filters.selection import compute_thresholds, top_fraction_threshold, write_thresholds
+from ai_filters.blocks.score_table import table_schema
+from ai_filters.layout import SelectionFolder, write_thresholds
+from ai_filters.score_tables import ScoreTables
+from ai_filters.selection import compute_thresholds, table_thresholds, top_fraction_threshold
 
 
 def test_top_fraction_of_distinct_scores():
@@ -40,3 +45,48 @@ def test_thresholds_per_domain_and_file(tmp_path):
     assert written["web"]["documents_selected"] == 2 and written["code"]["tokens"] == 7
     with pytest.raises(ValueError):
         compute_thresholds(rows, fraction=0)
+
+
+def write_tables(root, domain: str, parts: list[list[tuple[float, int]]]) -> None:
+    """Score tables of ``domain``: one file per part, rows of (score, tokens)."""
+    schema = table_schema(["attention_influence", "ai_doc_tokens"])
+    for rank, rows in enumerate(parts):
+        path = root / "scores" / domain / f"{rank:05d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = {
+            "id": [f"{domain}/{rank}/{i}" for i in range(len(rows))],
+            "domain": [domain] * len(rows),
+            "attention_influence": [score for score, _ in rows],
+            "ai_doc_tokens": [tokens for _, tokens in rows],
+        }
+        pq.write_table(pa.Table.from_pydict(table, schema=schema), path)
+
+
+def test_table_thresholds_equal_the_in_memory_rule(tmp_path):
+    """Scores with many ties (two decimals), several files per domain, a one-document domain
+    and a domain whose tables are empty: the streaming rule selects exactly what the rule on
+    arrays in memory selects."""
+    rng = np.random.default_rng(0)
+    rows = {
+        "web": [
+            (round(float(s), 2), int(t))
+            for s, t in zip(rng.random(997), rng.integers(1, 900, 997), strict=True)
+        ],
+        "code": [
+            (float(s), int(t))
+            for s, t in zip(rng.normal(size=31), rng.integers(5, 50, 31), strict=True)
+        ],
+        "math": [(0.25, 40)],
+    }
+    write_tables(tmp_path, "web", [rows["web"][:400], rows["web"][400:401], rows["web"][401:]])
+    write_tables(tmp_path, "code", [rows["code"]])
+    write_tables(tmp_path, "math", [rows["math"]])
+    write_tables(tmp_path, "empty", [[]])
+    tables = ScoreTables(SelectionFolder(tmp_path))
+    flat = [(d, score, tokens) for d, pairs in rows.items() for score, tokens in pairs]
+    for fraction in (0.2, 0.05, 1.0):
+        found = table_thresholds(tables, "attention_influence", "ai_doc_tokens", fraction)
+        assert found == compute_thresholds(flat, fraction)  # "empty" has no threshold in both
+    assert (
+        table_thresholds(tables, "attention_influence", "ai_doc_tokens", 0.2)["web"].tied_extra > 0
+    )

@@ -1,0 +1,35 @@
+"""datatrove pipeline blocks, one per file; usable in your own datatrove pipelines.
+
+Scorers (keep every document they can score, its score under their ``score_key``):
+:class:`AttentionInfluenceScorer` (the method; ``mask_mode="zero"``: the zero ablation),
+:class:`PerplexityScorer` and :class:`RandomScorer` (the controls). Selection:
+:class:`ScoreTableWriter` (every scored document without its text), :class:`DomainThresholds`
+(one task: the per-domain thresholds from those tables), :class:`DomainThresholdFilter` and
+:class:`HubShardWriter` (the selected and rejected documents, flat columns in the Hub's layout).
+Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing for nanotron:
+:class:`FolderTokenizer`.
+"""
+
+from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
+from ai_filters.blocks.hub_shards import HubShardWriter
+from ai_filters.blocks.perplexity import PerplexityScorer
+from ai_filters.blocks.random_scorer import RandomScorer
+from ai_filters.blocks.readers import DomainsReader
+from ai_filters.blocks.report import SelectionReport
+from ai_filters.blocks.score_table import ScoreTableWriter
+from ai_filters.blocks.threshold_filter import DomainThresholdFilter
+from ai_filters.blocks.thresholds import DomainThresholds
+from ai_filters.blocks.tokens import FolderTokenizer
+
+__all__ = [
+    "AttentionInfluenceScorer",
+    "DomainThresholdFilter",
+    "DomainThresholds",
+    "DomainsReader",
+    "FolderTokenizer",
+    "HubShardWriter",
+    "PerplexityScorer",
+    "RandomScorer",
+    "ScoreTableWriter",
+    "SelectionReport",
+]

@@ -1,0 +1,55 @@
+"""The perplexity-filter control: minus the base loss, the lowest-loss documents kept."""
+
+from __future__ import annotations
+
+import torch
+from datatrove.pipeline.writers.disk_base import DiskWriter
+
+from ai_filters.blocks.scorer_base import EngineScorer, shared_model
+from ai_filters.models import DEFAULT_MODEL
+from ai_filters.scoring import DocumentScore, ScoringEngine
+
+
+class PerplexityScorer(EngineScorer):
+    """The perplexity-filter baseline: ``perplexity_score`` = minus the document's base loss.
+
+    One forward pass per document (no masked copy), half the cost of AttentionInfluence. Higher
+    scores are kept, so the top fraction is the lowest-loss fraction of each domain. Arguments
+    as :class:`AttentionInfluenceScorer` (``model`` defaults to the embedded model); stats
+    ``perplexity_score`` (mean, min, max), ``tokens_scored`` and ``dropped_<reason>``.
+    """
+
+    name = "📉 perplexity scorer"
+    type = "📊 - SCORER"
+    score_key = "perplexity_score"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        max_tokens: int | None = None,
+        batch_size: int = 64,
+        forward_batch_size: int = 64,
+        batch_tokens: int | None = None,
+        windows: bool = False,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        exclusion_writer: DiskWriter | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            max_tokens,
+            batch_size,
+            forward_batch_size,
+            batch_tokens,
+            windows,
+            "uniform",
+            device,
+            dtype,
+            exclusion_writer,
+        )
+
+    def _build_engine(self) -> ScoringEngine:
+        return self._engine(shared_model(self.model, self._device(), self.dtype), [])
+
+    def _score_value(self, score: DocumentScore) -> float:
+        return -score.loss_base

@@ -1,0 +1,42 @@
+"""The registry of scorers: every entry is consistent and builds a block that writes its key."""
+
+from __future__ import annotations
+
+import pytest
+from datatrove.data import Document
+
+from ai_filters.masking import MASK_MODES
+from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
+
+
+@pytest.mark.parametrize("name", list(SCORERS))
+def test_entry_builds_a_block_that_writes_its_score_key(name, tiny):
+    entry = get_scorer(name)
+    assert entry.name == name
+    assert entry.mask_mode in (*MASK_MODES, None)
+    assert (entry.mask_mode is not None) == entry.needs_heads  # a mask mode is for heads
+    _, heads = tiny
+    options = ScorerOptions(
+        heads_path=str(heads) if entry.needs_heads else None,
+        model=str(heads.parent / "model"),  # the tiny model: milliseconds per document
+        max_tokens=32,
+    )
+    block = entry.build(options)
+    assert type(block).score_key == entry.score_key
+    if entry.needs_heads:
+        assert block.config.mask_mode == entry.mask_mode
+    document = Document(text="Rivers carry sediment downstream to the sea.", id="doc")
+    (scored,) = list(block([document]))
+    assert isinstance(scored.metadata[entry.score_key], float)
+
+
+@pytest.mark.parametrize("name", [name for name, entry in SCORERS.items() if entry.needs_heads])
+def test_a_scorer_with_heads_needs_a_heads_file(name):
+    with pytest.raises(ValueError, match="give a heads file"):
+        SCORERS[name].build(ScorerOptions())
+
+
+def test_unknown_scorer_names_the_choices():
+    with pytest.raises(ValueError, match="unknown scorer 'nope'") as error:
+        get_scorer("nope")
+    assert all(name in str(error.value) for name in SCORERS)
