@@ -14,8 +14,6 @@ import warnings
 import pytest
 import torch
 import transformers
-from literal_attention import labels_loss, literal_labels_loss
-from tiny_families import COMMON, FAMILIES, tiny_model
 
 from ai_filters.architectures import (
     SUPPORTED,
@@ -27,6 +25,8 @@ from ai_filters.masking import MaskingError
 from ai_filters.models import LoadedModel
 from ai_filters.numerics import loss_rtol
 from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix
+from tests.helpers.literal_attention import labels_loss, literal_labels_loss
+from tests.helpers.tiny_families import COMMON, FAMILIES, tiny_model
 
 LOGIT_POST_PROCESSING = ("granite", "gemma2", "gemma3_text", "cohere", "cohere2")
 HEADS = [(1, 0), (1, 3), (2, 2)]  # layer 0 is shared by the plain and the masked rows

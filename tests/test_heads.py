@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from tiny_families import tiny_model
 
 from ai_filters.architectures import UnsupportedArchitectureError
 from ai_filters.heads import (
@@ -30,6 +29,7 @@ from ai_filters.probes import (
     build_probes,
     default_sentence_texts,
 )
+from tests.helpers.tiny_families import tiny_model
 
 # ids:       0   1   2   3   4   5   6   7      value span [1, 3) = (10, 11); answer at 6..7
 PROBE = Probe(input_ids=(1, 10, 11, 12, 10, 3, 10, 11), value_start=1, value_end=3, answer_start=6)

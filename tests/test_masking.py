@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from literal_attention import literal_losses, sequence_losses
 
 from ai_filters.masking import MaskingError, check_plans_ran, masked_heads
 from ai_filters.numerics import loss_rtol
+from tests.helpers.literal_attention import literal_losses, sequence_losses
 
 
 def padded_batch(lengths: list[int], vocab: int, seed: int = 0):

@@ -77,8 +77,9 @@ def test_unknown_dtype():
 def test_attention_kernel_follows_the_architecture(tmp_path):
     """Gemma 2 soft-caps attention logits, which SDPA cannot: it loads on its own eager
     attention; a Llama loads on SDPA."""
-    from tiny_families import tiny_model
     from transformers import AutoTokenizer
+
+    from tests.helpers.tiny_families import tiny_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(models.DEFAULT_MODEL))
     for family, expected in (("gemma2", "eager"), ("llama", "sdpa")):
