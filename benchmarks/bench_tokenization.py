@@ -4,7 +4,9 @@
    the demo corpus (datatrove ``Document`` objects, cut like ``make demo`` cuts them) exactly as
    a pipeline runs it (``block.run(documents)``). The engine's tokenizer call,
    ``ScoringEngine.tokenize_many``, is timed from outside (wrapped in this process, unchanged),
-   so the share of the block's wall time spent tokenizing is measured on the real path.
+   so the share of the block's wall time spent tokenizing is measured on the real path. The
+   block tokenizes in a background thread, so this share is the work it keeps off the
+   critical path.
 2. **Overlapped.** The same batches scored by ``ScoringEngine.score_texts`` one after another,
    against ``ScoringEngine.score_batches``, which tokenizes the next batch in a background
    thread while the model scores the current one. The variants alternate ``--rounds`` times.
@@ -29,7 +31,8 @@ import torch
 from bench_scoring import EMBEDDED, EMBEDDED_HEADS, RESULTS_DIR, machine, write_report
 from datatrove.data import Document
 
-from ai_filters.blocks import AttentionInfluenceScorer, shared_model
+from ai_filters.blocks import AttentionInfluenceScorer
+from ai_filters.blocks.scorer_base import shared_model
 from ai_filters.corpus import local_corpus
 from ai_filters.heads import RetrievalHeads
 from ai_filters.scoring import ScoringConfig, ScoringEngine
