@@ -20,11 +20,16 @@ import json
 import resource
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from bench_scoring import EMBEDDED, EMBEDDED_HEADS, RESULTS_DIR, machine, write_report
+from bench_scoring import (
+    EMBEDDED,
+    EMBEDDED_HEADS,
+    demo_documents_parser,
+    machine,
+    write_report,
+)
 
 from ai_filters.compare import jaccard
 from ai_filters.corpus import DOMAINS, local_corpus
@@ -37,16 +42,7 @@ FRACTION = 0.2
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--docs-per-domain", type=int, default=25, help="demo documents per domain")
-    parser.add_argument(
-        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
-    )
-    parser.add_argument("--max-tokens", type=int, default=256, help="tokens scored per document")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser = demo_documents_parser(__doc__.split("\n\n")[0], docs_per_domain=25, max_tokens=256)
     return parser.parse_args(argv)
 
 

@@ -92,6 +92,28 @@ MIB = 2**20
 
 
 # ------------------------------------------------------------------------------- arguments
+def demo_documents_parser(
+    description: str, docs_per_domain: int, max_tokens: int
+) -> argparse.ArgumentParser:
+    """The options shared by the benchmarks that score demo-corpus documents: the device, how
+    many documents per domain, how the corpus is cut, tokens scored each, the JSON's folder."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--docs-per-domain", type=int, default=docs_per_domain, help="demo documents per domain"
+    )
+    parser.add_argument(
+        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=max_tokens, help="tokens scored per document"
+    )
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    return parser
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line; ``--variant``, ``--docs-file`` and ``--result-file`` are internal."""
     defaults = ScoringConfig()

@@ -28,7 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from bench_scoring import EMBEDDED, EMBEDDED_HEADS, RESULTS_DIR, machine, write_report
+from bench_scoring import (
+    EMBEDDED,
+    EMBEDDED_HEADS,
+    demo_documents_parser,
+    machine,
+    write_report,
+)
 from datatrove.data import Document
 
 from ai_filters.blocks import AttentionInfluenceScorer
@@ -64,18 +70,9 @@ class TokenizerClock:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--docs-per-domain", type=int, default=48, help="demo documents per domain")
-    parser.add_argument(
-        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
-    )
-    parser.add_argument("--max-tokens", type=int, default=512, help="tokens scored per document")
+    parser = demo_documents_parser(__doc__.split("\n\n")[0], docs_per_domain=48, max_tokens=512)
     parser.add_argument("--batch-size", type=int, default=64, help="documents per block batch")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of step 2")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     return parser.parse_args(argv)
 
 
