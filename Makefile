@@ -21,18 +21,29 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 # the SmolLM-style selection flow on the embedded model and a local four-domain corpus
-# then the Hub dataset folder and the 7B WSD nanotron configs for that selection
+# then the Hub dataset folder and the nanotron configs for that selection: the paper's 7B WSD
+# runs, and a tiny run sized to the demo's data, checked before any launch
 DEMO := out/demo
+# nanotron main asserts 's3' in every dataset folder path: the configs read through this link
+DATA := $(DEMO)/tokenized.s3
 demo: install
 	$(BIN)/python pipelines/smollm_select.py --demo --out $(DEMO)
 	$(BIN)/python pipelines/tokenize_for_nanotron.py --demo --out $(DEMO)
 	$(BIN)/ai-filters hub-folder $(DEMO) --hub-dir $(DEMO)/hub --overwrite
+	ln -sfn tokenized $(DATA)
 	$(BIN)/ai-filters nanotron-config --model 7b --nodes 64 --tp 2 \
-	    --corpus-tokenized $(DEMO)/tokenized/corpus \
+	    --corpus-tokenized $(DATA)/corpus \
 	    --out $(DEMO)/nanotron/smollm_7b_wsd_baseline.yaml
 	$(BIN)/ai-filters nanotron-config --model 7b --nodes 64 --tp 2 \
-	    --corpus-tokenized $(DEMO)/tokenized/corpus --selected-tokenized $(DEMO)/tokenized/selected \
+	    --corpus-tokenized $(DATA)/corpus --selected-tokenized $(DATA)/selected \
 	    --out $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
+	$(BIN)/ai-filters nanotron-config --model tiny --gpus-per-node 1 --seq-len 256 \
+	    --global-batch 8 --tokens 65536 \
+	    --corpus-tokenized $(DATA)/corpus --selected-tokenized $(DATA)/selected \
+	    --out $(DEMO)/nanotron/demo_tiny.yaml
+	$(BIN)/ai-filters nanotron-check $(DEMO)/nanotron/demo_tiny.yaml
+	# must fail: 1T tokens would repeat the demo's data millions of times
+	! $(BIN)/ai-filters nanotron-check $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
 
 # after `make demo`: the controls (random subset, perplexity filter, zero ablation) through the
 # same pipeline, their comparison, and the four-arm proxy pretraining run (about 30 min on 2 CPUs)

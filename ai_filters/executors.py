@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import redirect_stderr
 from dataclasses import dataclass
@@ -117,7 +119,8 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="print every stage (tasks, resources, dependency) and, on Slurm, the sbatch script "
-        "it would submit; run and submit nothing",
+        "it would submit; run, write and submit nothing (on Slurm, only the empty folders for "
+        "Slurm's own logs are made)",
     )
     run.add_argument(
         "--debug",
@@ -219,15 +222,14 @@ def chain_executors(args: argparse.Namespace, stages: dict[str, Stage], logging_
             "tasks": stage.tasks,
             "logging_dir": f"{logging_root.rstrip('/')}/{name}",
             "depends": executors[-1] if executors else None,
-            "randomize_start_duration": args.randomize_start,
+            "randomize_start_duration": 0 if stage.one_task else args.randomize_start,
         }
         if args.executor == "local":
-            executor = OneLineLocalExecutor(
-                **common, workers=args.workers or 1, stage=name, debug=args.debug
-            )
+            workers = min(args.workers or 1, stage.tasks)
+            executor = OneLineLocalExecutor(**common, workers=workers, stage=name, debug=args.debug)
         else:
             executor = SlurmPipelineExecutor(
-                **common, **_slurm_resources(args, stage), **_slurm_settings(args, name)
+                **common, **_slurm_resources(args, stage), **_slurm_settings(args, name, stage)
             )
         executors.append(executor)
     return executors
@@ -249,13 +251,13 @@ def _slurm_resources(args: argparse.Namespace, stage: Stage) -> dict:
     }
 
 
-def _slurm_settings(args: argparse.Namespace, name: str) -> dict:
+def _slurm_settings(args: argparse.Namespace, name: str, stage: Stage) -> dict:
     default_env = None if args.venv_path else f"source {Path(sys.prefix) / 'bin' / 'activate'}"
     return {
         "job_name": f"ai_filters_{name}",
         "partition": args.partition,
-        "workers": args.workers or -1,
-        "tasks_per_job": args.tasks_per_job,
+        "workers": -1 if stage.one_task else args.workers or -1,
+        "tasks_per_job": 1 if stage.one_task else args.tasks_per_job,
         "max_array_size": args.max_array_size,
         "qos": args.qos or "",
         "sbatch_args": json.loads(args.sbatch_args or "{}"),
@@ -263,6 +265,19 @@ def _slurm_settings(args: argparse.Namespace, name: str) -> dict:
         "venv_path": args.venv_path,
         "mail_type": "NONE",
     }
+
+
+def _sbatch_args_without_folders(executor: SlurmPipelineExecutor, jobs: int) -> dict:
+    """datatrove's sbatch directives for ``jobs`` array jobs, without the folder for Slurm's
+    logs that computing them creates (a dry run writes nothing)."""
+    folder = executor.slurm_logs_folder
+    with tempfile.TemporaryDirectory() as scratch:
+        executor.slurm_logs_folder = scratch
+        try:
+            sbatch = executor.get_sbatch_args(jobs)
+        finally:
+            executor.slurm_logs_folder = folder
+    return {k: v.replace(scratch, folder) if isinstance(v, str) else v for k, v in sbatch.items()}
 
 
 def describe_chain(args: argparse.Namespace, stages: dict[str, Stage], executors: list) -> str:
@@ -275,12 +290,19 @@ def describe_chain(args: argparse.Namespace, stages: dict[str, Stage], executors
             lines.append(f"stage {name}: {executor.world_size} tasks, {executor.workers} at once")
             lines.append(f"  runs {after}; logs in {executor.logging_dir.path}")
             continue
-        sbatch = executor.get_sbatch_args(min(executor.world_size, executor.max_array_size))
+        jobs = math.ceil(executor.world_size / executor.tasks_per_job)
+        if executor.max_array_size != -1:
+            jobs = min(jobs, executor.max_array_size)
+        sbatch = _sbatch_args_without_folders(executor, jobs)
         resources = (
             f"{executor.cpus_per_task} CPUs x {executor.mem_per_cpu_gb} GB, "
             f"{executor.gpus_per_task} GPUs, time {executor.time}"
         )
-        lines.append(f"stage {name}: {executor.world_size} tasks ({resources}), runs {after}")
+        spread = f"; start delayed up to {executor.randomize_start_duration} s"
+        lines.append(
+            f"stage {name}: {executor.world_size} tasks, {executor.tasks_per_job} per array job "
+            f"({resources}{spread if executor.randomize_start_duration else ''}), runs {after}"
+        )
         run = f"launch_pickled_pipeline {executor.logging_dir.resolve_paths('executor.pik')}"
         script = executor.get_launch_file_contents(sbatch, f"srun -l -n 1 {run}")
         lines += ["  " + line for line in script.strip().splitlines()]

@@ -20,12 +20,13 @@ from string import Template
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ai_filters.heads import RetrievalHeads
-from ai_filters.layout import SelectionFolder
+from ai_filters.layout import ScorerRecord, SelectionFolder
 from ai_filters.markdown import markdown_table
 from ai_filters.report import format_table
 from ai_filters.scorers import SCORERS
 
 TOKEN_ENV = "HF_TOKEN"
+METHOD = "attention_influence"  # the scorer of the paper; the others are its controls
 HISTOGRAM = "figures/score_histogram.png"
 PLACEHOLDER_REPO = "ORG/NAME"
 LANGUAGES = ["en"]
@@ -60,23 +61,24 @@ def size_category(documents: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if documents < limit), "n>1T")
 
 
+def _config(name: str, path: str) -> dict:
+    return {"config_name": name, "data_files": [{"split": "train", "path": path}]}
+
+
 def card_data(
-    domains: list[str], documents: int, license: str, pretty_name: str
+    domains: list[str], documents: int, scored: int, license: str, pretty_name: str
 ) -> DatasetCardData:
-    """The card's YAML: a config per domain plus ``default`` with every domain."""
-    configs = [
-        {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
-        for name in domains
-    ]
-    configs.append(
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/*/*.parquet"}]}
-    )
+    """The card's YAML: a config per domain, ``default`` with every domain, and ``scores`` with
+    the score of every scored document (``scored`` rows; the size category counts them)."""
+    configs = [_config(name, f"data/{name}/*.parquet") for name in domains]
+    configs.append(_config("default", "data/*/*.parquet"))
+    configs.append(_config("scores", "scores/*/*.parquet"))
     return DatasetCardData(
         license=license,
         language=LANGUAGES,
         task_categories=["text-generation"],
         tags=TAGS,
-        size_categories=[size_category(documents)],
+        size_categories=[size_category(max(documents, scored))],
         pretty_name=pretty_name,
         configs=configs,
     )
@@ -164,16 +166,23 @@ def _plain(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-def columns_text(fields: list[str]) -> str:
-    """The metadata fields of the published shards, known ones with their meaning."""
-    known = [f"`{name}` ({FIELD_MEANINGS[name]})" for name in FIELD_MEANINGS if name in fields]
-    others = [f"`{name}`" for name in fields if name not in FIELD_MEANINGS]
-    source = f"; from the source: {', '.join(others)}" if others else ""
-    return ", ".join(known) + source + " (datatrove's local `file_path` is removed)"
+def columns_text(columns: list[str]) -> str:
+    """The columns of the published documents, known ones with their meaning."""
+    described = [
+        f"`{name}` ({FIELD_MEANINGS[name]})" if name in FIELD_MEANINGS else f"`{name}`"
+        for name in columns
+        if name not in ("text", "id")
+    ]
+    return ", ".join(described) + " (datatrove's local `file_path` is removed)"
 
 
 def default_commands(
-    out_dir: str | Path, hub_dir: str | Path, repo_id: str | None, scorer: str, fraction: float
+    folder: SelectionFolder,
+    out_dir: str | Path,
+    hub_dir: str | Path,
+    repo_id: str | None,
+    scorer: str,
+    fraction: float,
 ) -> list[str]:
     """The commands that make this folder with the pipeline's defaults.
 
@@ -185,7 +194,7 @@ def default_commands(
     hub = shlex.quote(str(hub_dir))
     repo = repo_id or PLACEHOLDER_REPO
     select = f"python pipelines/smollm_select.py --out {out}"
-    if (Path(out_dir) / "corpus").is_dir():
+    if folder.exists("corpus"):
         select += " --demo"
     if scorer != "attention_influence":
         select += f" --scorer {scorer}"
@@ -218,11 +227,46 @@ def render_card(values: dict[str, str], data: DatasetCardData) -> DatasetCard:
     return DatasetCard(content)
 
 
+def caveats(record: ScorerRecord, statistics: dict, fraction: str, token_share: str) -> list[str]:
+    """The card's caveats for a selection by ``record``'s scorer."""
+    lines = [
+        "Scores are comparable only *within* a domain: losses of code, math, textbooks and web "
+        "text differ, so each domain has its own threshold. Do not rank documents of different "
+        "domains against each other.",
+        f"The top {fraction} of documents holds {token_share} of the tokens: compare subsets "
+        "by tokens, not by documents.",
+    ]
+    if statistics:
+        lines.append(
+            f"The score `{record.score_key}` moves with the base loss and with length (the "
+            "`spearman_` columns); `ppl_overlap` shows how much of the selection a plain "
+            "perplexity filter would also pick."
+        )
+    if record.scorer == METHOD:
+        lines.append(
+            "The paper has no random-subset control: its model trains on the full corpus plus "
+            "the selected subset against the full corpus alone, so part of the gain may come "
+            "from up-sampling any subset. Before crediting the selection, train the same recipe "
+            "with the controls: a random subset of the same size per domain and a "
+            "perplexity-filter subset (lowest `ai_loss_base`), both drawn from the pipeline's "
+            "`scored/` documents (`pipelines/smollm_select.py --scorer random` and `--scorer "
+            "perplexity`); for the heads, a selector with as many random heads masked."
+        )
+    else:
+        lines.append(
+            f"This is a control selection (`{record.scorer}`): it answers whether "
+            "AttentionInfluence's subset helps more than this one when trained on with the "
+            "same recipe (corpus + subset of the same size per domain)."
+        )
+    lines.append("The license of the source corpora applies to the documents.")
+    return lines
+
+
 def card_values(
-    selection, rows: dict[str, int], fields: list[str], commands: list[str], repo_id: str
+    selection, rows: dict[str, int], columns: list[str], commands: list[str], repo_id: str
 ) -> dict[str, str]:
     """What the template's placeholders become, for ``selection`` (a
-    :class:`ai_filters.hub.Selection`) whose shards hold ``rows`` per domain."""
+    :class:`ai_filters.hub.Selection`) whose shards hold ``rows`` per domain in ``columns``."""
     record = selection.scorer
     thresholds = selection.thresholds
     fraction = " / ".join(f"{f:.0%}" for f in sorted({e.fraction for e in thresholds.values()}))
@@ -230,12 +274,19 @@ def card_values(
     kept = sum(e.tokens_selected for e in thresholds.values())
     statistics = selection.report.get("statistics") or {}
     domains = list(rows)
+    scorer = SCORERS.get(record.scorer)
     return {
         "pretty_name": selection.pretty_name(repo_id),
         "fraction": fraction,
         "domains": ", ".join(domains),
-        "scorer_text": SCORERS[record.scorer].card_text if record.scorer in SCORERS else "",
-        "columns": columns_text(fields),
+        "scorer_text": scorer.card_text if scorer else f"the score `{record.score_key}`.",
+        "columns": columns_text(columns),
+        "score_columns": ", ".join(f"`{name}`" for name in selection.fields),
+        "scored": f"{sum(e.documents for e in thresholds.values()):,}",
+        "pipeline_fraction": f"{min(e.fraction for e in thresholds.values()):g}",
+        "caveats": "\n".join(
+            f"- {line}" for line in caveats(record, statistics, fraction, _share(kept, tokens))
+        ),
         "numbers_table": numbers_table(thresholds, selection.report, rows),
         "score_key": record.score_key,
         "histogram": HISTOGRAM,
@@ -251,5 +302,4 @@ def card_values(
         "commands": "\n".join(commands),
         "example": domains[0],
         "repo_id": repo_id,
-        "token_share": _share(kept, tokens),
     }

@@ -16,7 +16,8 @@ way: every (domain, score, tokens) row in Python lists, then the same rule
 
 The JSON holds, per size, ``docs``, ``seconds``, ``docs_per_s`` and ``peak_rss_mib`` of each
 stage; the bytes of peak memory per document (the slope between the two largest sizes); the
-speed ratio against the baseline; and the extrapolation to 240M documents.
+speed ratio against the baseline; and the extrapolation to 240M documents. Peak memory is the
+high-water mark of the stage alone, reset once the imports are done (Linux only).
 """
 
 from __future__ import annotations
@@ -57,37 +58,57 @@ MIB = 2**20
 TARGET_BYTES_PER_DOC = 16
 TARGET_DOCS_PER_S = 1_000_000
 
-STAGE_SCRIPT = """
-import json, resource, sys, time
+# Peak resident memory of the measured work alone: the process's high-water mark is reset
+# (Linux: /proc/self/clear_refs) once everything is imported, so the imports' own peak (torch,
+# transformers: about 600 MiB) does not hide what the stage holds.
+PEAK = """
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+def peak_mib():
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return kb / 1024
+"""
+
+STAGE_SCRIPT = (
+    PEAK
+    + """
+import json, sys, time
 from datatrove.executor import LocalPipelineExecutor
 from ai_filters.blocks import DomainThresholds, SelectionReport
 out, stage = sys.argv[1], sys.argv[2]
 step = DomainThresholds(out, 0.2) if stage == "thresholds" else SelectionReport(out)
+executor = LocalPipelineExecutor([step], tasks=1, logging_dir=f"{out}/logs/{stage}")
+reset_peak()
 started = time.perf_counter()
-LocalPipelineExecutor([step], tasks=1, logging_dir=f"{out}/logs/{stage}").run()
+executor.run()
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_rss_mib": peak}))
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib()}))
 """
+)
 
-BASELINE_SCRIPT = """
-import json, resource, sys, time
+BASELINE_SCRIPT = (
+    PEAK
+    + """
+import json, sys, time
 import pyarrow.parquet as pq
 from ai_filters.layout import SelectionFolder
 from ai_filters.selection import compute_thresholds
 folder = SelectionFolder(sys.argv[1])
+reset_peak()
 started = time.perf_counter()
 rows = []  # the previous implementation: every row as Python objects
 for domain, files in folder.score_tables().items():
     for path in files:
-        table = pq.read_table(folder.path(path), columns=["attention_influence", "ai_doc_tokens"])
+        table = pq.read_table(path, columns=["attention_influence", "ai_doc_tokens"])
         scores, tokens = table.column(0).to_pylist(), table.column(1).to_pylist()
         rows += [(domain, s, t) for s, t in zip(scores, tokens)]
 compute_thresholds(rows, 0.2)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_rss_mib": peak}))
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib()}))
 """
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -207,8 +228,9 @@ def summarize(sizes: list[dict], baseline: dict | None) -> dict:
     ordered = sorted(sizes, key=lambda size: size["docs"])
     summary: dict = {"targets": {"bytes_per_doc": TARGET_BYTES_PER_DOC}}
     summary["targets"]["docs_per_s"] = TARGET_DOCS_PER_S
-    slowest = min(size["docs_per_s"] for size in ordered)
-    summary["docs_per_s_min"] = slowest
+    # speed at the largest size: smaller ones are dominated by the stages' fixed start-up
+    at_scale = ordered[-1]["docs_per_s"]
+    summary["docs_per_s_largest"] = at_scale
     if len(ordered) >= 2:
         small, large = ordered[-2], ordered[-1]
         slope = (
@@ -221,7 +243,7 @@ def summarize(sizes: list[dict], baseline: dict | None) -> dict:
             "peak_rss_gib": (base + slope * FULL_CORPUS) / 2**30,
             "seconds": FULL_CORPUS / large["docs_per_s"],
         }
-        summary["meets_targets"] = slope <= TARGET_BYTES_PER_DOC and slowest >= TARGET_DOCS_PER_S
+        summary["meets_targets"] = slope <= TARGET_BYTES_PER_DOC and at_scale >= TARGET_DOCS_PER_S
     if baseline is not None:
         same = next(size for size in ordered if size["docs"] == baseline["docs"])
         summary["baseline"] = baseline

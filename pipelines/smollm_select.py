@@ -45,12 +45,13 @@ import time
 from pathlib import Path
 
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import (
     DomainsReader,
     DomainThresholdFilter,
     DomainThresholds,
+    HubShardWriter,
     ScoreTableWriter,
     SelectionReport,
 )
@@ -65,7 +66,7 @@ from ai_filters.executors import (
     describe_chain,
     run_chain,
 )
-from ai_filters.layout import HUB_SHARD, SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
+from ai_filters.layout import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 from ai_filters.models import DEFAULT_MODEL
 from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
 
@@ -157,7 +158,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
     selector = DomainThresholdFilter(
         str(folder.thresholds_file),
         score_key=scorer.score_key,
-        exclusion_writer=ParquetWriter(folder.rejected, output_filename=HUB_SHARD),
+        exclusion_writer=HubShardWriter(folder.rejected, scorer.table_fields),
     )
     return {
         "score": Stage(
@@ -182,7 +183,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
                     folder.scored, glob_pattern=SCORED_GLOB, doc_progress=args.executor == "local"
                 ),
                 selector,
-                ParquetWriter(folder.selected, output_filename=HUB_SHARD),
+                HubShardWriter(folder.selected, scorer.table_fields),
             ],
             args.tasks,
         ),

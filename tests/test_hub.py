@@ -16,7 +16,6 @@ from huggingface_hub.errors import HfHubHTTPError
 from ai_filters import hub
 from ai_filters.cli.hub import add_parsers as add_hub_commands
 from ai_filters.hub import HubPushError, build_hub_folder, push_folder
-from ai_filters.layout import SelectionFolder
 from ai_filters.scorers import SCORERS
 
 RANDOM_CONTROL = {"scorer": "random", "score_key": "random_score", "fraction": 0.2}
@@ -56,8 +55,19 @@ def _write(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
+def _table(rows: list[dict], score_key: str) -> list[dict]:
+    """Score-table rows (id, domain, the scorer's fields) of documents with nested metadata."""
+    scorer = next(entry for entry in SCORERS.values() if entry.score_key == score_key)
+    return [
+        {"id": row["id"], "domain": row["metadata"]["domain"]}
+        | {name: row["metadata"][name] for name in scorer.table_fields}
+        for row in rows
+    ]
+
+
 def make_out(out: Path, scorer: dict | None = None) -> Path:
-    """A selection output folder as pipelines/smollm_select.py leaves it, for DOMAINS.
+    """A selection output folder as pipelines/smollm_select.py leaves it, for DOMAINS, with
+    shards in the older layout (a nested ``metadata`` struct) and score tables.
 
     Without ``scorer``, the method's folder from before scorer.json existed; with ``scorer``
     (a scorer.json record of a control), that control's folder: its scorer.json, its score
@@ -66,15 +76,15 @@ def make_out(out: Path, scorer: dict | None = None) -> Path:
     score_key = scorer["score_key"] if scorer else "attention_influence"
     thresholds, report = {}, {"domains": {}, "statistics": {}}
     for domain, (shards, rejected, extra) in DOMAINS.items():
-        start = 0
+        start, scored = 0, []
         for rank, count in enumerate(shards):
             rows = _rows(domain, count, start, 0.5, extra, score_key)
             _write(out / "selected" / "data" / domain / f"{rank:05d}.parquet", rows)
+            scored += rows
             start += count
-        _write(
-            out / "rejected" / "data" / domain / "00000.parquet",
-            _rows(domain, rejected, 100, 0.1, extra, score_key),
-        )
+        rows = _rows(domain, rejected, 100, -1.5, extra, score_key)  # below 0.5
+        _write(out / "rejected" / "data" / domain / "00000.parquet", rows)
+        _write(out / "scores" / domain / "00000.parquet", _table(scored + rows, score_key))
         selected = sum(shards)
         thresholds[domain] = {
             "threshold": 0.5,
@@ -133,6 +143,8 @@ def test_folder_layout_and_histogram(built):
         "data/web/train-00000-of-00002.parquet",
         "data/web/train-00001-of-00002.parquet",
         "figures/score_histogram.png",
+        "scores/code/train-00000-of-00001.parquet",
+        "scores/web/train-00000-of-00001.parquet",
     ]
     assert (folder / hub.HISTOGRAM).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {path.name for path in folder.parent.iterdir()} == {"out", "hub"}  # no staging left
@@ -144,13 +156,22 @@ def test_folder_loads_with_datasets(built, tmp_path):
     _, folder = built
     everything = load_dataset(str(folder), split="train", cache_dir=str(tmp_path))
     assert len(everything) == 7
-    # the schemas of both domains are merged; the local file path is dropped
-    assert set(everything.features["metadata"]) >= {"domain", "attention_influence", "repo"}
-    assert "file_path" not in everything.features["metadata"]
+    # flat columns; the schemas of both domains are merged; the local file path is dropped
+    assert list(everything.features) == [
+        "text",
+        "id",
+        "domain",
+        "attention_influence",
+        "ai_loss_base",
+        "ai_loss_ref",
+        "ai_n_tokens",
+        "ai_doc_tokens",
+        "repo",
+    ]
     for domain, (shards, _, _) in DOMAINS.items():
         subset = load_dataset(str(folder), domain, split="train", cache_dir=str(tmp_path))
         assert len(subset) == sum(shards)
-        assert {row["domain"] for row in subset["metadata"]} == {domain}
+        assert set(subset["domain"]) == {domain}
 
 
 def test_card_yaml_and_body(built):
@@ -163,6 +184,7 @@ def test_card_yaml_and_body(built):
     configs = {config["config_name"]: config["data_files"] for config in data["configs"]}
     assert configs["web"] == [{"split": "train", "path": "data/web/*.parquet"}]
     assert configs["default"] == [{"split": "train", "path": "data/*/*.parquet"}]
+    assert configs["scores"] == [{"split": "train", "path": "scores/*/*.parquet"}]
     body = card.text
     # web: read 18, skipped 1, scored 17, selected 5 (29.4 %), tokens 17,000 -> 7,500 (44.1 %)
     assert "| web | 18 | 1 | 17 | 5 | 29.4% | 17,000 | 7,500 | 44.1% | 0.5000 | 0 |" in body
@@ -190,12 +212,10 @@ def test_control_folder_is_published_with_its_own_score(tmp_path):
     assert "`random_score` (the score, uniform in [0, 1)" in body
     assert "--scorer random" in body
     assert "retrieval heads masked" not in body and "weights fingerprint" not in body
-    # the histogram is drawn from random_score: the shards hold no other score to draw
+    # the histogram is drawn from random_score, the score tables' score
     assert (folder / hub.HISTOGRAM).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![random_score per domain](figures/score_histogram.png)" in body
-    with pytest.raises(pa.ArrowInvalid, match="attention_influence"):
-        hub.read_scores(SelectionFolder(out), "attention_influence")
-    scores = hub.read_scores(SelectionFolder(out), "random_score")
+    scores = hub.read_scores(hub.load_selection(out))
     selected = {domain: len(parts["selected"]) for domain, parts in scores.items()}
     assert selected == {domain: sum(shards) for domain, (shards, _, _) in DOMAINS.items()}
 
@@ -249,16 +269,17 @@ def http_error(status: int) -> HfHubHTTPError:
 
 @pytest.fixture
 def fake_hub(monkeypatch):
-    """Patched HfApi calls: records each call; ``failures`` are raised by upload_folder first."""
+    """Patched HfApi calls: records each call; ``failures[name]`` are raised by that call first
+    (an upload_folder failure stands for one that huggingface_hub's own retries did not end)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    state = SimpleNamespace(calls=[], failures=[], tokens=[])
+    state = SimpleNamespace(calls=[], failures={}, tokens=[])
 
     def record(name):
         def method(self, *args, **kwargs):
             state.calls.append((name, args, kwargs))
             state.tokens.append(self.token)
-            if name == "upload_folder" and state.failures:
-                raise http_error(state.failures.pop(0))
+            if state.failures.get(name):
+                raise http_error(state.failures[name].pop(0))
             return SimpleNamespace(commit_url="https://huggingface.co/datasets/o/n/commit/abc")
 
         return method
@@ -286,28 +307,40 @@ def test_push_calls(built, fake_hub):
 
 def test_push_retries_busy_hub(built, fake_hub):
     _, folder = built
-    fake_hub.failures = [429, 503]
+    fake_hub.failures = {"create_repo": [429, 503]}
     sleeps: list[float] = []
     push_folder(folder, "my-org/ai-demo", sleep=sleeps.append, backoff_seconds=2.0)
-    assert [name for name, _, _ in fake_hub.calls] == ["create_repo"] + ["upload_folder"] * 3
+    assert [name for name, _, _ in fake_hub.calls] == ["create_repo"] * 3 + ["upload_folder"]
     assert sleeps == [2.0, 4.0]
     assert fake_hub.calls[0][2]["private"] is False
 
 
 def test_push_gives_up_after_retries(built, fake_hub):
     _, folder = built
-    fake_hub.failures = [500] * 4
+    fake_hub.failures = {"create_repo": [500] * 4}
     sleeps: list[float] = []
     with pytest.raises(HubPushError, match="HTTP 500 after 4 tries"):
         push_folder(folder, "my-org/ai-demo", max_retries=3, sleep=sleeps.append)
     assert sleeps == [2.0, 4.0, 8.0]
 
 
+def test_upload_is_not_retried_twice(built, fake_hub):
+    """upload_folder retries a busy Hub itself: what still fails is reported, not retried."""
+    _, folder = built
+    fake_hub.failures = {"upload_folder": [503]}
+    with pytest.raises(HubPushError) as error:
+        push_folder(folder, "my-org/ai-demo", sleep=pytest.fail)
+    assert "HTTP 503 after huggingface_hub's retries" in str(error.value)
+    assert "run the same command later (uploads resume)" in str(error.value)
+    assert [name for name, _, _ in fake_hub.calls] == ["create_repo", "upload_folder"]
+
+
 def test_push_does_not_retry_client_errors(built, fake_hub):
     _, folder = built
-    fake_hub.failures = [404]
-    with pytest.raises(HfHubHTTPError):
-        push_folder(folder, "my-org/ai-demo", sleep=pytest.fail)
+    for name in ("create_repo", "upload_folder"):
+        fake_hub.failures = {name: [404]}
+        with pytest.raises(HfHubHTTPError):
+            push_folder(folder, "my-org/ai-demo", sleep=pytest.fail)
 
 
 def _cli(argv: list[str]) -> int:
@@ -320,7 +353,7 @@ def _cli(argv: list[str]) -> int:
 def test_cli_push_unauthorized_names_the_variable(built, fake_hub, monkeypatch, capsys):
     _, folder = built
     monkeypatch.setenv("MY_HF_TOKEN", TOKEN)
-    fake_hub.failures = [401]
+    fake_hub.failures = {"upload_folder": [401]}
     with pytest.raises(HubPushError) as error:
         _cli(["push", str(folder), "--repo", "my-org/ai-demo", "--token-env", "MY_HF_TOKEN"])
     assert "MY_HF_TOKEN" in str(error.value) and "HTTP 401" in str(error.value)

@@ -5,13 +5,15 @@ Scorers (keep every document they can score, its score under their ``score_key``
 :class:`PerplexityScorer` and :class:`RandomScorer` (the controls), :class:`DistilledScorer`
 (a fast text model distilled from a selection's scores). Selection:
 :class:`ScoreTableWriter` (every scored document without its text), :class:`DomainThresholds`
-(one task: the per-domain thresholds from those tables) and :class:`DomainThresholdFilter`.
+(one task: the per-domain thresholds from those tables), :class:`DomainThresholdFilter` and
+:class:`HubShardWriter` (the selected and rejected documents, flat columns in the Hub's layout).
 Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing for nanotron:
 :class:`FolderTokenizer`.
 """
 
 from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
 from ai_filters.blocks.distilled import DistilledScorer
+from ai_filters.blocks.hub_shards import HubShardWriter
 from ai_filters.blocks.perplexity import PerplexityScorer
 from ai_filters.blocks.random_scorer import RandomScorer
 from ai_filters.blocks.readers import DomainsReader
@@ -28,6 +30,7 @@ __all__ = [
     "DomainThresholds",
     "DomainsReader",
     "FolderTokenizer",
+    "HubShardWriter",
     "PerplexityScorer",
     "RandomScorer",
     "ScoreTableWriter",

@@ -5,6 +5,7 @@ ai-filters score            score files of documents with AttentionInfluence
 ai-filters hub-folder       turn a selection into a Hub-ready dataset folder with its card
 ai-filters push             upload such a folder to the Hugging Face Hub
 ai-filters nanotron-config  write a nanotron WSD pretraining config for corpus + selection
+ai-filters nanotron-check   pre-flight of a nanotron config: schema, data folders, epochs
 ai-filters compare          compare selections made by different scorers
 ai-filters distill          train a fast text model on a selection's scores
 ai-filters status           where a pipeline run stands, stage by stage

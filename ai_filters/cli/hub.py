@@ -60,9 +60,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "hub-folder",
         formatter_class=formatter,
         help="turn a selection into a Hub dataset folder",
-        description="Copy the selected documents of OUT (pipelines/smollm_select.py) into "
-        "DIR/data/<domain>/, draw the score histograms and write the dataset card (one config "
-        "per domain plus 'default').",
+        description="Copy the selected documents of OUT (pipelines/smollm_select.py, any "
+        "scorer) into DIR/data/<domain>/ as flat columns (text, id, domain, the score and loss "
+        "fields, token counts, the rest of the metadata) and its score tables into "
+        "DIR/scores/<domain>/, draw the score histograms and write the dataset card (one config "
+        "per domain, 'default' with every domain, 'scores' with every scored document).",
     )
     folder.add_argument("out", metavar="OUT", help="output folder of the selection pipeline")
     folder.add_argument("--hub-dir", required=True, metavar="DIR", help="folder to write")
@@ -84,9 +86,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "push",
         formatter_class=formatter,
         help="upload a Hub folder to a dataset repo",
-        description="Create the dataset repo (and branch) if needed and upload FOLDER, "
-        "retrying when the Hub is busy (429, 5xx). An interrupted upload resumes when the same "
-        "command is run again; the equivalent `hf upload` command is printed.",
+        description="Create the dataset repo (and branch) if needed, retrying when the Hub is "
+        "busy (429, 5xx), and upload FOLDER with huggingface_hub's upload_folder, which retries "
+        "by itself, commits a big folder in parts and resumes when the same command is run "
+        "again; the equivalent `hf upload` command is printed.",
     )
     push.add_argument("folder", metavar="FOLDER", help="folder written by hub-folder")
     push.add_argument("--repo", required=True, metavar="ORG/NAME", help="dataset repo id")

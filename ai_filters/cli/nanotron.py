@@ -1,4 +1,5 @@
-"""``ai-filters nanotron-config``: write a nanotron WSD pretraining config.
+"""``ai-filters nanotron-config`` writes a nanotron WSD pretraining config and its Slurm launch;
+``ai-filters nanotron-check`` is the pre-flight of such a config on a CPU.
 
 ``python -m ai_filters.cli.nanotron --write-shipped nanotron_configs`` regenerates the configs
 shipped in the repository.
@@ -10,20 +11,32 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import yaml
+
 from ai_filters.cli.common import HelpFormatter
 from ai_filters.nanotron import (
     LR_DECAY_STYLES,
     PRESETS,
+    LaunchSettings,
     NanotronConfigError,
     build_config,
+    load_config,
+    preflight,
     validate,
     write_plan,
     write_shipped,
 )
+from ai_filters.nanotron.data import SCAN_TOKENS
+from ai_filters.nanotron.preflight import MAX_EPOCHS
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``nanotron-config``; its ``run`` default returns an exit code."""
+    """Register ``nanotron-config`` and ``nanotron-check``; ``run`` returns an exit code."""
+    _add_config_parser(subparsers)
+    _add_check_parser(subparsers)
+
+
+def _add_config_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "nanotron-config",
         formatter_class=HelpFormatter,
@@ -60,11 +73,60 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="micro batch cap (None: 8k / 16k tokens)",
     )
     add("--run-name", default=None, help="nanotron run name (None: <model>-wsd-<kind>)")
+    add(
+        "--checkpoints-path",
+        default=None,
+        help="where checkpoints go and a relaunch resumes from (None: checkpoints/<run>)",
+    )
+    slurm = parser.add_argument_group("Slurm launch script")
+    slurm.add_argument("--partition", default=None, help="partition (None: the cluster's default)")
+    slurm.add_argument(
+        "--time",
+        default="24:00:00",
+        help="time limit of one job; 10 minutes before it the job requeues itself and resumes",
+    )
+    slurm.add_argument("--qos", default=None, help="quality of service")
+    slurm.add_argument("--account", default=None, help="account charged")
+    slurm.add_argument(
+        "--env-command",
+        default=None,
+        help="shell command run first in the job to enter the training environment, e.g. "
+        "'source /fsx/nanotron-env/bin/activate' (None: the environment sbatch is called from)",
+    )
     parser.set_defaults(run=run_nanotron_config)
+
+
+def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "nanotron-check",
+        formatter_class=HelpFormatter,
+        help="pre-flight of a nanotron config: schema, data folders, epochs",
+        description="Validate a nanotron config as nanotron main loads it, open every dataset "
+        "folder as its reader (OldTokenizedBytesFolderDataset) will, and print per folder: "
+        ".ds files, tokens, samples, weight, samples read and epochs (how many times the run "
+        "repeats it). Exit code 2, one line per problem, when a folder is missing or empty, "
+        "holds no whole sample, holds a token id outside the vocabulary, or would be read more "
+        "than --max-epochs times.",
+    )
+    parser.add_argument("config", metavar="CONFIG.yaml", help="nanotron config to check")
+    parser.add_argument(
+        "--max-epochs",
+        type=float,
+        default=MAX_EPOCHS,
+        help="most times the run may repeat a folder",
+    )
+    parser.add_argument(
+        "--scan-tokens",
+        type=int,
+        default=SCAN_TOKENS,
+        help="tokens of each .ds file checked against the vocabulary (0: every token)",
+    )
+    parser.set_defaults(run=run_nanotron_check)
 
 
 def run_nanotron_config(args: argparse.Namespace) -> int:
     """Build, validate and write the run; print the plan. Exit code 2 on an invalid config."""
+    launch = LaunchSettings(args.partition, args.time, args.qos, args.account, args.env_command)
     try:
         plan = build_config(
             args.corpus_tokenized,
@@ -82,15 +144,33 @@ def run_nanotron_config(args: argparse.Namespace) -> int:
             pp=args.pp,
             max_micro_batch=args.max_micro_batch,
             run_name=args.run_name,
+            checkpoints_path=args.checkpoints_path,
         )
         validate(plan.config, check_folders=True)
     except NanotronConfigError as error:
         print(f"ai-filters: error: {error}", file=sys.stderr)
         return 2
-    written = write_plan(plan, args.out)
+    written = write_plan(plan, args.out, launch)
     print("\n".join(plan.summary()))
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def run_nanotron_check(args: argparse.Namespace) -> int:
+    """Print the pre-flight report; exit code 2, each problem one line on stderr, if it fails."""
+    try:
+        config = load_config(args.config)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{args.config} is not YAML: {' '.join(str(error).split())}") from None
+    except NanotronConfigError as error:
+        for problem in error.problems:
+            print(f"ai-filters: error: {args.config}: {problem}", file=sys.stderr)
+        return 2
+    result = preflight(config, args.max_epochs, args.scan_tokens or None)
+    print("\n".join([f"config: {args.config}", *result.lines()]))
+    for problem in result.problems:
+        print(f"ai-filters: error: {problem}", file=sys.stderr)
+    return 0 if result.passed else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,12 +13,15 @@ One module per concern:
 - ``data``: the tokenized ``.ds`` folders a run reads;
 - ``schedule``: nanotron's learning rate per step (``lr_at``) and its plot;
 - ``plan``: the model presets and ``build_config``, which plans a run as a ``Plan``;
-- ``writer``: the YAML, the Slurm launch script, and the configs shipped in the repository.
+- ``writer``: the YAML, the resumable Slurm launch script, and the configs shipped in the
+  repository;
+- ``preflight``: ``ai-filters nanotron-check``, the config and what the run reads of each folder.
 """
 
 from ai_filters.nanotron.checks import global_batch_size, validate
 from ai_filters.nanotron.data import TokenizedFolder, read_tokenized_folder, token_size_for
 from ai_filters.nanotron.plan import PRESETS, Plan, build_config, split_batch
+from ai_filters.nanotron.preflight import Preflight, preflight
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES, LR_WARMUP_STYLES, lr_at, plot_schedule
 from ai_filters.nanotron.schema import (
     NANOTRON_COMMIT,
@@ -27,16 +30,24 @@ from ai_filters.nanotron.schema import (
     config_to_dict,
     load_config,
 )
-from ai_filters.nanotron.writer import write_config, write_launch_script, write_plan, write_shipped
+from ai_filters.nanotron.writer import (
+    LaunchSettings,
+    write_config,
+    write_launch_script,
+    write_plan,
+    write_shipped,
+)
 
 __all__ = [
     "LR_DECAY_STYLES",
     "LR_WARMUP_STYLES",
+    "LaunchSettings",
     "NANOTRON_COMMIT",
     "PRESETS",
     "NanotronConfig",
     "NanotronConfigError",
     "Plan",
+    "Preflight",
     "TokenizedFolder",
     "build_config",
     "config_to_dict",
@@ -44,6 +55,7 @@ __all__ = [
     "load_config",
     "lr_at",
     "plot_schedule",
+    "preflight",
     "read_tokenized_folder",
     "split_batch",
     "token_size_for",

@@ -1,15 +1,23 @@
-"""The rules a nanotron config must follow: what nanotron asserts at start-up, and what it gets
-silently wrong (no ``min_decay_lr`` means no decay; no dataset weights blend folders equally).
+"""The rules a nanotron config must follow: what nanotron asserts at start-up, what stops it
+later, and what it gets silently wrong (no ``min_decay_lr`` means no decay; no dataset weights
+blend folders equally; no ``resume_checkpoint_path`` restarts a requeued job at step 0).
 
 ``validate`` reports every problem at once, each with its fix, in a ``NanotronConfigError``.
+The rules about data follow nanotron main (huggingface/nanotron@2411b022): the reader
+``OldTokenizedBytesFolderDataset`` (see :mod:`ai_filters.nanotron.data`), the last data stage
+only (``run_train.py``, ``get_dataloader``), and the trainer's per-step consumption stats,
+which assert ``"s3" in folder`` for every dataset folder
+(``src/nanotron/data/nemo_dataset/blendable_dataset.py``, ``get_consumption_stats``, called by
+``DistributedTrainer.train`` after every step).
 """
 
 from __future__ import annotations
 
 from ai_filters.nanotron.data import (
-    TokenizedFolder,
+    READER,
     dataset_folders,
     dataset_weights,
+    folder_problems,
     read_tokenized_folder,
     token_size_for,
 )
@@ -145,6 +153,13 @@ def _check_tokens(config: NanotronConfig, global_batch: int | None) -> list[str]
     ]
     if config.checkpoints.checkpoint_interval < 1:
         problems.append("checkpoints.checkpoint_interval must be 1 or more")
+    if config.checkpoints.resume_checkpoint_path is None:
+        problems.append(
+            "set checkpoints.resume_checkpoint_path (e.g. to checkpoints_path "
+            f"{config.checkpoints.checkpoints_path!r}): without it a job that is requeued or "
+            "resubmitted starts again at step 0 (nanotron resumes from <path>/latest.txt and "
+            "starts fresh while that file does not exist)"
+        )
     if global_batch is not None and global_batch_size(config) != global_batch:
         problems.append(
             f"micro_batch_size * batch_accumulation_per_replica * dp = {global_batch_size(config)}"
@@ -222,6 +237,12 @@ def _check_data(config: NanotronConfig) -> list[str]:
     ):
         if len(set(values)) != len(values):
             problems.append(f"data stages need distinct {label}s, got {values}")
+    if len(stages) > 1:
+        problems.append(
+            f"keep one data stage: nanotron main builds the data of the last stage only "
+            f"(run_train.py, get_dataloader) and trains on it from step 1, so "
+            f"{', '.join(repr(s.name) for s in stages[:-1])} would never be read"
+        )
     for i, stage in enumerate(stages):
         problems.extend(_check_stage(config, stage, f"data_stages[{i}]"))
     return problems
@@ -252,11 +273,36 @@ def _check_stage(config: NanotronConfig, stage: DatasetStageArgs, where: str) ->
             f"{at}.dataset_weights must all be positive (got {weights}): "
             "drop a folder instead of weighting it 0"
         )
-    for name in ("dataset_read_path", "dataset_max_tokens"):
-        value = getattr(dataset, name)
-        if isinstance(value, list) and len(value) != len(folders):
-            problems.append(f"{at}.{name} needs one entry per folder ({len(folders)})")
+    if isinstance(dataset.dataset_max_tokens, list) and len(dataset.dataset_max_tokens) != len(
+        folders
+    ):
+        problems.append(f"{at}.dataset_max_tokens needs one entry per folder ({len(folders)})")
+    problems.extend(_check_reader(dataset, folders, at))
     problems.extend(_check_vocab(config, dataset, at))
+    return problems
+
+
+def _check_reader(dataset: NanosetDatasetsArgs, folders: list[str], at: str) -> list[str]:
+    """The reader path and the folder paths nanotron main can run with."""
+    problems = []
+    if dataset.use_old_brrr_dataloader is not True:
+        problems.append(
+            f"set {at}.use_old_brrr_dataloader: true ({READER}): the other reader, "
+            "TokenizedBytesFolderDataset, calls DatatroveFolderDataset with arguments no released "
+            "datatrove takes, so training stops with a TypeError at the first batch"
+        )
+    if dataset.dataset_read_path is not None:
+        problems.append(
+            f"remove {at}.dataset_read_path: {READER} ignores it and reads dataset_folder"
+        )
+    for folder in folders:
+        if "s3" not in folder:
+            problems.append(
+                f"{at}.dataset_folder {folder!r}: nanotron main asserts 's3' in every dataset "
+                "folder path after each training step (BlendableDataset.get_consumption_stats): "
+                "read the folder from s3://, or through a path containing 's3' (e.g. a symbolic "
+                "link named tokenized.s3)"
+            )
     return problems
 
 
@@ -292,31 +338,9 @@ def _check_folders(config: NanotronConfig) -> list[str]:
         dataset = stage.data.dataset
         for folder in dataset_folders(dataset) if dataset is not None else []:
             try:
-                info = read_tokenized_folder(folder)
+                info = read_tokenized_folder(folder, dataset.token_size_in_bytes)
             except (OSError, ValueError) as error:
                 problems.append(f"data_stages[{i}]: {error}")
                 continue
-            problems.extend(_compare_folder(info, dataset, vocab, f"data_stages[{i}]"))
-    return problems
-
-
-def _compare_folder(
-    info: TokenizedFolder, dataset: NanosetDatasetsArgs, vocab: int, where: str
-) -> list[str]:
-    problems = []
-    if info.tokenizer_name is not None and info.tokenizer_name != dataset.tokenizer_name:
-        problems.append(
-            f"{info.folder} was tokenized with {info.tokenizer_name!r}: set "
-            f"{where}.data.dataset.tokenizer_name and tokenizer.tokenizer_name_or_path to it"
-        )
-    if info.token_size != dataset.token_size_in_bytes:
-        problems.append(
-            f"{info.folder} stores {info.token_size}-byte tokens: set "
-            f"{where}.data.dataset.token_size_in_bytes to {info.token_size}"
-        )
-    if info.max_token_id >= vocab:
-        problems.append(
-            f"{info.folder} holds token id {info.max_token_id}, outside the model's vocab "
-            f"({vocab}): set the vocab_size fields to the tokenizer's vocab size"
-        )
+            problems.extend(folder_problems(info, dataset, vocab, f"data_stages[{i}]"))
     return problems

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ai_filters.nanotron.checks import global_batch_size, largest_divisor, validate
 from ai_filters.nanotron.data import (
+    READER,
     dataset_folders,
     dataset_weights,
     read_tokenized_folder,
@@ -141,6 +142,11 @@ class Plan:
             f"step {s.lr_decay_starting_step:,}, {s.lr_decay_style} decay over the last "
             f"{s.lr_decay_steps:,} steps ({s.lr_decay_steps / tok.train_steps:.0%}) to "
             f"{s.min_decay_lr:.1e}",
+            f"checkpoints: every {c.checkpoints.checkpoint_interval:,} steps to "
+            f"{c.checkpoints.checkpoints_path}; a relaunch resumes from "
+            f"{c.checkpoints.resume_checkpoint_path}/latest.txt (a first launch starts fresh)",
+            f"data reader: nanotron's {READER} (use_old_brrr_dataloader: true), samples of "
+            f"{tok.sequence_length + 1:,} tokens",
         ]
         return lines + self._data_lines(real)
 
@@ -184,6 +190,7 @@ def build_config(
     token_counts: Sequence[int] | None = None,
     tokenizer_name: str | None = None,
     run_name: str | None = None,
+    checkpoints_path: str | None = None,
 ) -> Plan:
     """Plan a WSD run on the full corpus, plus the selected subset when given (as in the paper).
 
@@ -196,8 +203,12 @@ def build_config(
 
     Folder weights are proportional to their token counts, counted from the ``.ds`` files, or
     taken from ``token_counts`` (then the folders need not exist). The tokenizer comes from the
-    folders' ``.ds.metadata`` (else ``tokenizer_name``, else cosmo2). Raises ``ValueError`` for
-    sizes that do not divide, ``NanotronConfigError`` if the result does not validate.
+    folders' ``.ds.metadata`` (else ``tokenizer_name``, else cosmo2). The data is read by
+    nanotron's ``OldTokenizedBytesFolderDataset`` (:mod:`ai_filters.nanotron.data`). Checkpoints
+    go to ``checkpoints_path`` (default ``checkpoints/<run>``), which is also the
+    ``resume_checkpoint_path``: a requeued job resumes from the last checkpoint, a first launch
+    starts fresh. Raises ``ValueError`` for sizes that do not divide, ``NanotronConfigError`` if
+    the result does not validate.
     """
     preset = PRESETS[model]
     folders = [corpus_tokenized] + ([selected_tokenized] if selected_tokenized else [])
@@ -227,8 +238,9 @@ def build_config(
         ),
         tokenizer=TokenizerArgs(tokenizer_name_or_path=tokenizer),
         checkpoints=CheckpointsArgs(
-            checkpoints_path=f"checkpoints/{run}",
+            checkpoints_path=checkpoints_path or f"checkpoints/{run}",
             checkpoint_interval=min(preset.checkpoint_interval, steps),
+            resume_checkpoint_path=checkpoints_path or f"checkpoints/{run}",
         ),
         logging=LoggingArgs(
             log_level="info", log_level_replica="info", iteration_step_info_interval=1
@@ -258,7 +270,10 @@ def build_config(
 def _data_stage(
     folders: list[str], counts: list[int], tokenizer: str, vocab_size: int
 ) -> DatasetStageArgs:
-    """One stage from step 1 over ``folders``, weighted by their token ``counts``."""
+    """One stage from step 1 over ``folders``, weighted by their token ``counts``, read by
+    ``OldTokenizedBytesFolderDataset``: it returns no positions (the Llama collator needs none)
+    and, with ``skip_in_stream`` off, seeks to each sample instead of reading past the samples
+    of the other data-parallel ranks."""
     weights = [float(f"{count / sum(counts):.6g}") for count in counts]
     return DatasetStageArgs(
         name="corpus + selection" if len(folders) > 1 else "corpus",
@@ -270,6 +285,10 @@ def _data_stage(
                 tokenizer_name=tokenizer,
                 vocab_size=vocab_size,
                 token_size_in_bytes=token_size_for(vocab_size),
+                return_positions=False,
+                skip_in_stream=False,
+                shuffle_files=False,
+                use_old_brrr_dataloader=True,
             ),
             seed=42,
             num_loading_workers=1,
@@ -305,7 +324,7 @@ def _dataset_tokens(
         if len(token_counts) != len(folders):
             raise ValueError(f"token_counts needs one count per folder ({len(folders)})")
         return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TOKENIZER, False
-    infos = [read_tokenized_folder(folder) for folder in folders]
+    infos = [read_tokenized_folder(folder, scan_tokens=0) for folder in folders]  # sizes only
     names = {info.tokenizer_name for info in infos if info.tokenizer_name is not None}
     if len(names) > 1:
         raise ValueError(f"the folders were tokenized with different tokenizers: {sorted(names)}")

@@ -65,7 +65,8 @@ def wsd(style: str = "linear") -> NanotronConfig:
 @pytest.fixture
 def tokenized(tmp_path) -> tuple[Path, Path]:
     """A fixture (import it where used): corpus of 3,000 tokens in two merged files, selection
-    of 1,000 tokens."""
-    corpus = write_tokenized(tmp_path / "corpus", "corpus", [list(range(2000)), [7] * 1000])
-    selected = write_tokenized(tmp_path / "selected", "selected", [list(range(1000))])
+    of 1,000 tokens, under ``tokenized.s3/`` (nanotron main needs 's3' in folder paths)."""
+    root = tmp_path / "tokenized.s3"
+    corpus = write_tokenized(root / "corpus", "corpus", [list(range(2000)), [7] * 1000])
+    selected = write_tokenized(root / "selected", "selected", [list(range(1000))])
     return corpus, selected

@@ -97,16 +97,18 @@ def test_missing_sections_and_dummy_data_are_refused():
 
 def test_folders_with_out_of_vocab_tokens_fail_the_folder_check(tmp_path, tokenized):
     corpus, _ = tokenized
-    bad = write_tokenized(tmp_path / "bad", "bad", [[1, 2, 60_000]])
+    bad = write_tokenized(tmp_path / "tokenized.s3" / "bad", "bad", [[1, 2, 60_000]])
     plan = build_config(str(corpus), str(bad), model="tiny", gpus_per_node=1)
     with pytest.raises(
-        NanotronConfigError, match="holds token id 60000, outside the model's vocab"
+        NanotronConfigError, match="holds token id 60,000, outside the model.s vocab"
     ):
         validate(plan.config, check_folders=True)
 
 
 def test_a_tokenizer_file_is_refused_because_nanotron_needs_a_hub_id_or_folder(tmp_path):
-    folder = write_tokenized(tmp_path / "c", "c", [[1, 2, 3]], tokenizer="/m/tokenizer.json")
+    folder = write_tokenized(
+        tmp_path / "tokenized.s3" / "c", "c", [[1, 2, 3]], tokenizer="/m/tokenizer.json"
+    )
     with pytest.raises(
         NanotronConfigError, match="is a file: nanotron loads it with AutoTokenizer"
     ):

@@ -85,6 +85,8 @@ def test_build_config_refuses_batches_that_do_not_split(tokenized):
 
 def test_folders_tokenized_differently_are_refused(tmp_path, tokenized):
     corpus, _ = tokenized
-    other = write_tokenized(tmp_path / "other", "other", [[1, 2, 3]], tokenizer="gpt2")
+    other = write_tokenized(
+        tmp_path / "tokenized.s3" / "other", "other", [[1, 2, 3]], tokenizer="gpt2"
+    )
     with pytest.raises(ValueError, match="different tokenizers"):
         build_config(str(corpus), str(other), model="tiny", gpus_per_node=1)

@@ -13,6 +13,7 @@ import pytest
 from datasets import load_dataset
 
 from ai_filters.layout import SelectionFolder, read_parquet_columns
+from ai_filters.nanotron.data import read_tokenized_folder
 from tests.helpers.pipelines import ROOT
 
 BUCKET = "bucket"
@@ -89,6 +90,10 @@ def test_tokenize_hub_folder_and_status_read_the_bucket(runs, s3_env, tiny, tmp_
     for name in ("corpus", "selected"):
         files = remote.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
         assert len(files) == 2, files  # one per task: many files per folder, no merge
+        # nanotron-check reads the bucket's folder as nanotron's reader lists an S3 prefix
+        folder = read_tokenized_folder(remote.path(f"tokenized/{name}"), scan_tokens=None)
+        assert len(folder.files) == 2 and folder.files[0].startswith("s3://")
+        assert folder.tokens == sum(remote.data.size(file) for file in files) // 2
     hub = tmp_path / "hub"
     command = [sys.executable, "-m", "ai_filters.cli", "hub-folder", remote.root]
     result = subprocess.run(

@@ -218,4 +218,6 @@ def test_pipeline_output_becomes_a_loadable_hub_dataset(local_run, tmp_path, mon
     for domain, entry in thresholds.items():
         rows = load_dataset(str(hub), domain, split="train")
         assert len(rows) == entry["documents_selected"]
-        assert {row["metadata"]["domain"] for row in rows} == {domain}
+        assert set(rows["domain"]) == {domain}  # flat columns
+    scores = load_dataset(str(hub), "scores", split="train")
+    assert len(scores) == sum(entry["documents"] for entry in thresholds.values())

@@ -1,0 +1,183 @@
+"""The pre-flight of a nanotron run, on a CPU in seconds: what ``ai-filters nanotron-check`` does.
+
+It validates the config (:func:`ai_filters.nanotron.validate`), opens every dataset folder of
+the data stage nanotron trains on (the last, see :mod:`ai_filters.nanotron.checks`) as its
+reader will (:mod:`ai_filters.nanotron.data`), and counts what the run reads from each:
+
+- **samples read** = ``train_steps x global batch x weight``: nanotron's blend hands each
+  folder its weight's share of the run's samples, in order (``BlendableDataset``, Megatron's
+  ``build_blending_indices``; weights normalised to sum 1);
+- **epochs** = samples read / the folder's samples, how many times the run repeats the folder.
+  It is ``train_steps x global batch x sequence_length x weight / tokens`` up to the extra
+  token of each sample and the file tails no sample covers.
+
+A folder fails the check when it is missing or empty, holds no whole sample, holds a token id
+outside the vocabulary, or would be repeated more than ``max_epochs`` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ai_filters.markdown import markdown_table
+from ai_filters.nanotron.checks import global_batch_size, validate
+from ai_filters.nanotron.data import (
+    READER,
+    SCAN_TOKENS,
+    TokenizedFolder,
+    dataset_folders,
+    dataset_weights,
+    folder_problems,
+    read_tokenized_folder,
+)
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig, NanotronConfigError
+
+MAX_EPOCHS = 4.0
+
+
+@dataclass(frozen=True)
+class FolderUse:
+    """One dataset folder and what the run reads of it (None where it could not be read)."""
+
+    folder: str
+    weight: float  # normalised: the folder's share of the samples
+    samples_read: int
+    info: TokenizedFolder | None
+    samples: int | None
+
+    @property
+    def epochs(self) -> float | None:
+        """Times the run reads the folder; inf when it holds no sample, None when unread."""
+        if self.samples is None:
+            return None
+        return self.samples_read / self.samples if self.samples else float("inf")
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The outcome of :func:`preflight`: the run's numbers, each folder, every problem."""
+
+    config: NanotronConfig
+    folders: list[FolderUse]
+    problems: list[str]
+    max_epochs: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """The report: the run, the reader, the table of folders, the verdict."""
+        lines = self._run_lines() if self.folders else []
+        if self.passed:
+            lines.append(
+                f"passed: every folder readable, within the vocabulary and read at most "
+                f"{self.max_epochs:g} times"
+            )
+        else:
+            count = len(self.problems)
+            lines.append(f"failed: {count} problem{'s' if count > 1 else ''}")
+        return lines
+
+    def _run_lines(self) -> list[str]:
+        tokens = self.config.tokens
+        batch = global_batch_size(self.config)
+        read = tokens.train_steps * batch * tokens.sequence_length
+        return [
+            f"run: {tokens.train_steps:,} steps x {batch:,} sequences x "
+            f"{tokens.sequence_length:,} tokens = {read:,} tokens",
+            f"reader: nanotron {NANOTRON_COMMIT[:8]} {READER}, samples of "
+            f"{tokens.sequence_length + 1:,} tokens per file",
+            "",
+            folder_table(self.folders),
+            "",
+        ]
+
+
+def preflight(
+    config: NanotronConfig, max_epochs: float = MAX_EPOCHS, scan_tokens: int | None = SCAN_TOKENS
+) -> Preflight:
+    """Check ``config`` and its data; every problem is listed, none raised.
+
+    ``scan_tokens`` is how many tokens of each file are checked against the vocabulary
+    (``None``: all of them).
+    """
+    problems: list[str] = []
+    try:
+        validate(config)
+    except NanotronConfigError as error:
+        problems.extend(error.problems)
+    stage = config.data_stages[-1] if config.data_stages else None
+    if stage is None or stage.data.dataset is None or config.tokens is None:
+        return Preflight(config, [], problems, max_epochs)
+    dataset, where = stage.data.dataset, f"data_stages[{len(config.data_stages) - 1}]"
+    folders = dataset_folders(dataset)
+    weights = dataset_weights(dataset) or [1.0] * len(folders)
+    if len(weights) != len(folders) or sum(weights) <= 0:
+        return Preflight(config, [], problems, max_epochs)
+    seq_len = config.tokens.sequence_length
+    run_samples = config.tokens.train_steps * global_batch_size(config)
+    max_tokens = dataset.dataset_max_tokens or [None] * len(folders)
+    uses = []
+    for folder, weight, limit in zip(folders, weights, max_tokens, strict=False):
+        share = weight / sum(weights)
+        try:
+            info = read_tokenized_folder(folder, dataset.token_size_in_bytes, scan_tokens)
+        except (OSError, ValueError) as error:
+            problems.append(str(error))
+            uses.append(FolderUse(folder, share, round(run_samples * share), None, None))
+            continue
+        use = FolderUse(
+            folder, share, round(run_samples * share), info, info.samples(seq_len, limit)
+        )
+        uses.append(use)
+        problems.extend(folder_problems(info, dataset, config.model.model_config.vocab_size, where))
+        problems.extend(_epoch_problems(use, seq_len, max_epochs))
+    return Preflight(config, uses, problems, max_epochs)
+
+
+def _epoch_problems(use: FolderUse, seq_len: int, max_epochs: float) -> list[str]:
+    if not use.samples:
+        return [
+            f"{use.folder} holds no sample: nanotron takes samples of {seq_len + 1:,} tokens from "
+            f"each .ds file on its own and no file holds that many (largest: "
+            f"{max(use.info.file_tokens):,} tokens); tokenize with fewer tasks or --merge, or "
+            "shorten the sequences"
+        ]
+    if use.epochs > max_epochs:
+        return [
+            f"{use.folder} would be read {_epochs(use.epochs)} times ({use.samples_read:,} samples "
+            f"of {use.samples:,}), more than --max-epochs {max_epochs:g}: train fewer steps or "
+            "on more data"
+        ]
+    return []
+
+
+def folder_table(folders: list[FolderUse]) -> str:
+    """Markdown: per folder its files, tokens, samples, weight, samples read and epochs."""
+    header = ["folder", "files", "tokens", "samples", "weight", "samples read", "epochs"]
+    rows = [
+        [
+            use.folder,
+            _count(len(use.info.files) if use.info else None),
+            _count(use.info.tokens if use.info else None),
+            _count(use.samples),
+            f"{use.weight:.4g}",
+            f"{use.samples_read:,}",
+            _epochs(use.epochs),
+        ]
+        for use in folders
+    ]
+    return markdown_table(header, rows, align="lrrrrrr")
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _epochs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == float("inf"):
+        return "no sample"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
