@@ -157,9 +157,10 @@ def run_distilled(args: argparse.Namespace, payload: dict) -> dict:
     same = timed_passes(block, payload["sample"], args.min_seconds)
     every = timed_passes(block, payload["all"], args.min_seconds)
     texts = [row["text"] for row in payload["all"]]
+    domains = [row["domain"] for row in payload["all"]]
     started, passes = time.monotonic(), 0
     while time.monotonic() - started < args.min_seconds:
-        block.model.predict(texts)
+        block.model.predict(texts, domains)
         passes += 1
     model_only = passes * len(texts) / (time.monotonic() - started)
     return {

@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     with OneLineErrors("smollm_select.py", args.debug) as errors:
         folder = SelectionFolder(args.out)
         scorer = get_scorer(args.scorer)
+        if args.distilled_model and scorer.name != "distilled":
+            raise ValueError("--distilled-model is for --scorer distilled")
         if not args.dry_run:
             check_writable_folder(args.out, "--out")
         if args.executor == "slurm":

@@ -9,7 +9,7 @@ from datatrove.data import Document
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
-from ai_filters.distill import DistilledModel, load_model, read_record
+from ai_filters.distill import DistilledModel, check_folder, load_model
 from ai_filters.models import DEFAULT_MODEL, load_tokenizer
 from ai_filters.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
 
@@ -43,7 +43,7 @@ class DistilledScorer(ScorerBlock):
         exclusion_writer: DiskWriter | None = None,
     ) -> None:
         super().__init__(exclusion_writer, batch_size=batch_size)
-        record = read_record(model_dir)  # a bad folder fails here, before any task starts
+        record = check_folder(model_dir)  # a bad folder fails here, before any task starts
         self.model_dir = model_dir
         self.tokenizer_model = (
             tokenizer_model or record["trained_on"].get("selector_model") or DEFAULT_MODEL
@@ -107,7 +107,7 @@ class DistilledScorer(ScorerBlock):
             return None
 
     def _annotate(self, doc: Document, value: float, tokens: int) -> bool:
-        if doc.metadata.get("domain") not in self.model.domains[:-1]:
+        if doc.metadata.get("domain") not in self.model.own_domains:
             self.stat_update(POOLED_STAT)
         doc.metadata[self.score_key] = value
         doc.metadata["ai_doc_tokens"] = tokens

@@ -15,7 +15,8 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import DistilledScorer, RandomScorer
-from ai_filters.distill import HELDOUT_TABLE, TrainingSettings, distill, save
+from ai_filters.blocks.distilled import POOLED_STAT
+from ai_filters.distill import HELDOUT_TABLE, POOLED, TrainingSettings, distill, save
 from ai_filters.documents import DocumentWriter, read_documents
 from ai_filters.models import load_tokenizer
 from ai_filters.scorers import ScorerOptions, get_scorer
@@ -130,3 +131,17 @@ def test_registry_builds_the_block(model_dir):
         scorer.build(ScorerOptions(distilled_model=str(model_dir.parent)))
     record = json.loads((model_dir / "distilled.json").read_text())
     assert record["model"]["weights"] == "weights.npy"
+
+
+def test_documents_of_other_domains_are_scored_by_the_pooled_model(model_dir):
+    block = DistilledScorer(str(model_dir))
+    text = "therefore the proof of the lemma implies the theorem"
+    documents = [
+        Document(text=text, id=str(index), metadata={"domain": domain} if domain else {})
+        for index, domain in enumerate(["web", "legal", None])
+    ]
+    assert block.filter_batch(documents) == [True, True, True]
+    scores = [document.metadata["distilled_score"] for document in documents]
+    pooled = block.model.predict([text], [POOLED])[0]
+    assert scores[1] == scores[2] == pooled != scores[0]  # the same dot product: exact
+    assert block.stats[POOLED_STAT].total == 2

@@ -175,3 +175,31 @@ def test_compare_restricts_to_the_heldout_documents(teacher, model_dir, distille
     assert cli_main(["compare", *arguments, "--only-ids", str(ids_file)]) == 0
     result = json.loads((out / "compare.json").read_text())
     assert sum(p["pairs"][0]["scored_both"] for p in result["domains"].values()) == 2
+
+
+def test_help_says_what_goes_in_and_what_comes_out(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["distill", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ("SCORED_OUT", "MODEL_DIR", "held out", "distilled.json", "--max-train"):
+        assert needle in text
+
+
+def test_bad_model_folders_are_refused_in_one_line(teacher, model_dir, tmp_path, capsys):
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "distilled.json").write_text((model_dir / "distilled.json").read_text())
+    common = ["--domains", str(teacher["domains"]), "--scorer", "distilled"]
+    out = tmp_path / "out"
+    assert select_main()([*common, "--distilled-model", str(incomplete), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "incomplete distilled model folder" in lines[-1] and "weights.npy" in lines[-1]
+    assert not (out / "scored").exists()  # refused before any task ran
+    other = ["--domains", str(teacher["domains"]), "--scorer", "random", "--out", str(out)]
+    assert select_main()([*other, "--distilled-model", str(model_dir)]) == 2
+    assert "--distilled-model is for --scorer distilled" in capsys.readouterr().err
+    compare = ["compare", f"a={teacher['ai']}", f"b={teacher['ai']}"]
+    compare += ["--out", str(tmp_path / "compare")]
+    assert cli_main([*compare, "--only-ids", str(tmp_path / "missing.txt")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+from ai_filters.distill import ScoredDocument
 from ai_filters.documents import DocumentWriter
 
 COMMON = (
@@ -67,3 +68,13 @@ HEADS_FILE = {
     "settings": {},
     "format_version": 1,
 }
+
+
+def as_scored(documents: list[dict]) -> list[ScoredDocument]:
+    """The documents of :func:`synthetic_documents` as distillation reads them."""
+    return [
+        ScoredDocument(
+            d["id"], d["metadata"]["domain"], d["text"], d["metadata"]["attention_influence"]
+        )
+        for d in documents
+    ]

@@ -1,9 +1,9 @@
-"""Distillation (ai_filters/distill.py): the split, the targets, training, the model folder."""
+"""Distilling a selection into a model folder and reading it back
+(ai_filters/distill/folder.py)."""
 
 from __future__ import annotations
 
-import math
-import random
+import json
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,41 +13,19 @@ from ai_filters.distill import (
     HELDOUT_IDS_FILE,
     HELDOUT_TABLE,
     POOLED,
-    ScoredDocument,
+    RECORD_FILE,
+    WEIGHTS_FILE,
     TrainingSettings,
     agreement,
+    check_folder,
     distill,
     is_heldout,
     load_model,
-    rank_targets,
     read_ids,
     read_record,
     save,
-    split,
-    text_statistics,
 )
 from tests.helpers.distill import HEADS_FILE, synthetic_documents, write_scored_selection
-
-
-@pytest.fixture(scope="module")
-def selection(tmp_path_factory):
-    return write_scored_selection(tmp_path_factory.mktemp("selection"), synthetic_documents())
-
-
-@pytest.fixture(scope="module")
-def model_dir(selection, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model")
-    save(distill(selection, TrainingSettings()), out)
-    return out
-
-
-def scored(documents: list[dict]) -> list[ScoredDocument]:
-    return [
-        ScoredDocument(
-            d["id"], d["metadata"]["domain"], d["text"], d["metadata"]["attention_influence"]
-        )
-        for d in documents
-    ]
 
 
 def test_record_says_what_the_model_was_trained_on(selection, model_dir):
@@ -103,64 +81,7 @@ def test_model_learns_the_ranking_and_reloads_to_the_same_predictions(model_dir)
     assert recomputed == measured
 
 
-def test_heldout_split_is_disjoint_stable_and_nested():
-    documents = scored(synthetic_documents())
-    settings = TrainingSettings()
-    training, heldout = split(documents, settings)
-    training_ids, heldout_ids = {d.id for d in training}, {d.id for d in heldout}
-    assert not training_ids & heldout_ids
-    assert training_ids | heldout_ids == {d.id for d in documents}
-    assert 0.1 < len(heldout) / len(documents) < 0.3
-    shuffled = random.Random(1).sample(documents, len(documents))
-    again_training, again_heldout = split(shuffled, settings)
-    assert [d.id for d in again_training] == [d.id for d in training]  # order by hash, not input
-    assert {d.id for d in again_heldout} == heldout_ids
-    grown = scored(synthetic_documents(per_domain=300))  # the same ids and 300 more
-    assert heldout_ids <= {d.id for d in split(grown, settings)[1]}
-    small = {d.id for d in split(documents, TrainingSettings(max_train=50))[0]}
-    large = {d.id for d in split(documents, TrainingSettings(max_train=100))[0]}
-    assert len(small) == 50 and small < large < training_ids
-    other_salt = {d.id for d in split(documents, TrainingSettings(salt="other"))[1]}
-    assert other_salt != heldout_ids
-
-
-def test_targets_rank_within_each_domain():
-    documents = [
-        ScoredDocument(f"{domain}/{i}", domain, "x", score)
-        for domain, scores in (("a", [3.0, 1.0, 2.0, 2.0]), ("b", [10.0, 20.0]))
-        for i, score in enumerate(scores)
-    ]
-    assert rank_targets(documents).tolist() == [1.0, 0.25, 0.625, 0.625, 0.5, 1.0]
-
-
-def test_text_statistics():
-    pattern = r"\w+|[^\w\s]"
-    values = text_statistics("a b a b\nx = 12", pattern)
-    # 7 tokens a b a b x = 12; 5 distinct; bigrams ab ba ab bx x= =12: 5 of 6; 4-grams: 4 of 4
-    expected = [math.log1p(14), math.log1p(7), 5 / 7, 5 / 6, 1.0, 5 / 14, 2 / 14, 1 / 14]
-    assert values == pytest.approx(expected, abs=1e-12)  # ratios of small integers
-    assert text_statistics("", pattern) == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
-
-
-def test_agreement_counts_the_selections():
-    domains = ["a"] * 10 + ["b"] * 5
-    teacher = list(range(10)) + [1, 2, 3, 4, 5]
-    student = [0, 1, 2, 3, 4, 5, 6, 7, 20, 8] + [5, 4, 3, 2, 1]
-    measured = agreement(domains, teacher, student, 0.2)
-    a, b = measured["domains"]["a"], measured["domains"]["b"]
-    # a: top 2 by teacher {8, 9}, by student {8, 9} (20 and 8): the same; b: top 1 each, apart
-    assert (a["selected_both"], a["jaccard"], b["selected_both"], b["jaccard"]) == (2, 1.0, 0, 0.0)
-    assert measured["jaccard"] == 2 / 4  # both: 2 of the union {a8, a9, b4, b0}
-    assert b["spearman"] == pytest.approx(-1.0, abs=1e-12)  # reversed order exactly
-    assert a["chance_jaccard"] == pytest.approx(0.2 / 1.8, abs=1e-12)  # 2 of 10 selected
-
-
-def test_other_domains_get_the_pooled_model(selection, model_dir, tmp_path):
-    model = load_model(model_dir)
-    texts = ["therefore the proof of the lemma", "the of and to in is"]
-    pooled = load_model(model_dir).predict(texts, [POOLED, POOLED])
-    assert model.predict(texts, ["unseen", None]).tolist() == pooled.tolist()
-    assert model.predict(texts, ["web", "web"]).tolist() != pooled.tolist()
+def test_pooled_only_model_with_fewer_training_documents(selection, tmp_path):
     result = distill(selection, TrainingSettings(per_domain=False, max_train=120))
     save(result, tmp_path)
     record = read_record(tmp_path)
@@ -173,7 +94,7 @@ def test_other_domains_get_the_pooled_model(selection, model_dir, tmp_path):
     assert np.array_equal(predictions, result.heldout_predictions)
 
 
-def test_bad_input_is_a_clear_error(tmp_path, selection):
+def test_bad_selection_is_a_clear_error(tmp_path, selection):
     with pytest.raises(ValueError, match="no scored documents"):
         distill(tmp_path, TrainingSettings())
     broken = tmp_path / "broken"
@@ -182,10 +103,30 @@ def test_bad_input_is_a_clear_error(tmp_path, selection):
     write_scored_selection(broken, documents)
     with pytest.raises(ValueError, match=r"doc-0003 has no finite 'attention_influence'"):
         distill(broken, TrainingSettings())
-    with pytest.raises(ValueError, match="not a distilled model folder"):
-        load_model(tmp_path)
     for bad in ({"heldout_share": 1.0}, {"alpha": 0}, {"max_train": 1}):
         with pytest.raises(ValueError):
             TrainingSettings(**bad)
     with pytest.raises(ValueError, match="both must be non-empty"):
         distill(selection, TrainingSettings(heldout_share=1e-9))
+
+
+def test_bad_model_folder_is_a_clear_error(tmp_path, model_dir):
+    with pytest.raises(ValueError, match="not a distilled model folder"):
+        load_model(tmp_path)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / RECORD_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        check_folder(folder)
+    record = json.loads((model_dir / RECORD_FILE).read_text())
+    (folder / RECORD_FILE).write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="incomplete distilled model folder: .*weights.npy"):
+        check_folder(folder)
+    np.save(folder / WEIGHTS_FILE, np.zeros((2, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"weights of shape \(2, 5\), the record says \(3, "):
+        load_model(folder)
+    (folder / RECORD_FILE).write_text(json.dumps({**record, "format_version": 99}))
+    with pytest.raises(ValueError, match="format version 99"):
+        read_record(folder)
+    with pytest.raises(ValueError, match="does not exist"):
+        read_ids(tmp_path / "ids.txt")
