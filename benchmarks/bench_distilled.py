@@ -127,7 +127,7 @@ def run_engine(args: argparse.Namespace, payload: dict) -> dict:
 def timed_passes(block, rows: list[dict], min_seconds: float) -> dict:
     """Score ``rows`` with ``block`` in batches of its size, again and again, until
     ``min_seconds`` have passed; documents/s over all passes."""
-    passes, seconds, scored = 0, 0.0, 0
+    passes, seconds, scored, tokens = 0, 0.0, 0, 0
     while seconds < min_seconds:
         documents = as_documents(rows)  # fresh documents: metadata is written into them
         started = time.monotonic()
@@ -135,12 +135,15 @@ def timed_passes(block, rows: list[dict], min_seconds: float) -> dict:
             results = block.filter_batch(documents[start : start + block.batch_size])
             scored += sum(result is True for result in results)
         seconds += time.monotonic() - started
+        tokens += sum(d.metadata.get("ai_doc_tokens", 0) for d in documents)
         passes += 1
     return {
         "documents": len(rows),
         "passes": passes,
         "seconds": seconds,
         "docs_per_s": passes * len(rows) / seconds,
+        "doc_tokens_per_s": tokens / seconds,
+        "chars_per_s": passes * sum(len(row["text"]) for row in rows) / seconds,
         "scored_per_pass": scored // passes,
     }
 
