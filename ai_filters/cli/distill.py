@@ -42,7 +42,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--fraction",
         type=float,
         default=None,
-        help="top fraction per domain of the held-out agreement; default: the selection's",
+        help="top fraction per domain of the held-out agreement (None: the selection's)",
     )
     parser.add_argument(
         "--heldout-share", type=float, default=0.2, help="share of documents held out"
@@ -53,7 +53,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="train on at most N documents (default: every one not held out)",
+        help="train on at most N held-in documents (None: all of them)",
     )
     parser.add_argument(
         "--alpha", type=float, default=1.0, help="regularisation strength of the linear model"
