@@ -16,7 +16,7 @@ resident memory is its own; variants alternate for ``--rounds`` rounds and each 
 fastest. The ratio is distilled documents/s over engine documents/s on the same documents.
 
     python benchmarks/bench_distilled.py --selection out/distill/attention_influence \\
-        --model-dir out/distill/models/n2180
+        --model-dir out/distill/models/largest
 
 Prints a summary and writes ``benchmarks/results/distilled_cpu_<YYYYmmdd-HHMMSS>.json``.
 """
