@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 # converted embedded model and other caches live inside the checkout unless set elsewhere
 export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
 
-.PHONY: install demo proxy test lint format clean
+.PHONY: install demo proxy distill test lint format clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,16 @@ proxy: install
 	$(BIN)/ai-filters compare attention_influence=$(DEMO) zero_ablation=$(CONTROLS)/zero_ablation \
 	    perplexity=$(CONTROLS)/perplexity random=$(CONTROLS)/random --out $(DEMO)/compare
 	$(BIN)/python pipelines/proxy_pretrain.py --demo --out $(DEMO) --seeds $(PROXY_SEEDS)
+
+# distillation's learning curve: a bigger local corpus (4 x 680 pieces of about 300 characters),
+# its AttentionInfluence selection, then ai-filters distill at 100 / 300 / 1,000 / all held-in
+# documents, the held-out agreement of each, the selection with the largest model and
+# ai-filters compare on the held-out ids (out/distill/curve.json, curve.png, copies in
+# benchmarks/results/); then the speed of the distilled scorer against the engine
+distill: install
+	$(BIN)/python benchmarks/distill_curve.py --out out/distill
+	$(BIN)/python benchmarks/bench_distilled.py --selection out/distill/attention_influence \
+	    --model-dir out/distill/models/largest
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests

@@ -19,6 +19,13 @@ Per domain, :func:`compare_selections` measures, in the spirit of the paper's Ta
   documents of each selection;
 - the top and bottom documents of each scorer.
 
+With ``only_ids`` (``ai-filters compare --only-ids``: a file of ids, or a distilled model
+folder for its held-out ids), every statistic is computed on those documents alone: the
+scored documents and the selected ids of each selection are restricted to them before
+anything is measured. The selections themselves are unchanged (each kept its domain's top
+fraction of the whole corpus), so the Jaccard then measures how the two selections agree on
+those documents; ``compare.json`` and ``compare.md`` say what the comparison was restricted to.
+
 :func:`write_comparison` writes ``compare.md``, ``compare.json`` and the figures
 ``jaccard.png``, ``spearman.png`` and ``tokens.png`` (one panel per domain). Every document id,
 score and token count of a selection is held in memory; text is read again only for the
@@ -136,8 +143,9 @@ def _scored_entry(spec: SelectionSpec, document: dict, path: str) -> tuple[str, 
     return document_id, float(score), int(tokens)
 
 
-def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
-    """Scores, token counts and selected ids per domain (sorted by domain).
+def read_selection(spec: SelectionSpec, only_ids: set[str] | None = None) -> dict[str, DomainData]:
+    """Scores, token counts and selected ids per domain (sorted by domain); with ``only_ids``,
+    of those documents alone.
 
     Reading is strict (an unreadable line is an error). Raises ``ValueError`` when a scored
     document lacks the score key or an id appears twice in a domain (the join needs unique ids).
@@ -147,6 +155,8 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
     for path in selection.scored_files():
         for document in read_documents(path, strict=True):
             document_id, score, tokens = _scored_entry(spec, document, path)
+            if only_ids is not None and document_id not in only_ids:
+                continue
             folder_domain = path.rsplit("/", 2)[-2]  # scored/<domain>/<rank>.jsonl.gz
             domain = str(document["metadata"].get("domain") or folder_domain)
             data = domains.setdefault(domain, DomainData())
@@ -156,8 +166,12 @@ def read_selection(spec: SelectionSpec) -> dict[str, DomainData]:
             data.sources[document_id] = path
     for domain, paths in selection.selected_shards().items():
         for path in paths:
-            ids = read_parquet_columns(path, ["id"]).column(0).to_pylist()
-            domains.setdefault(domain, DomainData()).selected.update(map(str, ids))
+            ids = map(str, read_parquet_columns(path, ["id"]).column(0).to_pylist())
+            if only_ids is not None:
+                ids = (i for i in ids if i in only_ids)
+            domains.setdefault(domain, DomainData()).selected.update(ids)
+    if only_ids is not None:  # a domain none of the ids is in is not part of the comparison
+        domains = {name: data for name, data in domains.items() if data.scores or data.selected}
     return dict(sorted(domains.items()))
 
 
@@ -260,11 +274,18 @@ def example_rows(data: DomainData, count: int) -> dict[str, list[dict]]:
 
 
 def compare_selections(
-    specs: list[SelectionSpec], loaded: list[dict[str, DomainData]], examples: int = 3
+    specs: list[SelectionSpec],
+    loaded: list[dict[str, DomainData]],
+    examples: int = 3,
+    restriction: dict | None = None,
 ) -> dict:
-    """Everything ``compare.json`` holds (see the module docstring); NaN is stored as null."""
+    """Everything ``compare.json`` holds (see the module docstring); NaN is stored as null.
+
+    ``restriction`` (``{"source": ..., "ids": count}``) records the ids the selections were
+    restricted to when read; ``None``: all documents."""
     domains = sorted({domain for selection in loaded for domain in selection})
     result: dict = {
+        "only_ids": restriction,
         "selections": [
             {
                 "name": spec.name,
@@ -367,6 +388,14 @@ def format_markdown(result: dict) -> str:
     examples."""
     names = [s["name"] for s in result["selections"]]
     lines = ["# Comparison of selections", "", *_selections_table(result["selections"]), ""]
+    if result.get("only_ids"):
+        restriction = result["only_ids"]
+        lines += [
+            f"Restricted to the {restriction['ids']} documents whose ids are in "
+            f"`{restriction['source']}`: every number below counts those documents alone "
+            "(scored and selected); each selection kept its top fraction of the whole domain.",
+            "",
+        ]
     lines += [
         "Jaccard: selected ids in both / in either. Spearman: rank correlation of the two "
         "scores over the documents both scored (joined by id). Tokens: whole documents "
@@ -459,11 +488,20 @@ def _box_values(data: DomainData, kind: str) -> list[float]:
 # --- writing and command line --------------------------------------------------------------------
 
 
-def write_comparison(specs: list[SelectionSpec], out: Path, examples: int = 3) -> dict:
-    """Read the selections, write ``compare.json``, ``compare.md`` and the figures into ``out``;
+def write_comparison(
+    specs: list[SelectionSpec], out: Path, examples: int = 3, only_ids: Path | None = None
+) -> dict:
+    """Read the selections (restricted to the ids of ``only_ids``, a file or a distilled model
+    folder, when given), write ``compare.json``, ``compare.md`` and the figures into ``out``;
     return the comparison."""
-    loaded = [read_selection(spec) for spec in specs]
-    result = compare_selections(specs, loaded, examples)
+    ids = restriction = None
+    if only_ids is not None:
+        from ai_filters.distill import read_ids
+
+        ids = read_ids(only_ids)
+        restriction = {"source": str(only_ids), "ids": len(ids)}
+    loaded = [read_selection(spec, ids) for spec in specs]
+    result = compare_selections(specs, loaded, examples, restriction)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     (out / "compare.md").write_text(format_markdown(result))

@@ -45,12 +45,26 @@ class OneLineErrors:
             return True
         if error is None or self.debug or not isinstance(error, EXPECTED_ERRORS):
             return False
+        close_progress_bars()
         print(
             f"{self.prog}: error: {error_line(error)} (--debug shows the traceback)",
             file=sys.stderr,
         )
         self.exit_code = 2
         return True
+
+
+def close_progress_bars() -> None:
+    """Close every open tqdm bar, so that a line printed next is the last one on stderr.
+
+    A failed datatrove task leaves its readers suspended with their progress bars open; tqdm
+    would print them once more when they are garbage-collected at exit, after the error line.
+    tqdm keeps no public list of its bars: ``tqdm._instances`` is the one it uses itself.
+    """
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def progress_bar(total: int | None, unit: str, description: str):

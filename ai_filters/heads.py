@@ -8,8 +8,11 @@ fraction of answer tokens copied, averaged over probes. The top ``top_fraction``
 are the retrieval heads.
 
 Full attention maps of a 4,096-token probe in every layer would take gigabytes, so the forward
-pass runs on SDPA and a wrapper around it computes, per layer, only the attention logits of the
-answer rows and reduces them to their argmax at once.
+pass runs on the model's own attention kernel (SDPA for most families), wrapped by
+:mod:`ai_filters.masking`'s attention wrapper, which hands every layer's query and key (after
+norms and rotary embeddings) to a recorder that computes only the attention logits of the
+answer rows and reduces them to their argmax at once. The argmax of a row does not change under
+the attention's scaling or a soft-cap (both monotonic).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from pathlib import Path
 
 import torch
 
+from ai_filters.architectures import OutputHead, check_output_logits, check_supported
+from ai_filters.masking import AttentionPlan, attention_plans, masked_heads
 from ai_filters.models import LoadedModel
 from ai_filters.probes import Probe
 
 HEADS_FORMAT_VERSION = 1
-_ARGMAX_ATTENTION = "ai_filters_argmax"
 
 
 # --------------------------------------------------------------------------- retrieval score
@@ -79,27 +83,17 @@ class _ArgmaxRecorder:
 _RECORDER = _ArgmaxRecorder()
 
 
-def _argmax_attention(module, query, key, value, attention_mask, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
+def _record_argmax(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> None:
     if _RECORDER.rows is not None:
         _RECORDER.record(module.layer_idx, query, key)
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-
-
-def _register_argmax_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(_ARGMAX_ATTENTION, _argmax_attention)
-    AttentionMaskInterface.register(_ARGMAX_ATTENTION, sdpa_mask)
 
 
 def answer_loss(loaded: LoadedModel, hidden: torch.Tensor, probe: Probe) -> float:
-    """Mean cross-entropy of the probe's answer tokens from final hidden states ``[1, seq, d]``."""
+    """Mean cross-entropy of the probe's answer tokens from final hidden states ``[1, seq, d]``,
+    through the model's own output processing (in fp32)."""
     rows = torch.tensor([t - 1 for t in probe.answer_positions], device=hidden.device)
     targets = torch.tensor(probe.input_ids[probe.answer_start :], device=hidden.device)
-    logits = loaded.model.get_output_embeddings()(hidden[0, rows]).float()
+    logits = OutputHead(loaded.model, torch.float32)(hidden[0, rows])
     return torch.nn.functional.cross_entropy(logits, targets).item()
 
 
@@ -119,26 +113,32 @@ def answer_row_argmax(loaded: LoadedModel, probe: Probe) -> tuple[torch.Tensor, 
 
 @contextmanager
 def recording_argmax(loaded: LoadedModel) -> Iterator[None]:
-    """Within the block the model runs on SDPA wrapped by the argmax recorder."""
-    _register_argmax_attention()
-    previous = loaded.model.config._attn_implementation
-    loaded.model.set_attn_implementation(_ARGMAX_ATTENTION)
+    """Within the block every layer's attention reports its query and key to the argmax
+    recorder before its own kernel runs (:mod:`ai_filters.masking`'s attention wrapper)."""
+    plans = {layer: AttentionPlan(observer=_record_argmax) for layer in range(loaded.num_layers)}
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), attention_plans(loaded.model, plans):
             yield
     finally:
         _RECORDER.rows = None
         _RECORDER.argmax_by_layer.clear()
-        loaded.model.set_attn_implementation(previous)
 
 
 def probe_scores(
-    loaded: LoadedModel, probes: Sequence[Probe], progress: Callable | None = None
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    progress: Callable | None = None,
+    allow_unsupported: bool = False,
 ) -> tuple[torch.Tensor, list[float]]:
     """Retrieval scores ``[layers, heads]`` averaged over ``probes``, and each probe's answer loss.
 
-    ``progress`` is called with each finished probe's token count.
+    ``progress`` is called with each finished probe's token count. A model the engine does not
+    handle exactly (:mod:`ai_filters.architectures`; sliding windows shorter than the probes
+    included) is refused unless ``allow_unsupported``.
     """
+    longest = max((len(probe.input_ids) for probe in probes), default=None)
+    check_supported(loaded.model, longest, allow_unsupported)
+    check_output_logits(loaded.model, allow_unsupported)
     totals = torch.zeros(loaded.num_layers, loaded.num_heads, dtype=torch.float64)
     losses: list[float] = []
     with recording_argmax(loaded):
@@ -159,8 +159,6 @@ def probe_answer_losses(
     mode: str = "uniform",
 ) -> list[float]:
     """Answer loss of every probe, with ``heads`` masked (none: the plain model)."""
-    from ai_filters.masking import masked_heads
-
     losses = []
     with torch.inference_mode(), masked_heads(loaded.model, heads, mode):
         for probe in probes:
@@ -278,9 +276,10 @@ def detect_heads(
     top_fraction: float = 0.05,
     settings: dict | None = None,
     progress: Callable | None = None,
+    allow_unsupported: bool = False,
 ) -> tuple[RetrievalHeads, list[float]]:
     """Score every head on ``probes`` and keep the top fraction; also returns answer losses."""
-    scores, losses = probe_scores(loaded, probes, progress)
+    scores, losses = probe_scores(loaded, probes, progress, allow_unsupported)
     heads = RetrievalHeads(
         model=loaded.spec,
         model_fingerprint=loaded.fingerprint(),
@@ -327,17 +326,23 @@ def find_retrieval_heads(
     top_fraction: float = 0.05,
     seed: int = 0,
     progress: Callable | None = None,
+    allow_unsupported: bool = False,
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
     """Build the probes and detect the heads; returns heads, probes and unmasked answer losses.
 
-    ``max_tokens`` defaults to ``min(4096, model context)``, the paper's probe length.
+    ``max_tokens`` defaults to ``min(4096, model context)``, the paper's probe length. A model
+    the engine does not handle exactly on probes of that length is refused before any probe is
+    built, unless ``allow_unsupported``.
     """
     from ai_filters.probes import build_probes
 
     max_tokens = max_tokens or min(4096, loaded.max_context)
+    check_supported(loaded.model, max_tokens, allow_unsupported)
     probes = build_probes(loaded.tokenizer, sentence_texts, num_probes, max_tokens, seed)
     settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3}
-    heads, losses = detect_heads(loaded, probes, top_fraction, settings, progress)
+    heads, losses = detect_heads(
+        loaded, probes, top_fraction, settings, progress, allow_unsupported
+    )
     return heads, probes, losses
 
 
@@ -350,6 +355,7 @@ def detect_and_save(
     top_fraction: float = 0.05,
     seed: int = 0,
     sentences: str | None = None,
+    allow_unsupported: bool = False,
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
     """Detect heads with a progress bar, write ``out`` (and the heatmap ``plot``), print the
     top heads. Returns the heads, the probes and the probes' unmasked answer losses."""
@@ -367,6 +373,7 @@ def detect_and_save(
             top_fraction,
             seed,
             progress=lambda tokens: update(1, tokens),
+            allow_unsupported=allow_unsupported,
         )
     heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
     heads.save(out)

@@ -213,17 +213,21 @@ def load_model(
     spec: str = DEFAULT_MODEL,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for scoring (eval mode, no gradients needed).
 
-    Device defaults to CUDA when available, else CPU; dtype to bf16 on CUDA, else fp32.
-    Weights load from safetensors only unless ``allow_pickle`` is set; remote code runs only
-    with ``trust_remote_code``.
+    Device defaults to CUDA when available, else CPU; dtype to bf16 on CUDA, else fp32;
+    attention to the kernel that computes the architecture's own attention
+    (:func:`ai_filters.architectures.attention_implementation`: SDPA unless attention logits
+    are soft-capped). Weights load from safetensors only unless ``allow_pickle`` is set; remote
+    code runs only with ``trust_remote_code``.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ai_filters.architectures import attention_implementation
 
     resolved_device = torch.device(device) if device is not None else default_device()
     if isinstance(dtype, str):
@@ -234,6 +238,9 @@ def load_model(
     path = resolve_model_path(spec)
     tokenizer = load_tokenizer(spec, trust_remote_code)
     try:
+        if attn_implementation is None:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            attn_implementation = attention_implementation(config)
         model = AutoModelForCausalLM.from_pretrained(
             path,
             dtype=resolved_dtype,

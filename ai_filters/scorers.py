@@ -34,6 +34,7 @@ class ScorerOptions:
     batch_size: int = 64
     seed: int = 0
     exclusion_writer: DiskWriter | None = None
+    distilled_model: str | None = None  # a folder written by ``ai-filters distill``
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,21 @@ def _random(options: ScorerOptions) -> BaseFilter:
 
     return RandomScorer(
         options.seed, options.model or DEFAULT_MODEL, exclusion_writer=options.exclusion_writer
+    )
+
+
+def _distilled(options: ScorerOptions) -> BaseFilter:
+    from ai_filters.blocks import DistilledScorer
+
+    if not options.distilled_model:
+        raise ValueError(
+            "this scorer applies a distilled model: give its folder (--distilled-model), "
+            "made by 'ai-filters distill'"
+        )
+    return DistilledScorer(
+        str(Path(options.distilled_model).resolve()),
+        tokenizer_model=options.model,
+        exclusion_writer=options.exclusion_writer,
     )
 
 
@@ -149,6 +165,20 @@ SCORERS: dict[str, Scorer] = {
             "random sample of each domain that a rerun reproduces.",
             table_fields=("random_score", "ai_doc_tokens"),
             build=_random,
+        ),
+        Scorer(
+            name="distilled",
+            score_key="distilled_score",
+            needs_heads=False,
+            mask_mode=None,
+            summary="a linear model on hashed n-grams distilled from a selection's scores "
+            "(ai-filters distill; --distilled-model)",
+            card_text="**a distilled AttentionInfluence scorer**: a linear model on hashed word "
+            "n-grams of the text, trained (`ai-filters distill`) to rank documents within their "
+            "domain as AttentionInfluence scores ranked a scored sample of the corpus, then "
+            "applied to every document at CPU speed; `distilled_score` is its prediction.",
+            table_fields=("distilled_score", "ai_doc_tokens"),
+            build=_distilled,
         ),
     )
 }

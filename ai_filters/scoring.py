@@ -15,26 +15,43 @@ score and the reason ``too_short``; a non-finite loss (for example an fp16 overf
 reason ``non_finite_loss``, a base loss of exactly 0 (no ratio exists) ``zero_base_loss``, and
 text the tokenizer cannot encode (lone UTF-16 surrogates) ``untokenizable_text``.
 
-Batches are formed over length-sorted segments under a padded-token budget and padded on the
-right, which leaves every real position's causal context unchanged, so padding never changes a
-score. One model serves both losses: each batch is fed once with its plain and its masked copy
-stacked, and the layers below the first masked head run only once (:func:`shared_prefix`);
-on the embedded model the masked heads start at layer 17 of 30. The loss is computed from the
-final hidden states in chunks of rows: the full ``[batch, seq, vocab]`` logits are never
-materialised.
+Batches are formed over length-sorted rows under a padded-token budget and padded on the
+right. Attention is causal, so no real position ever sees a padding position: padding never
+changes a score, and batches are fed without an attention mask (the causal fast path). With
+``packing``, several documents share a row, each with its own positions from 0, and
+transformers then restricts attention to each document's own tokens (a block-diagonal causal
+mask): a packed document's loss is its unpacked loss.
+
+One model serves both losses: each batch is fed once with its plain and its masked copy
+stacked, and the layers below the first masked head run only once (:func:`shared_prefix`).
+The loss is computed from the final hidden states in chunks of rows, through the model's own
+output processing (:class:`ai_filters.architectures.OutputHead`), with the output layer and
+the cross-entropy in fp32 whatever the model's dtype: the full ``[batch, seq, vocab]`` logits
+are never materialised.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from ai_filters.masking import MASK_MODES, masked_heads
+from ai_filters.architectures import OutputHead, check_output_logits, check_supported
+from ai_filters.masking import (
+    MASK_MODES,
+    AttentionPlan,
+    MaskingError,
+    check_plans_ran,
+    masked_heads,
+    wrapped_attention,
+)
 from ai_filters.models import LoadedModel
 
 # Why a document has no score. Every part of the project that skips a document uses these.
@@ -53,6 +70,8 @@ SKIP_REASONS = (
     SKIP_UNREADABLE,
 )
 SCORE_KEY = "attention_influence"  # the metadata field of the method's score
+Batch = TypeVar("Batch")
+_END = object()
 METADATA_KEYS = (
     "attention_influence",
     "ai_loss_base",
@@ -99,12 +118,22 @@ class DocumentScore:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """How documents are cut and batched. ``max_tokens`` is the longest sequence fed at once.
+    """How documents are cut, batched and fed. ``max_tokens`` is the longest sequence scored.
 
     ``batch_tokens`` bounds the padded tokens of one batch (one long document may exceed it;
     the forward pass then holds twice as many rows: plain and masked). ``None`` picks by
     device: on a CPU ``max(max_tokens, 1024)``, where bigger batches measured no faster and
     only cost memory; on a GPU 32,768.
+
+    A row joins a batch only when it fills at least ``min_row_fill`` of the batch's width
+    (the longest row's), so padding stays under ``1 - min_row_fill`` of every row.
+
+    ``packing`` puts several documents in one row of up to ``pack_tokens`` tokens (default
+    ``max_tokens``) instead of one per row; ``None`` picks by device: off on a CPU (the
+    block-diagonal mask costs more there than the padding it saves), on on a GPU.
+    ``compile`` runs the decoder layers through ``torch.compile``.
+    ``allow_unsupported_architecture`` scores a model the engine does not list as exact
+    (:mod:`ai_filters.architectures`) instead of refusing it.
     """
 
     max_tokens: int = 4096
@@ -113,6 +142,11 @@ class ScoringConfig:
     windows: bool = False
     mask_mode: str = "uniform"
     loss_chunk_rows: int = 1024
+    min_row_fill: float = 0.9
+    packing: bool | None = None
+    pack_tokens: int | None = None
+    compile: bool = False
+    allow_unsupported_architecture: bool = False
 
     def __post_init__(self) -> None:
         if self.max_tokens < 2:
@@ -121,6 +155,10 @@ class ScoringConfig:
             raise ValueError("batch_size and batch_tokens must be positive")
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}")
+        if not 0 <= self.min_row_fill <= 1:
+            raise ValueError("min_row_fill must be between 0 and 1")
+        if self.pack_tokens is not None and self.pack_tokens < self.max_tokens:
+            raise ValueError("pack_tokens must be at least max_tokens")
 
 
 @dataclass
@@ -129,12 +167,41 @@ class _Segment:
     ids: list[int]
 
 
+@dataclass
+class FeedCounts:
+    """Token positions fed to the model (one copy of each batch), and how many were real."""
+
+    real: int = 0
+    fed: int = 0
+
+    @property
+    def padding_share(self) -> float:
+        """The share of fed positions that were padding (0 when nothing was fed)."""
+        return (self.fed - self.real) / self.fed if self.fed else 0.0
+
+
+@dataclass
+class _Batch:
+    """A batch as tensors: ``input_ids`` ``[rows, width]``, ``position_ids`` (``None`` unless a
+    row holds several documents), and the predicting positions with their targets and the
+    index of their segment in the batch."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor | None
+    predicting: tuple[torch.Tensor, torch.Tensor]
+    targets: torch.Tensor
+    owner: torch.Tensor
+    counts: torch.Tensor
+    real_tokens: int = field(default=0)
+
+
 class ScoringEngine:
     """Scores documents with one loaded model and a list of heads to mask.
 
     With no heads, only the base loss is computed (``loss_ref`` is ``None``): the perplexity
-    filter's score at half the cost. Not thread-safe: masking installs hooks on the shared
-    model while the reference pass runs.
+    filter's score at half the cost. Refuses, in one line, a model the engine does not score
+    exactly (see :mod:`ai_filters.architectures`) unless the config accepts the risk. Not
+    thread-safe: masking edits the shared model's attention while a batch runs.
     """
 
     def __init__(
@@ -146,11 +213,21 @@ class ScoringEngine:
         self.loaded = loaded
         self.heads = [tuple(head) for head in heads]
         config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
+        on_cpu = loaded.device.type == "cpu"
         if config.batch_tokens is None:
-            budget = max(config.max_tokens, 1024) if loaded.device.type == "cpu" else 32768
-            config = replace(config, batch_tokens=budget)
+            config = replace(config, batch_tokens=max(config.max_tokens, 1024) if on_cpu else 32768)
+        if config.packing is None:
+            config = replace(config, packing=not on_cpu)
         self.config = config
+        allow = config.allow_unsupported_architecture
+        check_supported(loaded.model, config.max_tokens, allow)
+        check_output_logits(loaded.model, allow)
+        self.feed = FeedCounts()
+        self.output_head = OutputHead(loaded.model, torch.float32)
+        if config.compile:
+            compile_layers(loaded.model)
 
+    # ------------------------------------------------------------------------ tokenizing
     def tokenize(self, text: str) -> list[int] | None:
         """The tokenizer's default encoding of ``text`` (its own special tokens, if any).
 
@@ -161,11 +238,54 @@ class ScoringEngine:
         except (TypeError, ValueError, UnicodeError):
             return None
 
+    def tokenize_many(self, texts: Sequence[str]) -> list[list[int] | None]:
+        """:meth:`tokenize` of every text, in one batched tokenizer call when all encode."""
+        if not texts:
+            return []
+        try:
+            return list(self.loaded.tokenizer(list(texts)).input_ids)
+        except (TypeError, ValueError, UnicodeError):
+            return [self.tokenize(text) for text in texts]
+
+    # --------------------------------------------------------------------------- scoring
     def score_texts(
         self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
     ) -> list[DocumentScore]:
         """Scores of ``texts``, in input order; text the tokenizer rejects gets a reason."""
-        encoded = [self.tokenize(text) for text in texts]
+        return self._score_encoded(self.tokenize_many(texts), progress)
+
+    def score_batches(
+        self,
+        batches: Iterable[Batch],
+        texts: Callable[[Batch], Sequence[str]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[tuple[Batch, list[DocumentScore]]]:
+        """Each batch with the scores of its texts (``texts(batch)``; default: the batch is a
+        sequence of texts), in order, as :meth:`score_texts` gives them.
+
+        A background thread takes the next batch from ``batches`` (reading it, when the
+        iterable reads documents) and tokenizes it while the model scores the current one, so
+        reading and tokenizing leave the critical path: the tokenizer and torch both release
+        the GIL. Only that thread ever advances ``batches``.
+        """
+        source = iter(batches)
+        texts_of = texts or (lambda batch: batch)
+
+        def next_encoded() -> tuple[Batch, list[list[int] | None]] | None:
+            batch = next(source, _END)
+            return None if batch is _END else (batch, self.tokenize_many(texts_of(batch)))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            pending = pool.submit(next_encoded)
+            while (ready := pending.result()) is not None:
+                pending = pool.submit(next_encoded)
+                yield ready[0], self._score_encoded(ready[1], progress)
+
+    def _score_encoded(
+        self,
+        encoded: Sequence[list[int] | None],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[DocumentScore]:
         scores = iter(self.score_token_ids([ids for ids in encoded if ids is not None], progress))
         return [
             next(scores) if ids is not None else DocumentScore(0, 0, skip_reason=SKIP_BAD_TEXT)
@@ -186,16 +306,18 @@ class ScoringEngine:
         remaining = [0] * len(documents)
         for segment in segments:
             remaining[segment.document] += 1
-        for batch in self._batches(segments):
-            batch_sums, batch_counts = self._batch_losses([segment.ids for segment in batch])
-            finished = 0
-            for row, segment in enumerate(batch):
-                sums[segment.document] += batch_sums[row]
-                counts[segment.document] += batch_counts[row]
-                remaining[segment.document] -= 1
-                finished += remaining[segment.document] == 0
-            if progress is not None:
-                progress(finished, sum(len(segment.ids) for segment in batch))
+        with wrapped_attention(self.loaded.model):
+            for batch in self._batches(self._rows(segments)):
+                flat = [segment for row in batch for segment in row]
+                batch_sums, batch_counts = self._batch_losses(batch)
+                finished = 0
+                for index, segment in enumerate(flat):
+                    sums[segment.document] += batch_sums[index]
+                    counts[segment.document] += batch_counts[index]
+                    remaining[segment.document] -= 1
+                    finished += remaining[segment.document] == 0
+                if progress is not None:
+                    progress(finished, sum(len(segment.ids) for segment in flat))
         if progress is not None:
             progress(sum(1 for ids in documents if len(ids) < 2), 0)
         return [
@@ -220,84 +342,139 @@ class ScoringEngine:
                     segments.append(_Segment(index, window))
         return segments, n_tokens
 
-    def _batches(self, segments: list[_Segment]) -> list[list[_Segment]]:
-        """Longest first; a batch holds at most ``batch_size`` rows and ``batch_tokens`` padded."""
+    def _rows(self, segments: list[_Segment]) -> list[list[_Segment]]:
+        """The rows fed: one segment each, or with ``packing`` the segments placed longest
+        first into the first row with room for them (rows of up to ``pack_tokens``)."""
         ordered = sorted(segments, key=lambda segment: -len(segment.ids))
-        batches: list[list[_Segment]] = []
+        if not self.config.packing:
+            return [[segment] for segment in ordered]
+        capacity = self.config.pack_tokens or self.config.max_tokens
+        rows: list[list[_Segment]] = []
+        room: list[int] = []
         for segment in ordered:
+            length = len(segment.ids)
+            target = next((i for i, free in enumerate(room) if free >= length), None)
+            if target is None:
+                rows.append([segment])
+                room.append(capacity - length)
+            else:
+                rows[target].append(segment)
+                room[target] -= length
+        return rows
+
+    def _batches(self, rows: list[list[_Segment]]) -> list[list[list[_Segment]]]:
+        """Longest first; a batch holds at most ``batch_size`` rows and ``batch_tokens`` padded,
+        and rows of at least ``min_row_fill`` of its width."""
+
+        def width(row: list[_Segment]) -> int:
+            return sum(len(segment.ids) for segment in row)
+
+        config = self.config
+        batches: list[list[list[_Segment]]] = []
+        for row in sorted(rows, key=lambda row: -width(row)):
             if batches:
                 batch = batches[-1]
-                padded = (len(batch) + 1) * len(batch[0].ids)
-                if len(batch) < self.config.batch_size and padded <= self.config.batch_tokens:
-                    batch.append(segment)
+                widest = width(batch[0])
+                if (
+                    len(batch) < config.batch_size
+                    and (len(batch) + 1) * widest <= config.batch_tokens
+                    and width(row) >= config.min_row_fill * widest
+                ):
+                    batch.append(row)
                     continue
-            batches.append([segment])
+            batches.append([row])
         return batches
 
-    def _batch_losses(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: ``[sum CE base, sum CE ref]`` (float64; base only without heads) and the
-        number of predicted tokens.
+    def _tensors(self, batch: list[list[_Segment]]) -> _Batch:
+        """The batch's input ids (right-padded), positions, and predicting positions."""
+        lengths = [[len(segment.ids) for segment in row] for row in batch]
+        width = max(sum(row) for row in lengths)
+        pad = getattr(self.loaded.tokenizer, "pad_token_id", None) or 0
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        positions = torch.zeros((len(batch), width), dtype=torch.long)
+        rows, columns, owners, counts = [], [], [], []
+        for row, segments in enumerate(batch):
+            start = 0
+            for segment in segments:
+                length = len(segment.ids)
+                input_ids[row, start : start + length] = torch.tensor(segment.ids)
+                positions[row, start : start + length] = torch.arange(length)
+                rows.append(torch.full((length - 1,), row))
+                columns.append(torch.arange(start, start + length - 1))
+                owners.append(torch.full((length - 1,), len(counts)))
+                counts.append(length - 1)
+                start += length
+            # padding continues the last document's positions: causal attention hides it
+            positions[row, start:] = torch.arange(width - start) + positions[row, start - 1] + 1
+        row_index, column_index = torch.cat(rows), torch.cat(columns)
+        packed = any(len(segments) > 1 for segments in batch)
+        return _Batch(
+            input_ids=input_ids,
+            position_ids=positions if packed else None,
+            predicting=(row_index, column_index),
+            targets=input_ids[row_index, column_index + 1],
+            owner=torch.cat(owners),
+            counts=torch.tensor(counts, dtype=torch.float64),
+            real_tokens=sum(map(sum, lengths)),
+        )
+
+    def _batch_losses(self, rows: list[list[_Segment]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per segment of the batch's rows, in row order: ``[sum CE base, sum CE ref]``
+        (float64; base only without heads) and the number of predicted tokens.
 
         With heads, the batch is fed twice in one forward pass, plain rows then masked rows;
         the layers below the first masked one run once, on the plain rows, and are copied to
         both.
         """
-        rows = len(sequences)
-        width = max(len(ids) for ids in sequences)
-        pad = getattr(self.loaded.tokenizer, "pad_token_id", None) or 0
-        input_ids = torch.full((rows, width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((rows, width), dtype=torch.long)
-        for row, ids in enumerate(sequences):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
+        tensors = self._tensors(rows)
+        self.feed.real += tensors.real_tokens
+        self.feed.fed += tensors.input_ids.numel()
         copies = 2 if self.heads else 1
-        fed_ids = input_ids.repeat(copies, 1).to(self.loaded.device)
-        fed_mask = attention_mask.repeat(copies, 1).to(self.loaded.device)
-        with torch.inference_mode(), self._reference_rows(rows):
-            sums = self._summed_loss(fed_ids, fed_mask)
-        counts = attention_mask[:, 1:].sum(dim=1).double()
-        return sums.view(copies, rows).T, counts
+        device = self.loaded.device
+        fed_ids = tensors.input_ids.repeat(copies, 1).to(device)
+        positions = tensors.position_ids
+        fed_positions = None if positions is None else positions.repeat(copies, 1).to(device)
+        with torch.inference_mode(), self._reference_rows(len(rows)) as plans:
+            hidden = self.loaded.model.base_model(
+                input_ids=fed_ids, position_ids=fed_positions, use_cache=False
+            ).last_hidden_state
+            check_plans_ran(self.loaded.model, plans)
+            sums = [
+                self._summed_loss(hidden[copy * len(rows) : (copy + 1) * len(rows)], tensors)
+                for copy in range(copies)
+            ]
+        return torch.stack(sums, dim=1), tensors.counts
 
     @contextmanager
-    def _reference_rows(self, rows: int) -> Iterator[None]:
+    def _reference_rows(self, rows: int) -> Iterator[dict[int, AttentionPlan]]:
         """Mask the heads in the rows after the first ``rows`` and share the layers below."""
         if not self.heads:
-            yield
+            yield {}
             return
         model = self.loaded.model
-        with (
-            masked_heads(model, self.heads, self.config.mask_mode, rows=slice(rows, None)),
-            shared_prefix(model, shared_prefix_layers(self.heads), rows),
-        ):
-            yield
+        with ExitStack() as stack:
+            mode = self.config.mask_mode
+            plans = stack.enter_context(masked_heads(model, self.heads, mode, slice(rows, None)))
+            stack.enter_context(shared_prefix(model, shared_prefix_layers(self.heads), rows))
+            yield plans
 
-    def _summed_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Sum of next-token cross-entropy per row, from hidden states, in chunks of rows.
+    def _summed_loss(self, hidden: torch.Tensor, tensors: _Batch) -> torch.Tensor:
+        """Sum of next-token cross-entropy per segment, from final hidden states, in chunks.
 
-        A batch without padding is fed without a mask: attention then takes its causal fast
-        path instead of an explicit mask.
+        The output layer and the cross-entropy run in fp32 whatever the model's dtype.
         """
-        model = self.loaded.model
-        unpadded = bool(attention_mask.all())
-        hidden = model.base_model(
-            input_ids=input_ids,
-            attention_mask=None if unpadded else attention_mask,
-            use_cache=False,
-        )
-        hidden = hidden.last_hidden_state[:, :-1]
-        predicted = attention_mask[:, 1:].bool()
-        rows = predicted.nonzero(as_tuple=True)
-        states = hidden[rows]
-        targets = input_ids[:, 1:][rows]
-        row_of_state = rows[0]
-        sums = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=input_ids.device)
-        head = model.get_output_embeddings()
+        states = hidden[
+            tensors.predicting[0].to(hidden.device), tensors.predicting[1].to(hidden.device)
+        ]
+        targets = tensors.targets.to(hidden.device)
+        owner = tensors.owner.to(hidden.device)
+        sums = torch.zeros(len(tensors.counts), dtype=torch.float64, device=hidden.device)
         step = self.config.loss_chunk_rows
         for start in range(0, states.shape[0], step):
-            logits = head(states[start : start + step]).float()
+            logits = self.output_head(states[start : start + step])
             # the fused log-softmax kernel: about 2.5x faster on a CPU than logsumexp - gather
             losses = F.cross_entropy(logits, targets[start : start + step], reduction="none")
-            sums.index_add_(0, row_of_state[start : start + step], losses.double())
+            sums.index_add_(0, owner[start : start + step], losses.double())
         return sums.cpu()
 
     @staticmethod
@@ -320,13 +497,36 @@ def shared_prefix_layers(heads: Sequence[Sequence[int]]) -> int:
     return min(int(layer) for layer, _ in heads)
 
 
-def _first_rows(value, rows: int):
-    """``value`` cut to its first ``rows`` batch rows when it holds both copies of a batch."""
-    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == 2 * rows:
-        return value[:rows]
+# Decoder-layer arguments that hold one entry per batch row (or one broadcast over all rows),
+# and those that hold none. Any other tensor argument is refused: the shared prefix cannot
+# tell whether it carries rows.
+ROW_ARGUMENTS = frozenset(
+    {"hidden_states", "attention_mask", "position_ids", "position_embeddings"}
+)
+ROWLESS_ARGUMENTS = frozenset(
+    {"cache", "past_key_values", "past_key_value", "use_cache", "cache_position"}
+)
+
+
+def _first_rows(name: str, value, rows: int):
+    """The first ``rows`` batch rows of decoder-layer argument ``name`` of a doubled batch."""
+    if value is None or name in ROWLESS_ARGUMENTS:
+        return value
     if isinstance(value, tuple):
-        return tuple(_first_rows(item, rows) for item in value)
-    return value
+        return tuple(_first_rows(name, item, rows) for item in value)
+    if not isinstance(value, torch.Tensor):
+        return value
+    if name not in ROW_ARGUMENTS:
+        raise MaskingError(
+            f"decoder layers receive a tensor argument '{name}' the shared prefix does not know"
+        )
+    if value.dim() > 0 and value.shape[0] == 2 * rows:
+        return value[:rows]
+    if value.dim() > 0 and value.shape[0] in (1, rows):
+        return value  # broadcast over every row, or the layer below's output: already cut
+    raise MaskingError(
+        f"decoder-layer argument '{name}' has {value.shape[0]} rows, not 1, {rows} or {2 * rows}"
+    )
 
 
 @contextmanager
@@ -335,14 +535,21 @@ def shared_prefix(model: torch.nn.Module, layers: int, rows: int) -> Iterator[No
 
     The model is fed ``2 * rows`` rows whose halves are the same tokens. Below the first
     masked layer both halves would compute the same hidden states, so each of those layers
-    gets only the first half (hidden states, mask and any per-row tensor), and the last of them
-    hands a copy of its output to both halves.
+    gets only the first half of every argument that carries rows (:data:`ROW_ARGUMENTS`,
+    matched by name through the layer's signature), and the last of them hands a copy of its
+    output to both halves.
     """
     blocks = model.base_model.layers[:layers]
     handles = []
 
     def take_first_half(module, args, kwargs):
-        return _first_rows(args, rows), {k: _first_rows(v, rows) for k, v in kwargs.items()}
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        for name, value in list(bound.arguments.items()):
+            if isinstance(value, dict) and name not in ROW_ARGUMENTS:  # the **kwargs bucket
+                bound.arguments[name] = {k: _first_rows(k, v, rows) for k, v in value.items()}
+            else:
+                bound.arguments[name] = _first_rows(name, value, rows)
+        return bound.args, bound.kwargs
 
     def copy_to_both_halves(module, args, kwargs, output):
         hidden = output[0] if isinstance(output, tuple) else output
@@ -358,3 +565,16 @@ def shared_prefix(model: torch.nn.Module, layers: int, rows: int) -> Iterator[No
     finally:
         for handle in handles:
             handle.remove()
+
+
+def compile_layers(model: torch.nn.Module) -> None:
+    """Compile every decoder layer's attention and MLP with ``torch.compile`` (in place, once).
+
+    The attention function itself (where heads are masked) stays eager: the compiled regions
+    are the projections, norms and rotary embeddings before it and the output projection and
+    MLP after it, with shapes marked dynamic so new batch shapes do not recompile.
+    """
+    for layer in model.base_model.layers:
+        for part in (layer.self_attn, layer.mlp):
+            if getattr(part, "_compiled_call_impl", None) is None:
+                part.compile(dynamic=True)

@@ -28,9 +28,10 @@ Examples:
         --out out/demo/controls/zero_ablation
 
 Scorers: ``attention_influence`` (the method), ``zero_ablation`` (the same heads zeroed instead
-of made uniform), ``perplexity`` (minus the base loss: the lowest-loss fraction is kept) and
-``random`` (a seeded random score: the random-subset control). ``OUT/scorer.json`` records
-which one made the folder; ``ai-filters compare`` compares folders.
+of made uniform), ``perplexity`` (minus the base loss: the lowest-loss fraction is kept),
+``random`` (a seeded random score: the random-subset control) and ``distilled`` (a fast text
+model that ``ai-filters distill`` trained on a selection's scores; ``--distilled-model DIR``).
+``OUT/scorer.json`` records which one made the folder; ``ai-filters compare`` compares folders.
 
 Rerunning the same command skips the tasks that completed (datatrove's completion markers in
 ``OUT/logs/<stage>/completions``).
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"selector model (default: the heads file's; without heads: {DEFAULT_MODEL})",
     )
     data.add_argument("--seed", type=int, default=0, help="seed of the random scorer")
+    data.add_argument(
+        "--distilled-model",
+        default=None,
+        metavar="DIR",
+        help="model folder of the distilled scorer (made by 'ai-filters distill')",
+    )
     data.add_argument("--fraction", type=float, default=0.2, help="top fraction kept per domain")
     data.add_argument(
         "--max-tokens",
@@ -146,6 +153,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
         batch_size=args.batch_size,
         seed=args.seed,
         exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
+        distilled_model=args.distilled_model,
     )
     selector = DomainThresholdFilter(
         str(folder.thresholds_file),
@@ -198,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     with OneLineErrors("smollm_select.py", args.debug) as errors:
         folder = SelectionFolder(args.out)
         scorer = get_scorer(args.scorer)
+        if args.distilled_model and scorer.name != "distilled":
+            raise ValueError("--distilled-model is for --scorer distilled")
         if not args.dry_run:
             check_writable_folder(args.out, "--out")
         if args.executor == "slurm":

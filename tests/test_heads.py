@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from ai_filters.architectures import UnsupportedArchitectureError
 from ai_filters.heads import (
     HeadsFileError,
     RetrievalHeads,
@@ -14,6 +15,7 @@ from ai_filters.heads import (
     copy_fraction_from_attention,
     find_retrieval_heads,
     probe_answer_losses,
+    probe_scores,
     random_other_heads,
     recording_argmax,
     select_top,
@@ -27,6 +29,7 @@ from ai_filters.probes import (
     build_probes,
     default_sentence_texts,
 )
+from tests.helpers.tiny_families import tiny_model
 
 # ids:       0   1   2   3   4   5   6   7      value span [1, 3) = (10, 11); answer at 6..7
 PROBE = Probe(input_ids=(1, 10, 11, 12, 10, 3, 10, 11), value_start=1, value_end=3, answer_start=6)
@@ -65,23 +68,47 @@ def test_rows_are_the_queries_at_t_minus_1():
     assert score_of({5: 3, 6: 1, 7: 2}) == 0.0
 
 
-def test_recorded_argmax_equals_eager_attention_maps(tiny_llama):
-    """The SDPA-wrapper argmax (RoPE, GQA) equals the argmax of transformers' eager maps."""
-    loaded = LoadedModel("tiny", tiny_llama, None, torch.device("cpu"), torch.float32)
+def recorded_and_eager_argmax(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recorder's argmax of a copying probe, and the argmax of transformers' eager maps."""
+    loaded = LoadedModel("tiny", model, None, torch.device("cpu"), torch.float32)
     generator = torch.Generator().manual_seed(1)
-    context = torch.randint(0, 97, (60,), generator=generator).tolist()
+    context = torch.randint(3, model.config.vocab_size, (60,), generator=generator).tolist()
     probe = Probe(tuple(context + context[20:27]), 20, 27, 60)
     with recording_argmax(loaded):
         recorded, _ = answer_row_argmax(loaded, probe)
-    tiny_llama.set_attn_implementation("eager")
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
     try:
         with torch.no_grad():
-            output = tiny_llama(torch.tensor([probe.input_ids]), output_attentions=True)
+            output = model(torch.tensor([probe.input_ids]), output_attentions=True)
     finally:
-        tiny_llama.set_attn_implementation("sdpa")
+        model.set_attn_implementation(previous)
     rows = [t - 1 for t in probe.answer_positions]
     eager = torch.stack([maps[0][:, rows].argmax(dim=-1) for maps in output.attentions])
+    return recorded, eager
+
+
+def test_recorded_argmax_equals_eager_attention_maps(tiny_llama):
+    """The wrapper's argmax (RoPE, GQA) equals the argmax of transformers' eager maps."""
+    recorded, eager = recorded_and_eager_argmax(tiny_llama)
     assert torch.equal(recorded, eager)
+
+
+@pytest.mark.parametrize("family", ["olmo2", "gemma2"])
+def test_recorded_argmax_after_query_norm_and_under_soft_capping(family):
+    """OLMo2 normalises the query heads together; Gemma 2 soft-caps attention logits and runs
+    on its own eager kernel: the recorder still sees what the eager maps show."""
+    recorded, eager = recorded_and_eager_argmax(tiny_model(family))
+    assert torch.equal(recorded, eager)
+
+
+def test_detection_refuses_probes_longer_than_a_sliding_window():
+    model = tiny_model("mistral", sliding_window=16)
+    loaded = LoadedModel("tiny", model, None, torch.device("cpu"), torch.float32)
+    context = list(range(3, 31))
+    probe = Probe(tuple(context + context[5:9]), 5, 9, 28)
+    with pytest.raises(UnsupportedArchitectureError, match="sliding-window attention of 16"):
+        probe_scores(loaded, [probe])
 
 
 def test_select_top_keeps_the_best_five_percent_best_first():

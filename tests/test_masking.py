@@ -1,68 +1,14 @@
-"""Uniform masking by zeroed queries equals a literal 1/(i+1) attention, computed independently."""
+"""Masking inside the attention function equals a literal replacement of the attention
+probabilities (uniform 1/(i+1), or zero), computed independently."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AttentionInterface
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from ai_filters.masking import MaskingError, masked_heads
+from ai_filters.masking import MaskingError, check_plans_ran, masked_heads
 from ai_filters.numerics import loss_rtol
-
-LITERAL = "test_literal_attention"
-_state: dict = {}
-
-
-def literal_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """Eager attention written from scratch; masked heads get their probabilities replaced.
-
-    Visibility comes from the test's own padding mask (``_state["padding"]``), not from the
-    mask transformers builds: key j is visible to query i when j <= i and j is a real token.
-    """
-    groups = query.shape[1] // key.shape[1]
-    keys = key.repeat_interleave(groups, dim=1)
-    values = value.repeat_interleave(groups, dim=1)
-    logits = (query @ keys.transpose(2, 3)) * scaling
-    length = query.shape[2]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    visible = causal[None, None] & _state["padding"][:, None, None, :].bool()
-    probs = logits.masked_fill(~visible, float("-inf")).softmax(dim=-1)
-    for head in _state["heads"].get(module.layer_idx, []):
-        if _state["mode"] == "uniform":
-            uniform = visible[:, 0].float()
-            probs[:, head] = uniform / uniform.sum(dim=-1, keepdim=True)
-        else:
-            probs[:, head] = 0.0
-    return (probs @ values).transpose(1, 2).contiguous(), probs
-
-
-AttentionInterface.register(LITERAL, literal_attention)
-AttentionMaskInterface.register(LITERAL, sdpa_mask)
-
-
-def sequence_losses(model, input_ids, padding) -> torch.Tensor:
-    """Mean next-token cross-entropy of each row over its real tokens."""
-    with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=padding).logits.float()
-    losses = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2), input_ids[:, 1:], reduction="none"
-    )
-    weights = padding[:, 1:].float()
-    return (losses * weights).sum(dim=1) / weights.sum(dim=1)
-
-
-def literal_losses(model, input_ids, padding, heads, mode) -> torch.Tensor:
-    grouped: dict[int, list[int]] = {}
-    for layer, head in heads:
-        grouped.setdefault(layer, []).append(head)
-    _state.update(padding=padding, heads=grouped, mode=mode)
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(LITERAL)
-    try:
-        return sequence_losses(model, input_ids, padding)
-    finally:
-        model.set_attn_implementation(previous)
+from tests.helpers.literal_attention import literal_losses, sequence_losses
 
 
 def padded_batch(lengths: list[int], vocab: int, seed: int = 0):
@@ -127,3 +73,29 @@ def test_heads_outside_the_model_are_a_clear_error(tiny_llama):
     with pytest.raises(MaskingError, match="unknown mask mode"):
         with masked_heads(tiny_llama, [(0, 0)], "mean"):
             pass
+
+
+def test_rows_restrict_masking_to_those_rows(tiny_llama):
+    heads = [(1, 3), (2, 0)]
+    input_ids, padding = padded_batch([30, 30], tiny_llama.config.vocab_size)
+    input_ids[1] = input_ids[0]
+    with masked_heads(tiny_llama, heads, "uniform", rows=slice(1, None)):
+        both = sequence_losses(tiny_llama, input_ids, padding)
+    plain = sequence_losses(tiny_llama, input_ids[:1], padding[:1])
+    masked = literal_losses(tiny_llama, input_ids[:1], padding[:1], heads, "uniform")
+    # SDPA against SDPA and against eager: rounding only
+    rtol = loss_rtol(tiny_llama.config, input_ids.shape[1])
+    torch.testing.assert_close(both, torch.cat([plain, masked]), rtol=rtol, atol=0)
+
+
+def test_a_masked_layer_that_never_ran_is_an_error(tiny_llama):
+    """If a layer's attention bypassed the wrapper, its heads would silently stay unmasked."""
+    input_ids, padding = padded_batch([12], tiny_llama.config.vocab_size)
+    with masked_heads(tiny_llama, [(0, 1), (3, 2)]) as plans:
+        tiny_llama.config.num_hidden_layers = 3  # the forward stops before layer 3
+        try:
+            sequence_losses(tiny_llama, input_ids, padding)
+        finally:
+            tiny_llama.config.num_hidden_layers = 4
+        with pytest.raises(MaskingError, match="layer 3's attention without"):
+            check_plans_ran(tiny_llama, plans)

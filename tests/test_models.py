@@ -72,3 +72,19 @@ def test_offline_hub_id_fails_with_a_hint():
 def test_unknown_dtype():
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         load_model(dtype="float8")
+
+
+def test_attention_kernel_follows_the_architecture(tmp_path):
+    """Gemma 2 soft-caps attention logits, which SDPA cannot: it loads on its own eager
+    attention; a Llama loads on SDPA."""
+    from transformers import AutoTokenizer
+
+    from tests.helpers.tiny_families import tiny_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(models.DEFAULT_MODEL))
+    for family, expected in (("gemma2", "eager"), ("llama", "sdpa")):
+        folder = tmp_path / family
+        tiny_model(family).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        loaded = load_model(str(folder), device="cpu")
+        assert loaded.model.config._attn_implementation == expected

@@ -9,8 +9,18 @@ from ai_filters.masking import MASK_MODES
 from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
 
 
+@pytest.fixture(scope="module")
+def distilled_model(tmp_path_factory) -> str:
+    """A model folder of ``ai-filters distill``, trained on a small synthetic selection."""
+    from ai_filters.distill import TrainingSettings, distill, save
+    from tests.helpers.distill import synthetic_documents, write_scored_selection
+
+    selection = write_scored_selection(tmp_path_factory.mktemp("selection"), synthetic_documents())
+    return str(save(distill(selection, TrainingSettings()), tmp_path_factory.mktemp("model")))
+
+
 @pytest.mark.parametrize("name", list(SCORERS))
-def test_entry_builds_a_block_that_writes_its_score_key(name, tiny):
+def test_entry_builds_a_block_that_writes_its_score_key(name, tiny, request):
     entry = get_scorer(name)
     assert entry.name == name
     assert entry.mask_mode in (*MASK_MODES, None)
@@ -20,6 +30,7 @@ def test_entry_builds_a_block_that_writes_its_score_key(name, tiny):
         heads_path=str(heads) if entry.needs_heads else None,
         model=str(heads.parent / "model"),  # the tiny model: milliseconds per document
         max_tokens=32,
+        distilled_model=request.getfixturevalue("distilled_model") if name == "distilled" else None,
     )
     block = entry.build(options)
     assert type(block).score_key == entry.score_key

@@ -53,11 +53,13 @@ def test_one_padded_batch_equals_one_document_at_a_time(embedded, documents):
     texts = [documents[0][:40], documents[1], documents[2][:300], documents[3][:1500], "Hi there"]
     lengths = [len(embedded.tokenizer(text).input_ids) for text in texts]
     assert max(lengths) > 20 * min(lengths)
-    batched = scorer(embedded, max_tokens=512, batch_size=8, batch_tokens=8 * 512)
+    batched = scorer(embedded, max_tokens=512, batch_size=8, batch_tokens=8 * 512, min_row_fill=0)
     single = scorer(embedded, max_tokens=512, batch_size=1)
     together = batched.score_texts(texts)
     alone = [single.score_texts([text])[0] for text in texts]
-    assert len(batched._batches(batched._segments([[0] * n for n in lengths])[0])) == 1
+    assert (
+        len(batched._batches(batched._rows(batched._segments([[0] * n for n in lengths])[0]))) == 1
+    )
     # padding and batch shape change the kernels' summation order, nothing else
     rtol = loss_rtol(embedded.config, 512)
     for joint, separate in zip(together, alone, strict=True):
@@ -106,6 +108,7 @@ def test_output_order_is_input_order(embedded, documents):
 
 def test_layers_below_the_first_masked_head_run_once(embedded, documents):
     """One forward: the bottom layers see the batch once, the upper ones plain + masked rows."""
+    engine = scorer(embedded, max_tokens=64, batch_size=3)  # its start-up check runs a forward
     rows_seen: dict[int, list[int]] = {0: [], 16: [], 17: [], 29: []}
     layers = embedded.model.base_model.layers
     handles = [
@@ -115,7 +118,7 @@ def test_layers_below_the_first_masked_head_run_once(embedded, documents):
         for index in rows_seen
     ]
     try:
-        scorer(embedded, max_tokens=64, batch_size=3).score_texts(documents[:3])
+        engine.score_texts(documents[:3])
     finally:
         for handle in handles:
             handle.remove()
@@ -139,3 +142,81 @@ def test_config_rejects_nonsense():
         ScoringConfig(max_tokens=1)
     with pytest.raises(ValueError):
         ScoringConfig(mask_mode="mean")
+    with pytest.raises(ValueError, match="min_row_fill"):
+        ScoringConfig(min_row_fill=1.5)
+    with pytest.raises(ValueError, match="pack_tokens must be at least max_tokens"):
+        ScoringConfig(max_tokens=512, pack_tokens=256)
+
+
+def test_packed_documents_score_as_unpacked(embedded, documents):
+    """Several documents in one row, each attending only to itself, give each its own losses."""
+    texts = [documents[0][:600], documents[1][:200], documents[2][:90], documents[3][:400]]
+    packed = scorer(embedded, max_tokens=128, packing=True, pack_tokens=256)
+    alone = scorer(embedded, max_tokens=128, packing=False, batch_size=1)
+    together = packed.score_texts(texts)
+    separate = alone.score_texts(texts)
+    assert len(packed._rows(packed._segments([[0] * s.n_tokens for s in together])[0])) == 2
+    rtol = loss_rtol(embedded.config, 256)  # one row of 256 positions vs rows of their own
+    for joint, single in zip(together, separate, strict=True):
+        assert joint.n_tokens == single.n_tokens
+        assert joint.loss_base == pytest.approx(single.loss_base, rel=rtol)
+        assert joint.loss_ref == pytest.approx(single.loss_ref, rel=rtol)
+
+
+def test_padding_is_counted_and_never_attended(embedded, documents):
+    engine = scorer(embedded, max_tokens=64, batch_size=2, batch_tokens=128, min_row_fill=0)
+    ids = [embedded.tokenizer(text).input_ids for text in documents[:2]]
+    engine.score_token_ids([ids[0][:64], ids[1][:40]])
+    assert (engine.feed.real, engine.feed.fed) == (104, 128)
+    assert engine.feed.padding_share == 24 / 128
+
+
+def test_background_tokenizing_gives_the_same_scores(embedded, documents):
+    engine = scorer(embedded, max_tokens=64)
+    batches = [documents[:2], ["", "\ud800 lone surrogate"], documents[2:4]]
+    pairs = list(engine.score_batches(iter(batches)))
+    assert [batch for batch, _ in pairs] == batches
+    pipelined = [scores for _, scores in pairs]
+    in_turn = [engine.score_texts(batch) for batch in batches]
+    assert [len(scores) for scores in pipelined] == [2, 2, 2]
+    assert pipelined[1][1].skip_reason == "untokenizable_text"
+    rtol = loss_rtol(embedded.config, 64)  # the same batches again: at most rounding
+    for got, expected in zip(sum(pipelined, []), sum(in_turn, []), strict=True):
+        assert got.skip_reason == expected.skip_reason
+        if got.skip_reason is None:
+            assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
+    records = [{"text": text, "keep": i % 2 == 0} for i, text in enumerate(documents)]
+    chosen = list(
+        engine.score_batches([records], texts=lambda batch: [r["text"] for r in batch if r["keep"]])
+    )
+    assert chosen[0][0] is records and len(chosen[0][1]) == 2
+
+
+@pytest.mark.slow  # inductor compiles three graphs with gcc: 11-47 s on the 2-core CI machine
+def test_compiled_and_eager_scores_agree(tiny_llama):
+    from ai_filters.models import LoadedModel
+
+    loaded = LoadedModel("tiny", tiny_llama, None, torch.device("cpu"), torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    docs = [torch.randint(0, 97, (n,), generator=generator).tolist() for n in (40, 33, 17, 60)]
+    heads = [(1, 0), (2, 5), (3, 3)]
+    eager = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64)).score_token_ids(docs)
+    compiled = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64, compile=True))
+    assert all(layer.self_attn._compiled_call_impl is not None for layer in tiny_llama.model.layers)
+    # new batch shapes after the first: dynamic shapes, no failure on a second call
+    scores = compiled.score_token_ids(docs[:1]) and compiled.score_token_ids(docs)
+    rtol = loss_rtol(tiny_llama.config, 64)  # fused kernels may sum in another order
+    for got, expected in zip(scores, eager, strict=True):
+        assert got.loss_base == pytest.approx(expected.loss_base, rel=rtol)
+        assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
+        atol = score_atol(expected.attention_influence, rtol)
+        assert got.attention_influence == pytest.approx(expected.attention_influence, abs=atol)
+
+
+def test_rows_much_shorter_than_the_batch_get_their_own(embedded):
+    engine = scorer(embedded, max_tokens=100, batch_tokens=1000)
+    segments, _ = engine._segments([[0] * n for n in (100, 95, 90, 80, 75, 10)])
+    widths = [
+        [len(row[0].ids) for row in batch] for batch in engine._batches(engine._rows(segments))
+    ]
+    assert widths == [[100, 95, 90], [80, 75], [10]]  # each row fills >= 90 % of its batch

@@ -2,7 +2,8 @@
 
 Scorers (keep every document they can score, its score under their ``score_key``):
 :class:`AttentionInfluenceScorer` (the method; ``mask_mode="zero"``: the zero ablation),
-:class:`PerplexityScorer` and :class:`RandomScorer` (the controls). Selection:
+:class:`PerplexityScorer` and :class:`RandomScorer` (the controls), :class:`DistilledScorer`
+(a fast text model distilled from a selection's scores). Selection:
 :class:`ScoreTableWriter` (every scored document without its text), :class:`DomainThresholds`
 (one task: the per-domain thresholds from those tables), :class:`DomainThresholdFilter` and
 :class:`HubShardWriter` (the selected and rejected documents, flat columns in the Hub's layout).
@@ -11,6 +12,7 @@ Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing
 """
 
 from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
+from ai_filters.blocks.distilled import DistilledScorer
 from ai_filters.blocks.hub_shards import HubShardWriter
 from ai_filters.blocks.perplexity import PerplexityScorer
 from ai_filters.blocks.random_scorer import RandomScorer
@@ -23,6 +25,7 @@ from ai_filters.blocks.tokens import FolderTokenizer
 
 __all__ = [
     "AttentionInfluenceScorer",
+    "DistilledScorer",
     "DomainThresholdFilter",
     "DomainThresholds",
     "DomainsReader",

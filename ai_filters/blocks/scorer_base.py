@@ -13,14 +13,17 @@ the same process share one copy.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import replace
 
 import torch
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.pipeline.writers.disk_base import DiskWriter
+from datatrove.utils.batching import batched
+from datatrove.utils.typeshelper import StatHints
 
 from ai_filters.documents import repair_text
 from ai_filters.layout import SKIPPED_STAT
@@ -155,18 +158,44 @@ class EngineScorer(ScorerBlock):
         return "cpu"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """BaseFilter's contract (same stats, same exclusion writer), with reading and
+        tokenizing off the critical path: while the model scores one batch, a background thread
+        reads the next one from ``data`` and tokenizes it (:meth:`ScoringEngine.score_batches`).
+        """
         self._rank = rank
-        yield from super().run(data, rank, world_size)
+        batches = batched(data, self.batch_size)
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
+            for batch, scores in self.scorer.score_batches(batches, texts=scorable_texts):
+                if self.batch_size > 1:
+                    self.stat_update("batches")
+                for doc, result in zip(batch, self._results(batch, scores), strict=True):
+                    kept, reason = get_filter_result(result)
+                    self.stat_update(StatHints.total)
+                    if kept:
+                        self.stat_update(StatHints.forwarded)
+                        self.update_doc_stats(doc)
+                        yield doc
+                        continue
+                    self.stat_update(StatHints.dropped, f"dropped_{reason}")
+                    if writer:
+                        doc.metadata["filter_reason"] = reason
+                        writer.write(doc, rank)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         return self.filter_batch([doc])[0]
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         """Score the batch in one engine call; ``True`` or ``(False, reason)`` per document."""
-        texts = [doc.text for doc in batch if unscorable(doc) is None]
-        scores = iter(self.scorer.score_texts(texts))
+        return self._results(batch, self.scorer.score_texts(scorable_texts(batch)))
+
+    def _results(
+        self, batch: list[Document], scores: list[DocumentScore]
+    ) -> list[bool | tuple[bool, str]]:
+        """The filter result of every document of ``batch``, given the scores of its
+        :func:`scorable_texts`."""
+        remaining = iter(scores)
         return [
-            self._annotate(doc, next(scores)) if unscorable(doc) is None else self.skip(doc)
+            self._annotate(doc, next(remaining)) if unscorable(doc) is None else self.skip(doc)
             for doc in batch
         ]
 
@@ -182,6 +211,11 @@ class EngineScorer(ScorerBlock):
 
     def _count_score(self, value: float) -> None:
         self.stat_update(self.score_key, value=value)
+
+
+def scorable_texts(batch: list[Document]) -> list[str]:
+    """The texts of the documents of ``batch`` that can go to a scorer, in order."""
+    return [doc.text for doc in batch if unscorable(doc) is None]
 
 
 def unscorable(doc: Document) -> str | None:

@@ -7,6 +7,7 @@ ai-filters push             upload such a folder to the Hugging Face Hub
 ai-filters nanotron-config  write a nanotron WSD pretraining config for corpus + selection
 ai-filters nanotron-check   pre-flight of a nanotron config: schema, data folders, epochs
 ai-filters compare          compare selections made by different scorers
+ai-filters distill          train a fast text model on a selection's scores
 ai-filters status           where a pipeline run stands, stage by stage
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ai_filters.cli import compare, detect, hub, nanotron, score, status
+from ai_filters.cli import compare, detect, distill, hub, nanotron, score, status
 from ai_filters.cli.common import HelpFormatter
 from ai_filters.console import OneLineErrors
 
@@ -25,7 +26,7 @@ rises when its retrieval heads are masked, then keep the top documents of each d
 Typical use: 'ai-filters detect-heads --out heads.json' once per selector model, then
 'ai-filters score --heads heads.json --input docs.jsonl --output scored.jsonl'."""
 
-SUBCOMMANDS = (detect, score, hub, nanotron, compare, status)
+SUBCOMMANDS = (detect, score, hub, nanotron, compare, distill, status)
 
 
 def build_parser() -> argparse.ArgumentParser:

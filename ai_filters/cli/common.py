@@ -13,7 +13,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
-    """``--model``, ``--device``, ``--dtype``, ``--trust-remote-code`` and ``--allow-pickle``."""
+    """``--model``, ``--device``, ``--dtype``, ``--trust-remote-code``, ``--allow-pickle`` and
+    ``--allow-unsupported-architecture``."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -26,7 +27,8 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
         "--dtype",
         default=None,
         choices=list(DTYPES),
-        help="weights dtype (default: bfloat16 on GPU, float32 on CPU)",
+        help="weights dtype (default: bfloat16 on GPU, float32 on CPU); the output layer and "
+        "the loss always run in float32",
     )
     group.add_argument(
         "--trust-remote-code",
@@ -37,6 +39,12 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
         "--allow-pickle",
         action="store_true",
         help="allow loading .bin (pickle) weights; default: safetensors only",
+    )
+    group.add_argument(
+        "--allow-unsupported-architecture",
+        action="store_true",
+        help="run a model the engine does not list as exact (or one whose sliding window is "
+        "shorter than the sequences) instead of refusing it: the Llama way, at your own risk",
     )
 
 

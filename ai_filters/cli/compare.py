@@ -17,8 +17,11 @@ def run_compare(args: argparse.Namespace) -> int:
         if spec.note:
             print(f"{spec.name} ({spec.folder}): {spec.note}")
     out = Path(args.out)
-    result = write_comparison(specs, out, args.examples)
-    print(f"compared {len(specs)} selections over {len(result['domains'])} domains")
+    only_ids = Path(args.only_ids) if args.only_ids else None
+    result = write_comparison(specs, out, args.examples, only_ids)
+    restricted = result["only_ids"]
+    scope = f" on the {restricted['ids']} ids of {restricted['source']}" if restricted else ""
+    print(f"compared {len(specs)} selections over {len(result['domains'])} domains{scope}")
     print(f"wrote compare.md, compare.json, {', '.join(FIGURES.values())} into {out}")
     return 0
 
@@ -39,6 +42,10 @@ hold scored/<domain>/*.jsonl.gz, selected/data/<domain>/*.parquet and thresholds
 scorer.json ({"scorer", "score_key", "fraction"}) gives the score's metadata key and the
 default name; without it the key is attention_influence and the name the folder's.
 
+With --only-ids PATH (a file of ids, one per line, or a model folder of 'ai-filters distill',
+for its held-out ids) every statistic counts those documents alone: how a distilled scorer
+agrees with the selector on documents it was not trained on.
+
 Writes DIR/compare.md, DIR/compare.json, DIR/jaccard.png, DIR/spearman.png, DIR/tokens.png.
 Example: ai-filters compare ai=out/ai ppl=out/ppl rnd=out/random --out out/compare"""
 
@@ -57,5 +64,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     compare.add_argument(
         "--examples", type=int, default=3, metavar="K", help="top and bottom documents shown"
+    )
+    compare.add_argument(
+        "--only-ids",
+        default=None,
+        metavar="PATH",
+        help="compare on these documents alone: a file of ids or a distilled model folder "
+        "(its held-out ids)",
     )
     compare.set_defaults(run=run_compare)

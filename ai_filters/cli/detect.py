@@ -56,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
         args.top_fraction,
         args.seed,
         args.sentences,
+        allow_unsupported=args.allow_unsupported_architecture,
     )
     return 0

@@ -66,6 +66,24 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "zero: the heads' outputs zeroed (an ablation)",
     )
     parser.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="several documents per row (each attends only to itself) instead of one per row "
+        "padded to the longest; default: on a GPU, off on a CPU",
+    )
+    parser.add_argument(
+        "--pack-tokens",
+        type=int,
+        default=None,
+        help="tokens per packed row (default: --max-tokens)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the decoder layers with torch.compile (pays off on long runs on a GPU)",
+    )
+    parser.add_argument(
         "--ignore-fingerprint",
         action="store_true",
         help="accept a heads file found on other weights of the same shape",
@@ -95,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
         windows=args.windows,
         mask_mode=args.mask_mode,
+        packing=args.packing,
+        pack_tokens=args.pack_tokens,
+        compile=args.compile,
+        allow_unsupported_architecture=args.allow_unsupported_architecture,
     )
     scorer = ScoringEngine(loaded, heads.selected_heads, config)
     bar, update = progress_bar(None, "doc", "scoring")

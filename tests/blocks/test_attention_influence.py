@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
+from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
@@ -71,3 +73,23 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
 def test_scorer_rejects_bad_settings_before_loading(heads_file):
     with pytest.raises(ValueError, match="mask mode"):
         AttentionInfluenceScorer(heads_file, mask_mode="nope")
+
+
+def test_scorer_reads_the_next_batch_in_the_background(heads_file):
+    """The block's input is read (and tokenized) by the engine's background thread, and the
+    documents come out in input order, as BaseFilter gives them."""
+    reading_threads = []
+
+    def documents():
+        for doc_id, text in WEB + CODE:
+            reading_threads.append(threading.current_thread().name)
+            yield Document(text=text, id=doc_id, metadata={"domain": doc_id.split("-")[0]})
+
+    scorer = AttentionInfluenceScorer(
+        heads_file, max_tokens=MAX_TOKENS, batch_size=2, device="cpu", dtype="float32"
+    )
+    kept = [doc.id for doc in scorer.run(documents())]
+    scorable = [doc_id for doc_id, text in WEB + CODE if text and doc_id != "web-short"]
+    assert kept == scorable
+    assert len(reading_threads) == len(WEB + CODE)
+    assert all(name.startswith("tokenize") for name in reading_threads), set(reading_threads)

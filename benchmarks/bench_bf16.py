@@ -1,0 +1,147 @@
+"""Can bf16 scores be trusted? The engine in bf16 against the engine in fp32, on the demo corpus.
+
+Both score the same documents of the four demo domains (cut like ``make demo`` cuts them) with
+the embedded model and its 14 detected heads; in bf16 the weights and the decoder run in bf16
+while the output layer and the loss run in fp32 (as the engine always does). Reported: the
+Spearman correlation of the two score lists (pooled and per domain), and the Jaccard overlap of
+the documents each selects with the method's rule (top 20 % of every domain, ties kept), with
+the largest score and loss differences, the documents only one of them selects, every
+document's two scores, the speed of bf16 relative to fp32 and the process's
+peak memory (both models, one after the other).
+Writes ``benchmarks/results/bf16_<device>_<stamp>.json``.
+Targets: Spearman >= 0.99 and top-20 % Jaccard >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import resource
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from bench_scoring import (
+    EMBEDDED,
+    EMBEDDED_HEADS,
+    demo_documents_parser,
+    machine,
+    write_report,
+)
+
+from ai_filters.compare import jaccard
+from ai_filters.corpus import DOMAINS, local_corpus
+from ai_filters.models import load_model
+from ai_filters.report import spearman
+from ai_filters.scoring import DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.selection import top_fraction_threshold
+
+FRACTION = 0.2
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = demo_documents_parser(__doc__.split("\n\n")[0], docs_per_domain=25, max_tokens=256)
+    return parser.parse_args(argv)
+
+
+def score_in(dtype: str, device: str, texts: list[str], max_tokens: int) -> tuple[list, float]:
+    """The engine's scores of ``texts`` with the embedded model in ``dtype``, and the seconds."""
+    loaded = load_model(EMBEDDED, device=device, dtype=dtype)
+    engine = ScoringEngine(loaded, EMBEDDED_HEADS, ScoringConfig(max_tokens=max_tokens))
+    engine.score_texts(texts[:1])
+    start = time.perf_counter()
+    scores = engine.score_texts(texts)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return scores, time.perf_counter() - start
+
+
+def selected(scores: Sequence[float], domains: Sequence[str], tokens: Sequence[int]) -> set[int]:
+    """Indices the method keeps: the top ``FRACTION`` of each domain, ties at the threshold kept."""
+    keep: set[int] = set()
+    for domain in sorted(set(domains)):
+        index = [i for i, name in enumerate(domains) if name == domain]
+        values = np.asarray([scores[i] for i in index], dtype=np.float64)
+        counts = np.asarray([tokens[i] for i in index], dtype=np.int64)
+        threshold = top_fraction_threshold(values, counts, FRACTION).threshold
+        keep |= {i for i, value in zip(index, values, strict=True) if value >= threshold}
+    return keep
+
+
+def agreement(
+    fp32: list[DocumentScore], bf16: list[DocumentScore], domains: list[str]
+) -> dict[str, object]:
+    """Spearman (pooled, per domain), top-20 % Jaccard, and the largest differences."""
+    both = [i for i, (a, b) in enumerate(zip(fp32, bf16, strict=True)) if a.skip_reason is None]
+    both = [i for i in both if bf16[i].skip_reason is None]
+    a = [fp32[i].attention_influence for i in both]
+    b = [bf16[i].attention_influence for i in both]
+    names = [domains[i] for i in both]
+    tokens = [fp32[i].document_tokens for i in both]
+    per_domain = {
+        domain: spearman(
+            [x for x, name in zip(a, names, strict=True) if name == domain],
+            [y for y, name in zip(b, names, strict=True) if name == domain],
+        )
+        for domain in DOMAINS
+        if domain in names
+    }
+    keep_a, keep_b = selected(a, names, tokens), selected(b, names, tokens)
+    swapped = sorted(keep_a ^ keep_b)
+    return {
+        "documents_scored": len(both),
+        "skipped_fp32": sum(score.skip_reason is not None for score in fp32),
+        "skipped_bf16": sum(score.skip_reason is not None for score in bf16),
+        "spearman": spearman(a, b),
+        "spearman_per_domain": per_domain,
+        "selected_fp32": len(keep_a),
+        "selected_bf16": len(keep_b),
+        "top20_jaccard": jaccard({str(i) for i in keep_a}, {str(i) for i in keep_b}),
+        "max_abs_diff_score": max(abs(x - y) for x, y in zip(a, b, strict=True)),
+        "score_std_fp32": float(np.std(a)),
+        "max_rel_diff_loss_base": max(
+            abs(bf16[i].loss_base - fp32[i].loss_base) / fp32[i].loss_base for i in both
+        ),
+        "swapped": [
+            {"domain": names[i], "fp32": a[i], "bf16": b[i], "selected_in_fp32": i in keep_a}
+            for i in swapped
+        ],
+        "documents": [
+            {"domain": name, "fp32": x, "bf16": y} for name, x, y in zip(names, a, b, strict=True)
+        ],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    corpus = local_corpus(args.docs_per_domain, seed=0, chunk_chars=args.chunk_chars)
+    texts = [document["text"] for document in corpus]
+    domains = [document["metadata"]["domain"] for document in corpus]
+    fp32, fp32_s = score_in("float32", args.device, texts, args.max_tokens)
+    bf16, bf16_s = score_in("bfloat16", args.device, texts, args.max_tokens)
+    report = {
+        "benchmark": "bf16",
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine(torch.device(args.device)),
+        "settings": {
+            "device": args.device,
+            "model": EMBEDDED,
+            "documents": len(texts),
+            "chunk_chars": args.chunk_chars,
+            "max_tokens": args.max_tokens,
+            "fraction": FRACTION,
+        },
+        "seconds": {"float32": fp32_s, "bfloat16": bf16_s},
+        "speed_bf16_over_fp32": fp32_s / bf16_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "agreement": agreement(fp32, bf16, domains),
+    }
+    shown = {key: value for key, value in report["agreement"].items() if key != "documents"}
+    print(json.dumps({"seconds": report["seconds"], "agreement": shown}, indent=1))
+    print(f"wrote {write_report(report, args.out_dir, 'bf16')}")
+
+
+if __name__ == "__main__":
+    main()

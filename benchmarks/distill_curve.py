@@ -1,0 +1,284 @@
+"""The learning curve of distillation: agreement with AttentionInfluence against training size.
+
+``make distill`` runs it. Steps, each skipped when its output is there (a rerun resumes; the
+scoring pipeline resumes its own completed tasks):
+
+1. a local four-domain corpus bigger than the demo's: ``local_corpus(docs_per_domain, seed,
+   chunk_chars)`` in smaller pieces -> ``OUT/corpus/<domain>/*.jsonl.gz``, ``OUT/domains.yaml``;
+2. the embedded model's retrieval heads, detected and checked as the demo does ->
+   ``OUT/heads.json``;
+3. the AttentionInfluence selection of that corpus (``pipelines/smollm_select.py``) ->
+   ``OUT/attention_influence/``;
+4. for each training size, ``ai_filters.distill`` on the first N held-in documents (nested
+   sets; the same held-out documents for all) -> ``OUT/models/n<N>/`` (``OUT/models/largest``
+   links to the last), and the held-out agreement: top-fraction Jaccard per domain and
+   overall, Spearman;
+5. the selection with the largest model (``--scorer distilled``) -> ``OUT/distilled/``, and
+   ``ai-filters compare`` of the two selections on the held-out ids -> ``OUT/compare/``;
+6. ``OUT/curve.json`` and ``OUT/curve.png``, copied to ``benchmarks/results/``.
+
+``curve.json`` holds the settings, the corpus, every size's agreement, each step's wall time
+(``null`` for a step skipped because its output was there) and the load average of the machine
+at the start and the end (this machine is shared: the scoring step's time depends on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ai_filters.corpus import DOMAINS, local_corpus
+from ai_filters.distill import TrainingSettings, distill, read_scored, read_teacher, save
+from ai_filters.documents import DocumentWriter
+from ai_filters.layout import SelectionFolder
+from ai_filters.models import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+SHARDS_PER_DOMAIN = 16  # one datatrove task per shard: a killed run loses at most one shard
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("out/distill"), help="output folder")
+    parser.add_argument(
+        "--docs-per-domain", type=int, default=680, help="corpus size per domain (math has 698)"
+    )
+    parser.add_argument("--chunk-chars", type=int, default=300, help="corpus piece length")
+    parser.add_argument("--seed", type=int, default=0, help="corpus sample")
+    parser.add_argument("--max-tokens", type=int, default=192, help="tokens scored per document")
+    parser.add_argument(
+        "--sizes",
+        default="100,300,1000,all",
+        help="training sizes, comma-separated; 'all': every held-in document",
+    )
+    parser.add_argument("--heldout-share", type=float, default=0.2, help="share held out")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="copies go here")
+    return parser.parse_args(argv)
+
+
+def write_corpus(out: Path, docs_per_domain: int, seed: int, chunk_chars: int) -> None:
+    """The corpus as ``SHARDS_PER_DOMAIN`` jsonl.gz shards per domain and its domains file."""
+    documents = local_corpus(docs_per_domain, seed, chunk_chars=chunk_chars)
+    specs = {}
+    for domain in DOMAINS:
+        in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
+        for shard in range(SHARDS_PER_DOMAIN):
+            path = out / "corpus" / domain / f"{shard:05d}.jsonl.gz"
+            with DocumentWriter(path) as writer:
+                for document in in_domain[shard::SHARDS_PER_DOMAIN]:
+                    writer.write(document)
+        specs[domain] = {"reader": "jsonl", "path": str((out / "corpus" / domain).resolve())}
+    (out / "domains.yaml").write_text(json.dumps(specs, indent=1) + "\n")  # JSON is YAML
+
+
+def select(out: Path, selection: Path, max_tokens: int, *extra: str) -> None:
+    """Run ``pipelines/smollm_select.py`` on the corpus (it resumes what completed)."""
+    command = [sys.executable, str(ROOT / "pipelines" / "smollm_select.py")]
+    command += ["--domains", str(out / "domains.yaml"), "--out", str(selection)]
+    command += ["--max-tokens", str(max_tokens), "--tasks", str(SHARDS_PER_DOMAIN), *extra]
+    subprocess.run(command, check=True)
+
+
+def training_sizes(text: str) -> list[int | None]:
+    """``"100,300,all"`` -> ``[100, 300, None]`` (``None``: every held-in document)."""
+    return [None if size == "all" else int(size) for size in text.split(",")]
+
+
+def learning_curve(
+    selection: Path, models: Path, sizes: list[int | None], heldout_share: float
+) -> list[dict]:
+    """Distil at every size; per size the record's counts, agreement and training time."""
+    folder = SelectionFolder(selection)
+    documents = read_scored(folder, read_teacher(folder).score_key)
+    points = []
+    for size in sizes:
+        settings = TrainingSettings(heldout_share=heldout_share, max_train=size)
+        result = distill(selection, settings, documents=documents)
+        save(result, models / f"n{result.record['training']['documents']}")
+        measured = result.record["heldout_agreement"]
+        points.append(
+            {
+                "train_documents": result.record["training"]["documents"],
+                "heldout_documents": result.record["holdout"]["documents"],
+                "training_seconds": result.record["training"]["seconds"],
+                "model": str(models / f"n{result.record['training']['documents']}"),
+                **measured,
+            }
+        )
+        print(
+            f"{points[-1]['train_documents']:>5} training documents: held-out top-"
+            f"{measured['fraction']:g} Jaccard {measured['jaccard']:.3f}, mean Spearman "
+            f"{measured['mean_spearman']:+.3f}",
+            flush=True,
+        )
+    return points
+
+
+def plot_curve(points: list[dict], path: Path) -> None:
+    """Held-out Jaccard (overall and per domain, chance dashed) and Spearman against size."""
+    from matplotlib.figure import Figure
+
+    sizes = [point["train_documents"] for point in points]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    jaccard_axis, spearman_axis = figure.subplots(1, 2)
+    for domain in points[-1]["domains"]:
+        jaccard_axis.plot(
+            sizes, [p["domains"][domain]["jaccard"] for p in points], "o-", label=domain
+        )
+        spearman_axis.plot(
+            sizes, [p["domains"][domain]["spearman"] for p in points], "o-", label=domain
+        )
+    jaccard_axis.plot(sizes, [p["jaccard"] for p in points], "ks-", linewidth=2, label="all")
+    chance = [p["domains"][d]["chance_jaccard"] for p in points[-1:] for d in p["domains"]]
+    jaccard_axis.axhline(sum(chance) / len(chance), color="grey", linestyle="--", label="chance")
+    jaccard_axis.axhline(0.5, color="red", linestyle=":", label="target 0.5")
+    spearman_axis.plot(
+        sizes, [p["mean_spearman"] for p in points], "ks-", linewidth=2, label="mean"
+    )
+    fraction = points[-1]["fraction"]
+    for axis, title in (
+        (jaccard_axis, f"held-out top-{fraction:.0%} Jaccard with AttentionInfluence"),
+        (spearman_axis, "held-out Spearman with AttentionInfluence"),
+    ):
+        axis.set_xscale("log")
+        axis.set_xticks(sizes, [f"{size:,}" for size in sizes])
+        axis.minorticks_off()
+        axis.set_xlabel("training documents (scored by the selector)")
+        axis.set_title(title, fontsize="medium")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    jaccard_axis.set_ylim(0, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def heldout_comparison(out: Path, model: Path) -> dict:
+    """``ai-filters compare`` of the two selections on the held-out ids; its pairs per domain."""
+    from ai_filters.cli import main as cli_main
+
+    arguments = ["compare", f"attention_influence={out / 'attention_influence'}"]
+    arguments += [f"distilled={out / 'distilled'}", "--only-ids", str(model)]
+    if cli_main([*arguments, "--out", str(out / "compare")]) != 0:
+        raise RuntimeError("ai-filters compare failed")
+    result = json.loads((out / "compare" / "compare.json").read_text())
+    return {domain: part["pairs"][0] for domain, part in result["domains"].items()}
+
+
+class Steps:
+    """Wall time of each step that ran (``None`` for a step skipped: its output was there)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float | None] = {}
+
+    def run(self, name: str, done: bool, action) -> None:
+        if done:
+            self.seconds[name] = None
+            print(f"{name}: already done, skipped", flush=True)
+            return
+        started = time.monotonic()
+        action()
+        self.seconds[name] = round(time.monotonic() - started, 1)
+        print(f"{name}: {self.seconds[name]:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    load_start, started, steps = os.getloadavg(), time.monotonic(), Steps()
+    steps.run(
+        "corpus",
+        (out / "domains.yaml").is_file(),
+        lambda: write_corpus(out, args.docs_per_domain, args.seed, args.chunk_chars),
+    )
+
+    def detect_heads() -> None:
+        from ai_filters.demo import detect_and_check
+
+        detect_and_check(out, DEFAULT_MODEL)
+
+    steps.run("heads", (out / "heads.json").is_file(), detect_heads)
+    ai, distilled = out / "attention_influence", out / "distilled"
+    steps.run(
+        "scoring",
+        (ai / "report.json").is_file(),
+        lambda: select(out, ai, args.max_tokens, "--heads", str(out / "heads.json")),
+    )
+    points: list[dict] = []
+    steps.run(
+        "curve",
+        False,
+        lambda: points.extend(
+            learning_curve(ai, out / "models", training_sizes(args.sizes), args.heldout_share)
+        ),
+    )
+    largest = Path(points[-1]["model"])
+    link = out / "models" / "largest"
+    link.unlink(missing_ok=True)
+    link.symlink_to(largest.name)
+    if distilled.exists():  # the largest model may have changed: select again
+        shutil.rmtree(distilled)
+    steps.run(
+        "distilled_selection",
+        False,
+        lambda: select(
+            out,
+            distilled,
+            args.max_tokens,
+            "--scorer",
+            "distilled",
+            "--distilled-model",
+            str(largest),
+        ),
+    )
+    compared: dict = {}
+    steps.run("compare", False, lambda: compared.update(heldout_comparison(out, largest)))
+    result = {
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": os.getloadavg(),
+        },
+        "settings": {
+            "docs_per_domain": args.docs_per_domain,
+            "chunk_chars": args.chunk_chars,
+            "seed": args.seed,
+            "max_tokens": args.max_tokens,
+            "heldout_share": args.heldout_share,
+            "selector": DEFAULT_MODEL,
+        },
+        "step_seconds": steps.seconds,
+        "this_run_seconds": round(time.monotonic() - started, 1),
+        "curve": points,
+        "compare_heldout": {
+            "note": "ai-filters compare --only-ids: the two pipeline selections (each the top "
+            "fraction of its whole domain) restricted to the held-out documents",
+            "model": str(largest),
+            "domains": compared,
+        },
+    }
+    (out / "curve.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_curve(points, out / "curve.png")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "curve.json", args.results_dir / f"distill_curve_cpu_{stamp}.json")
+    shutil.copy(out / "curve.png", args.results_dir / f"distill_curve_cpu_{stamp}.png")
+    print(f"wrote {out / 'curve.json'}, {out / 'curve.png'} and their copies in {args.results_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
