@@ -40,9 +40,11 @@ MIN_CHARS = 1500
 # holds: other versions change some of their texts.
 PINNED_PYTHON = "3.11.7"
 # The distributions whose descriptions make the web domain, at the versions of constraints.txt
-# (tests/test_corpus.py checks that the two agree): the package's own dependencies with a
-# description of at least MIN_CHARS, without torch (a user may bring another build of it), the
-# test tools, pip and setuptools (the venv's own) and this package (its README changes).
+# (tests/test_corpus.py checks that the two agree): the package's dependencies when the corpus
+# was pinned, with a description of at least MIN_CHARS, without torch (a user may bring another
+# build of it), the test tools, pip and setuptools (the venv's own) and this package (its README
+# changes). The list is fixed: a dependency added later (scikit-learn and its own) is not read,
+# so that the corpus stays the pinned one.
 WEB_DISTRIBUTIONS: dict[str, str] = {
     "accelerate": "1.15.0",
     "annotated-doc": "0.0.7",
