@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -193,8 +195,10 @@ def test_background_tokenizing_gives_the_same_scores(embedded, documents):
 
 
 @pytest.mark.slow  # inductor compiles three graphs with gcc: 11-47 s on the 2-core CI machine
-def test_compiled_and_eager_scores_agree(tiny_llama):
+def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch):
     from ai_filters.models import LoadedModel
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # the default cache folder
 
     loaded = LoadedModel("tiny", tiny_llama, None, torch.device("cpu"), torch.float32)
     generator = torch.Generator().manual_seed(0)
@@ -203,6 +207,8 @@ def test_compiled_and_eager_scores_agree(tiny_llama):
     eager = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64)).score_token_ids(docs)
     compiled = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64, compile=True))
     assert all(layer.self_attn._compiled_call_impl is not None for layer in tiny_llama.model.layers)
+    capability = torch.backends.cpu.get_cpu_capability()  # kernels of one capability only
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith(f"cpu_{capability}")
     # new batch shapes after the first: dynamic shapes, no failure on a second call
     scores = compiled.score_token_ids(docs[:1]) and compiled.score_token_ids(docs)
     rtol = loss_rtol(tiny_llama.config, 64)  # fused kernels may sum in another order
@@ -211,6 +217,13 @@ def test_compiled_and_eager_scores_agree(tiny_llama):
         assert got.loss_ref == pytest.approx(expected.loss_ref, rel=rtol)
         atol = score_atol(expected.attention_influence, rtol)
         assert got.attention_influence == pytest.approx(expected.attention_influence, abs=atol)
+
+
+def test_a_chosen_inductor_cache_folder_is_kept(tmp_path, monkeypatch):
+    from ai_filters.scoring import inductor_cache_per_cpu_capability
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert inductor_cache_per_cpu_capability() == str(tmp_path)
 
 
 def test_rows_much_shorter_than_the_batch_get_their_own(embedded):
