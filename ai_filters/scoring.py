@@ -587,9 +587,8 @@ def inductor_cache_per_cpu_capability() -> str:
     """Point inductor's on-disk kernel cache at a folder of the CPU capability ATen runs with
     (``cpu_AVX512``, ``cpu_AVX2``, ...), unless the user chose a folder; return the folder.
 
-    torch 2.13's cache is not keyed by that capability: kernels compiled under the default
-    (AVX-512 here) and loaded by a process run with ``ATEN_CPU_CAPABILITY=avx2`` gave a Llama
-    loss 1.5 % off (4.592 instead of 4.660), and the reverse crashed in malloc.
+    torch 2.13's cache is not keyed by it: AVX-512 kernels loaded under
+    ``ATEN_CPU_CAPABILITY=avx2`` gave a Llama loss 1.5 % off; the reverse crashed in malloc.
     """
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
