@@ -10,12 +10,13 @@ scorer is one block under :mod:`ai_filters.blocks` and one entry in :data:`SCORE
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.masking import MASK_MODES
 from ai_filters.models import DEFAULT_MODEL
 from ai_filters.scoring import SCORE_KEY
@@ -26,12 +27,14 @@ class ScorerOptions:
     """What a selection run passes to its scorer; a scorer uses the options it needs.
 
     ``model=None`` means the heads file's model (scorers with heads) or the embedded default.
+    ``engine`` goes whole to the model-backed scorers (their own mask mode replaces its one);
+    ``docs_per_batch`` documents go to a scorer at once.
     """
 
     heads_path: str | None = None
     model: str | None = None
-    max_tokens: int | None = None
-    batch_size: int = 64
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    docs_per_batch: int = 64
     seed: int = 0
     exclusion_writer: DiskWriter | None = None
     distilled_model: str | None = None  # a folder written by ``ai-filters distill``
@@ -60,9 +63,8 @@ def _attention_influence(mask_mode: str) -> Callable[[ScorerOptions], BaseFilter
         return AttentionInfluenceScorer(
             str(Path(options.heads_path).resolve()),
             model=options.model,
-            max_tokens=options.max_tokens,
-            batch_size=options.batch_size,
-            mask_mode=mask_mode,
+            engine=options.engine.with_scoring(mask_mode=mask_mode),
+            docs_per_batch=options.docs_per_batch,
             exclusion_writer=options.exclusion_writer,
         )
 
@@ -74,8 +76,8 @@ def _perplexity(options: ScorerOptions) -> BaseFilter:
 
     return PerplexityScorer(
         model=options.model or DEFAULT_MODEL,
-        max_tokens=options.max_tokens,
-        batch_size=options.batch_size,
+        engine=options.engine,
+        docs_per_batch=options.docs_per_batch,
         exclusion_writer=options.exclusion_writer,
     )
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -119,7 +120,8 @@ class DocumentScore:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """How documents are cut, batched and fed. ``max_tokens`` is the longest sequence scored.
+    """How documents are cut, batched and fed. ``max_tokens`` is the longest sequence scored;
+    ``None`` picks ``min(4096, the model's context)``.
 
     ``batch_tokens`` bounds the padded tokens of one batch (one long document may exceed it;
     the forward pass then holds twice as many rows: plain and masked). ``None`` picks by
@@ -137,7 +139,7 @@ class ScoringConfig:
     (:mod:`ai_filters.architectures`) instead of refusing it.
     """
 
-    max_tokens: int = 4096
+    max_tokens: int | None = None
     batch_size: int = 64
     batch_tokens: int | None = None
     windows: bool = False
@@ -150,7 +152,7 @@ class ScoringConfig:
     allow_unsupported_architecture: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_tokens < 2:
+        if self.max_tokens is not None and self.max_tokens < 2:
             raise ValueError("max_tokens must be at least 2")
         if self.batch_size < 1 or (self.batch_tokens is not None and self.batch_tokens < 1):
             raise ValueError("batch_size and batch_tokens must be positive")
@@ -158,7 +160,7 @@ class ScoringConfig:
             raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}")
         if not 0 <= self.min_row_fill <= 1:
             raise ValueError("min_row_fill must be between 0 and 1")
-        if self.pack_tokens is not None and self.pack_tokens < self.max_tokens:
+        if self.pack_tokens is not None and self.pack_tokens < (self.max_tokens or 2):
             raise ValueError("pack_tokens must be at least max_tokens")
 
 
@@ -170,10 +172,12 @@ class _Segment:
 
 @dataclass
 class FeedCounts:
-    """Token positions fed to the model (one copy of each batch), and how many were real."""
+    """Token positions fed to the model (one copy of each batch), how many were real, and the
+    seconds spent in the model (forward passes and losses, up to the results on the CPU)."""
 
     real: int = 0
     fed: int = 0
+    model_seconds: float = 0.0
 
     @property
     def padding_share(self) -> float:
@@ -213,7 +217,11 @@ class ScoringEngine:
     ) -> None:
         self.loaded = loaded
         self.heads = [tuple(head) for head in heads]
-        config = config or ScoringConfig(max_tokens=min(4096, loaded.max_context))
+        config = config or ScoringConfig()
+        if config.max_tokens is None:
+            config = replace(config, max_tokens=min(4096, loaded.max_context))
+        if config.pack_tokens is not None and config.pack_tokens < config.max_tokens:
+            raise ValueError("pack_tokens must be at least max_tokens")
         on_cpu = loaded.device.type == "cpu"
         if config.batch_tokens is None:
             config = replace(config, batch_tokens=max(config.max_tokens, 1024) if on_cpu else 32768)
@@ -310,7 +318,9 @@ class ScoringEngine:
         with wrapped_attention(self.loaded.model):
             for batch in self._batches(self._rows(segments)):
                 flat = [segment for row in batch for segment in row]
-                batch_sums, batch_counts = self._batch_losses(batch)
+                started = time.perf_counter()
+                batch_sums, batch_counts = self._batch_losses(batch)  # ends on the CPU
+                self.feed.model_seconds += time.perf_counter() - started
                 finished = 0
                 for index, segment in enumerate(flat):
                     sums[segment.document] += batch_sums[index]

@@ -98,13 +98,13 @@ def run_engine(args: argparse.Namespace, payload: dict) -> dict:
     import torch
 
     from ai_filters.blocks import AttentionInfluenceScorer
+    from ai_filters.engine_settings import EngineSettings
+    from ai_filters.scoring import ScoringConfig
 
     started = time.monotonic()
     block = AttentionInfluenceScorer(
         str(Path(payload["heads"]).resolve()),
-        max_tokens=args.max_tokens,
-        device="cpu",
-        dtype="float32",
+        engine=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), "cpu", "float32"),
     )
     block.filter_batch(as_documents(payload["sample"][:1]))
     warm = time.monotonic() - started

@@ -40,6 +40,7 @@ from datatrove.data import Document
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import shared_model
 from ai_filters.corpus import local_corpus
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.heads import RetrievalHeads
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 
@@ -95,7 +96,9 @@ def heads_file(folder: Path, device: str) -> Path:
 def through_the_block(args: argparse.Namespace, texts: list[str], heads: Path) -> dict:
     """Step 1: the block's wall time and the part of it spent in the engine's tokenizer."""
     block = AttentionInfluenceScorer(
-        heads, max_tokens=args.max_tokens, batch_size=args.batch_size, device=args.device
+        heads,
+        engine=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), args.device),
+        docs_per_batch=args.batch_size,
     )
     documents = [Document(text=text, id=str(i)) for i, text in enumerate(texts)]
     block.scorer.score_texts(texts[:2])  # build the engine and warm up outside the clock

@@ -58,6 +58,7 @@ from ai_filters.blocks import (
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
+from ai_filters.engine_settings import EngineSettings, add_device_options, add_engine_options
 from ai_filters.executors import (
     Stage,
     add_executor_options,
@@ -68,7 +69,7 @@ from ai_filters.executors import (
 )
 from ai_filters.layout import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 from ai_filters.models import DEFAULT_MODEL
-from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
+from ai_filters.scorers import SCORERS, Scorer, ScorerOptions, get_scorer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,14 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--fraction", type=float, default=0.2, help="top fraction kept per domain")
     data.add_argument(
-        "--max-tokens",
+        "--docs-per-batch",
         type=int,
-        default=None,
-        help="tokens scored per document (default: min(4096, context); demo: 192)",
+        default=64,
+        help="documents handed to the scorer at once (datatrove's batch; the engine sorts "
+        "them by length, so larger batches pad less)",
     )
-    data.add_argument("--batch-size", type=int, default=64, help="documents per engine call")
     data.add_argument("--docs-per-domain", type=int, default=50, help="demo corpus size")
 
+    engine = parser.add_argument_group(
+        "scoring engine (as in 'ai-filters score'; for the model-backed scorers)"
+    )
+    add_device_options(engine)
+    add_engine_options(engine, max_tokens_default="min(4096, context); demo: 192")
     add_executor_options(parser)
     return parser
 
@@ -149,8 +155,8 @@ def stage_pipelines(args) -> dict[str, Stage]:
     options = ScorerOptions(
         heads_path=args.heads,
         model=args.model,
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
+        engine=engine_settings(args, scorer),
+        docs_per_batch=args.docs_per_batch,
         seed=args.seed,
         exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
         distilled_model=args.distilled_model,
@@ -191,6 +197,21 @@ def stage_pipelines(args) -> dict[str, Stage]:
     }
 
 
+def engine_settings(args, scorer: Scorer) -> EngineSettings:
+    """The engine settings the options give, checked against the scorer: a mask mode is for
+    scorers with heads, and each of those has its own (the ablation is ``--scorer
+    zero_ablation``)."""
+    if args.mask_mode is not None and args.mask_mode != scorer.mask_mode:
+        if scorer.mask_mode is None:
+            raise ValueError(f"--mask-mode is for scorers with heads, not --scorer {scorer.name}")
+        same = next(s.name for s in SCORERS.values() if s.mask_mode == args.mask_mode)
+        raise ValueError(
+            f"--scorer {scorer.name} masks with '{scorer.mask_mode}'; --mask-mode "
+            f"{args.mask_mode} is --scorer {same} (its own folder and record)"
+        )
+    return EngineSettings.from_options(vars(args))
+
+
 def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
     """Copy the heads file to OUT/heads.json: the selection's record of what selected it."""
     if not heads.is_file():
@@ -208,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = get_scorer(args.scorer)
         if args.distilled_model and scorer.name != "distilled":
             raise ValueError("--distilled-model is for --scorer distilled")
+        engine_settings(args, scorer)  # a bad engine setting fails before any work
         if not args.dry_run:
             check_writable_folder(args.out, "--out")
         if args.executor == "slurm":

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from ai_filters.blocks import AttentionInfluenceScorer, DomainsReader
 from ai_filters.documents import read_documents
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.score_files import score_file, skipped_path
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 from tests.helpers.models import TINY_HEADS
@@ -161,10 +162,8 @@ def test_datatrove_block_accounts_for_random_documents(engine, tiny, documents):
         scorer = AttentionInfluenceScorer(
             heads,
             model=str(heads.parent / "model"),
-            max_tokens=MAX_TOKENS,
-            batch_size=4,
-            device="cpu",
-            dtype="float32",
+            engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+            docs_per_batch=4,
             exclusion_writer=JsonlWriter(str(folder / "skipped")),
         )
         writer = JsonlWriter(str(folder / "scored"))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from datatrove.data import Document
 
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.masking import MASK_MODES
 from ai_filters.scorers import SCORERS, ScorerOptions, get_scorer
+from ai_filters.scoring import ScoringConfig
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def test_entry_builds_a_block_that_writes_its_score_key(name, tiny, request):
     options = ScorerOptions(
         heads_path=str(heads) if entry.needs_heads else None,
         model=str(heads.parent / "model"),  # the tiny model: milliseconds per document
-        max_tokens=32,
+        engine=EngineSettings(ScoringConfig(max_tokens=32)),
         distilled_model=request.getfixturevalue("distilled_model") if name == "distilled" else None,
     )
     block = entry.build(options)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from ai_filters.blocks.scorer_base import EngineScorer, shared_model
+from ai_filters.blocks.scorer_base import EngineScorer
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.models import DEFAULT_MODEL
 from ai_filters.scoring import DocumentScore, ScoringEngine
 
@@ -26,30 +26,14 @@ class PerplexityScorer(EngineScorer):
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        max_tokens: int | None = None,
-        batch_size: int = 64,
-        forward_batch_size: int = 64,
-        batch_tokens: int | None = None,
-        windows: bool = False,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
+        engine: EngineSettings | None = None,
+        docs_per_batch: int = 64,
         exclusion_writer: DiskWriter | None = None,
     ) -> None:
-        super().__init__(
-            model,
-            max_tokens,
-            batch_size,
-            forward_batch_size,
-            batch_tokens,
-            windows,
-            "uniform",
-            device,
-            dtype,
-            exclusion_writer,
-        )
+        super().__init__(model, engine or EngineSettings(), docs_per_batch, exclusion_writer)
 
     def _build_engine(self) -> ScoringEngine:
-        return self._engine(shared_model(self.model, self._device(), self.dtype), [])
+        return ScoringEngine(self._shared_model(self.model), [], self.config)
 
     def _score_value(self, score: DocumentScore) -> float:
         return -score.loss_base

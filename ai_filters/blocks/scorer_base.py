@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import replace
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import torch
 from datatrove.data import Document, DocumentsPipeline
@@ -26,10 +28,13 @@ from datatrove.utils.batching import batched
 from datatrove.utils.typeshelper import StatHints
 
 from ai_filters.documents import repair_text
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.layout import SKIPPED_STAT
 from ai_filters.models import LoadedModel, load_model
 from ai_filters.scoring import SKIP_NO_TEXT, DocumentScore, ScoringConfig, ScoringEngine
 
+T = TypeVar("T")
+_END = object()
 SCORE_BIN_WIDTH = 0.05
 SCORE_BIN_RANGE = (-0.5, 1.5)
 
@@ -90,8 +95,17 @@ class ScorerBlock(BaseFilter):
 class EngineScorer(ScorerBlock):
     """What the model-backed scorers share: the lazy engine, the device, batching and skips.
 
+    ``engine`` holds every engine setting (:class:`~ai_filters.engine_settings.EngineSettings`,
+    validated before any task starts); ``docs_per_batch`` documents go to the engine at once
+    (datatrove's batch: the engine sorts them by length, so larger batches pad less).
+
     A subclass sets ``score_key`` and implements :meth:`_build_engine` (from the shared model)
     and :meth:`_score_value` (the number stored under ``score_key``).
+
+    Stats besides BaseFilter's (whose ``time_stats`` count the seconds per batch, reading the
+    batch included): ``model_seconds`` (seconds in the model's forward passes and losses) and
+    ``task_seconds`` (the block's wall time, the steps before and after it included): their
+    ratio is the share of a scoring task spent in the model.
     """
 
     _requires_dependencies = ["torch", "transformers"]
@@ -99,30 +113,20 @@ class EngineScorer(ScorerBlock):
     def __init__(
         self,
         model: str | None,
-        max_tokens: int | None,
-        batch_size: int,
-        forward_batch_size: int,
-        batch_tokens: int | None,
-        windows: bool,
-        mask_mode: str,
-        device: str | torch.device | None,
-        dtype: str | torch.dtype | None,
+        engine: EngineSettings,
+        docs_per_batch: int,
         exclusion_writer: DiskWriter | None,
     ) -> None:
-        super().__init__(exclusion_writer, batch_size=batch_size)
+        super().__init__(exclusion_writer, batch_size=docs_per_batch)
         self.model = model
-        self.max_tokens = max_tokens
-        self.config = ScoringConfig(  # validates the settings before any task starts
-            max_tokens=max_tokens or 4096,
-            batch_size=forward_batch_size,
-            batch_tokens=batch_tokens,
-            windows=windows,
-            mask_mode=mask_mode,
-        )
-        self.device = device
-        self.dtype = dtype
+        self.engine = engine
         self._rank = 0
         self._scorer: ScoringEngine | None = None
+
+    @property
+    def config(self) -> ScoringConfig:
+        """The engine's settings as given (``None`` fields resolved when the engine is built)."""
+        return self.engine.scoring
 
     def __getstate__(self) -> dict:
         """Copies and pickles of the block never carry a loaded model."""
@@ -138,11 +142,8 @@ class EngineScorer(ScorerBlock):
             self._scorer = self._build_engine()
         return self._scorer
 
-    def _engine(self, loaded: LoadedModel, heads: list[tuple[int, int]]) -> ScoringEngine:
-        config = self.config
-        if self.max_tokens is None:
-            config = replace(config, max_tokens=min(4096, loaded.max_context))
-        return ScoringEngine(loaded, heads, config)
+    def _shared_model(self, spec: str) -> LoadedModel:
+        return shared_model(spec, self._device(), self.engine.dtype)
 
     def _build_engine(self) -> ScoringEngine:
         raise NotImplementedError
@@ -151,21 +152,24 @@ class EngineScorer(ScorerBlock):
         raise NotImplementedError
 
     def _device(self) -> str:
-        if self.device is not None:
-            return str(self.device)
+        if self.engine.device is not None:
+            return self.engine.device
         if torch.cuda.is_available():
             return f"cuda:{self._rank % torch.cuda.device_count()}"
         return "cpu"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """BaseFilter's contract (same stats, same exclusion writer), with reading and
+        """BaseFilter's contract (same stats, timing and exclusion writer), with reading and
         tokenizing off the critical path: while the model scores one batch, a background thread
         reads the next one from ``data`` and tokenizes it (:meth:`ScoringEngine.score_batches`).
         """
         self._rank = rank
+        started = time.perf_counter()
+        model_seconds = self.scorer.feed.model_seconds
         batches = batched(data, self.batch_size)
+        scored = self.scorer.score_batches(batches, texts=scorable_texts)
         with self.exclusion_writer or contextlib.nullcontext() as writer:
-            for batch, scores in self.scorer.score_batches(batches, texts=scorable_texts):
+            for batch, scores in self._timed(scored):
                 if self.batch_size > 1:
                     self.stat_update("batches")
                 for doc, result in zip(batch, self._results(batch, scores), strict=True):
@@ -180,6 +184,22 @@ class EngineScorer(ScorerBlock):
                     if writer:
                         doc.metadata["filter_reason"] = reason
                         writer.write(doc, rank)
+        spent = self.scorer.feed.model_seconds - model_seconds
+        self.stat_update("model_seconds", value=spent, unit="task")
+        self.stat_update("task_seconds", value=time.perf_counter() - started, unit="task")
+
+    def _timed(self, items: Iterable[T]) -> Iterator[T]:
+        """``items`` with the time each one took to arrive in BaseFilter's ``time_stats``."""
+        iterator = iter(items)
+        while True:
+            started = time.perf_counter()
+            item = next(iterator, _END)
+            if item is _END:
+                return
+            self.track_time("batch" if self.batch_size > 1 else None).update(
+                time.perf_counter() - started
+            )
+            yield item
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         return self.filter_batch([doc])[0]

@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ai_filters.models import DEFAULT_MODEL, DTYPES, LoadedModel
+from ai_filters.engine_settings import add_device_options
+from ai_filters.models import DEFAULT_MODEL, LoadedModel
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every parser's formatter: defaults shown, descriptions kept as written."""
+    """Every parser's formatter: defaults shown once, descriptions kept as written.
+
+    A default of ``None`` (the option then says what it means in its help) and a help text that
+    already names its default get no ``(default: ...)`` appended.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
@@ -22,14 +32,6 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
         help=f"'{DEFAULT_MODEL}' (the embedded SmolLM2-135M, offline), a local Hugging Face "
         "folder, or a Hub id",
     )
-    group.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    group.add_argument(
-        "--dtype",
-        default=None,
-        choices=list(DTYPES),
-        help="weights dtype (default: bfloat16 on GPU, float32 on CPU); the output layer and "
-        "the loss always run in float32",
-    )
     group.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -40,12 +42,7 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
         action="store_true",
         help="allow loading .bin (pickle) weights; default: safetensors only",
     )
-    group.add_argument(
-        "--allow-unsupported-architecture",
-        action="store_true",
-        help="run a model the engine does not list as exact (or one whose sliding window is "
-        "shorter than the sequences) instead of refusing it: the Llama way, at your own risk",
-    )
+    add_device_options(group)
 
 
 def load_model_from_args(args: argparse.Namespace) -> LoadedModel:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.masking import MASK_MODES
+from ai_filters.engine_settings import add_engine_options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -33,56 +33,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--domain-key", default="domain", help="metadata field holding the domain (for the summary)"
     )
     parser.add_argument(
-        "--max-tokens",
-        type=int,
-        default=None,
-        help="tokens per sequence (default: min(4096, context))",
-    )
-    parser.add_argument(
         "--strict",
         action="store_true",
         help="stop at the first unreadable line or file (default: record it in the skipped "
         "file with its path and line, and go on)",
     )
-    parser.add_argument(
-        "--windows",
-        action="store_true",
-        help="score long documents in consecutive windows of --max-tokens, "
-        "token-weighted, instead of truncating them",
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="sequences per batch (at most)")
-    parser.add_argument(
-        "--batch-tokens",
-        type=int,
-        default=None,
-        help="padded tokens per batch (at most; one long document may exceed); "
-        "default: max(max_tokens, 1024) on a CPU, 32768 on a GPU",
-    )
-    parser.add_argument(
-        "--mask-mode",
-        default=MASK_MODES[0],
-        choices=MASK_MODES,
-        help="uniform: the method (attention spread evenly over the prefix); "
-        "zero: the heads' outputs zeroed (an ablation)",
-    )
-    parser.add_argument(
-        "--packing",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="several documents per row (each attends only to itself) instead of one per row "
-        "padded to the longest; default: on a GPU, off on a CPU",
-    )
-    parser.add_argument(
-        "--pack-tokens",
-        type=int,
-        default=None,
-        help="tokens per packed row (default: --max-tokens)",
-    )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="compile the decoder layers with torch.compile (pays off on long runs on a GPU)",
-    )
+    add_engine_options(parser.add_argument_group("scoring engine"))
     parser.add_argument(
         "--ignore-fingerprint",
         action="store_true",
@@ -94,9 +50,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ai_filters.console import progress_bar
     from ai_filters.documents import check_writable_folder
+    from ai_filters.engine_settings import EngineSettings
     from ai_filters.heads import RetrievalHeads
     from ai_filters.score_files import score_file, skipped_path
-    from ai_filters.scoring import ScoringConfig, ScoringEngine
+    from ai_filters.scoring import ScoringEngine
 
     heads = RetrievalHeads.load(args.heads)
     missing = [path for path in args.input if not Path(path).is_file()]
@@ -105,20 +62,10 @@ def run(args: argparse.Namespace) -> int:
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
     check_writable_folder(Path(args.output).parent, "--output")
     args.model = args.model or heads.model
+    settings = EngineSettings.from_options(vars(args))  # a bad setting fails before loading
     loaded = load_model_from_args(args)
     heads.check_model(loaded, strict_fingerprint=not args.ignore_fingerprint)
-    config = ScoringConfig(
-        max_tokens=args.max_tokens or min(4096, loaded.max_context),
-        batch_size=args.batch_size,
-        batch_tokens=args.batch_tokens,
-        windows=args.windows,
-        mask_mode=args.mask_mode,
-        packing=args.packing,
-        pack_tokens=args.pack_tokens,
-        compile=args.compile,
-        allow_unsupported_architecture=args.allow_unsupported_architecture,
-    )
-    scorer = ScoringEngine(loaded, heads.selected_heads, config)
+    scorer = ScoringEngine(loaded, heads.selected_heads, settings.scoring)
     bar, update = progress_bar(None, "doc", "scoring")
     with bar:
         summary = score_file(

@@ -13,6 +13,7 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import AttentionInfluenceScorer, scorer_base
 from ai_filters.blocks.scorer_base import score_bin
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.numerics import loss_rtol, score_atol
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 from tests.helpers.blocks import CODE, HEADS, MAX_TOKENS, WEB, block_stats, read_output, write_jsonl
@@ -24,10 +25,8 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
     models_before = dict(scorer_base._MODELS)
     scorer = AttentionInfluenceScorer(
         heads_file,
-        max_tokens=MAX_TOKENS,
-        batch_size=2,
-        device="cpu",
-        dtype="float32",
+        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+        docs_per_batch=2,
         exclusion_writer=JsonlWriter(str(tmp_path / "skipped")),
     )
     LocalPipelineExecutor(
@@ -72,7 +71,7 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
 
 def test_scorer_rejects_bad_settings_before_loading(heads_file):
     with pytest.raises(ValueError, match="mask mode"):
-        AttentionInfluenceScorer(heads_file, mask_mode="nope")
+        AttentionInfluenceScorer(heads_file, engine=EngineSettings(ScoringConfig(mask_mode="nope")))
 
 
 def test_scorer_reads_the_next_batch_in_the_background(heads_file):
@@ -86,7 +85,9 @@ def test_scorer_reads_the_next_batch_in_the_background(heads_file):
             yield Document(text=text, id=doc_id, metadata={"domain": doc_id.split("-")[0]})
 
     scorer = AttentionInfluenceScorer(
-        heads_file, max_tokens=MAX_TOKENS, batch_size=2, device="cpu", dtype="float32"
+        heads_file,
+        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+        docs_per_batch=2,
     )
     kept = [doc.id for doc in scorer.run(documents())]
     scorable = [doc_id for doc_id, text in WEB + CODE if text and doc_id != "web-short"]

@@ -8,6 +8,7 @@ import pytest
 from datatrove.data import Document
 
 from ai_filters.blocks import PerplexityScorer
+from ai_filters.engine_settings import EngineSettings
 from ai_filters.numerics import loss_rtol
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 from tests.helpers.blocks import CODE, HEADS, MAX_TOKENS, WEB
@@ -17,7 +18,9 @@ def test_perplexity_scorer_keeps_minus_the_base_loss(loaded):
     documents = [Document(text=text, id=doc_id) for doc_id, text in WEB[:2] + CODE]
     engine = ScoringEngine(loaded, HEADS, ScoringConfig(max_tokens=MAX_TOKENS))
     expected = engine.score_texts([d.text for d in documents])
-    scorer = PerplexityScorer(max_tokens=MAX_TOKENS, device="cpu", dtype="float32")
+    scorer = PerplexityScorer(
+        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32")
+    )
     rtol = loss_rtol(loaded.config, MAX_TOKENS)  # one pass instead of a doubled batch
     for document, score in zip(scorer(copy.deepcopy(documents)), expected, strict=True):
         metadata = document.metadata

@@ -9,6 +9,8 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import score_bin
+from ai_filters.engine_settings import EngineSettings
+from ai_filters.scoring import ScoringConfig
 from tests.helpers.blocks import MAX_TOKENS, read_output
 
 
@@ -30,9 +32,7 @@ def test_scorer_excludes_empty_and_non_string_texts(heads_file, tmp_path):
     ]
     scorer = AttentionInfluenceScorer(
         heads_file,
-        max_tokens=MAX_TOKENS,
-        device="cpu",
-        dtype="float32",
+        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
         exclusion_writer=JsonlWriter(str(tmp_path / "skipped")),
     )
     kept = list(scorer(documents))  # run() closes the exclusion writer at the end

@@ -57,3 +57,21 @@ def write_broken_inputs(folder: Path) -> list[Path]:
     pq.write_table(pa.Table.from_pylist([{"id": "p", "text": "ok"}] * 10), corrupt)
     corrupt.write_bytes(corrupt.read_bytes()[:200])
     return [plain, truncated, corrupt]
+
+
+SELECT_CORPUS = {  # domain -> raw lines of its one .jsonl file; every line is one record read
+    "web": [
+        *(line({"id": f"web-{i}", "text": text}) for i, text in enumerate(GOOD)),
+        line({"id": "web-empty", "text": ""}),
+        line({"id": "web-no-text"}),
+        line({"id": "web-null", "text": None}),
+        line({"id": "web-number", "text": 42}),
+        line({"id": "web-surrogate", "text": "lone \ud800 surrogate in a sentence"}),
+        b"{not json at all\n",
+    ],
+    "code": [
+        *(line({"id": f"code-{i}", "text": text}) for i, text in enumerate(GOOD)),
+        line({"id": "code-spaces", "text": "   "}),
+        b'{"id": "code-latin1", "text": "caf\xe9"}\n',
+    ],
+}

@@ -19,7 +19,7 @@ SELECT_SCRIPT = ROOT / "pipelines" / "smollm_select.py"
 DOMAINS = ("web", "code", "math")
 HEADS = [[18, 6], [20, 6], [17, 3], [18, 7], [23, 2]]
 MAX_TOKENS = 48
-SETTINGS = ["--max-tokens", str(MAX_TOKENS), "--tasks", "2", "--batch-size", "16"]
+SETTINGS = ["--max-tokens", str(MAX_TOKENS), "--tasks", "2", "--docs-per-batch", "16"]
 
 
 def select_command(inputs: Path, out: Path, *extra: str) -> list[str]:
@@ -61,12 +61,17 @@ def outputs(out: Path, score_key: str = "attention_influence") -> dict[str, dict
     }
 
 
-def load_select_main():
-    """``main`` of pipelines/smollm_select.py, imported from its file."""
+def load_select_module():
+    """pipelines/smollm_select.py as a module, imported from its file."""
     spec = importlib.util.spec_from_file_location("smollm_select", SELECT_SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def load_select_main():
+    """``main`` of pipelines/smollm_select.py, imported from its file."""
+    return load_select_module().main
 
 
 def console_log_follows_stderr() -> None:

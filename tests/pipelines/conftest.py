@@ -9,6 +9,7 @@ import pytest
 
 from ai_filters.corpus import local_corpus
 from ai_filters.documents import DocumentWriter
+from tests.helpers.broken_inputs import SELECT_CORPUS
 from tests.helpers.models import write_heads_file
 from tests.helpers.pipelines import DOMAINS, HEADS, run, select_command
 
@@ -42,3 +43,17 @@ def local_run(inputs, tmp_path_factory) -> Path:
     result = run(select_command(inputs, out))
     assert "| web |" in result.stdout and "pipeline wall time" in result.stdout
     return out
+
+
+@pytest.fixture(scope="module")
+def select_inputs(tiny, tmp_path_factory) -> dict[str, Path]:
+    """The corpus above, its domains file, and the tiny model's folder and heads file."""
+    folder = tmp_path_factory.mktemp("select_inputs")
+    specs = {}
+    for domain, lines in SELECT_CORPUS.items():
+        (folder / domain).mkdir()
+        (folder / domain / "part.jsonl").write_bytes(b"".join(lines))
+        specs[domain] = {"reader": "jsonl", "path": str(folder / domain)}
+    (folder / "domains.yaml").write_text(json.dumps(specs))  # JSON is valid YAML
+    _, heads = tiny
+    return {"domains": folder / "domains.yaml", "heads": heads, "model": heads.parent / "model"}

@@ -17,44 +17,13 @@ from pathlib import Path
 import pytest
 
 from ai_filters.documents import read_documents
-from tests.helpers.broken_inputs import GOOD, line
+from tests.helpers.broken_inputs import GOOD, SELECT_CORPUS
 from tests.helpers.console import error_line_of
 from tests.helpers.models import other_shape_heads
 from tests.helpers.pipelines import SELECT_SCRIPT, console_log_follows_stderr, load_select_main
 
+
 # ------------------------------------------------ the selection pipeline: every record counted
-CORPUS = {  # domain -> raw lines of its one .jsonl file; every line is one record read
-    "web": [
-        *(line({"id": f"web-{i}", "text": text}) for i, text in enumerate(GOOD)),
-        line({"id": "web-empty", "text": ""}),
-        line({"id": "web-no-text"}),
-        line({"id": "web-null", "text": None}),
-        line({"id": "web-number", "text": 42}),
-        line({"id": "web-surrogate", "text": "lone \ud800 surrogate in a sentence"}),
-        b"{not json at all\n",
-    ],
-    "code": [
-        *(line({"id": f"code-{i}", "text": text}) for i, text in enumerate(GOOD)),
-        line({"id": "code-spaces", "text": "   "}),
-        b'{"id": "code-latin1", "text": "caf\xe9"}\n',
-    ],
-}
-
-
-@pytest.fixture(scope="module")
-def select_inputs(tiny, tmp_path_factory) -> dict[str, Path]:
-    """The corpus above, its domains file, and the tiny model's folder and heads file."""
-    folder = tmp_path_factory.mktemp("select_inputs")
-    specs = {}
-    for domain, lines in CORPUS.items():
-        (folder / domain).mkdir()
-        (folder / domain / "part.jsonl").write_bytes(b"".join(lines))
-        specs[domain] = {"reader": "jsonl", "path": str(folder / domain)}
-    (folder / "domains.yaml").write_text(json.dumps(specs))  # JSON is valid YAML
-    _, heads = tiny
-    return {"domains": folder / "domains.yaml", "heads": heads, "model": heads.parent / "model"}
-
-
 def select_args(inputs: dict[str, Path], out: Path, **changes: str) -> list[str]:
     options = {
         "--out": str(out),
@@ -95,7 +64,7 @@ def test_pipeline_counts_records_datatrove_readers_would_drop(select_run):
         for path in sorted((select_run / "skipped").glob("**/*.jsonl.gz"))
         for d in read_documents(path)
     }
-    for domain, lines in CORPUS.items():
+    for domain, lines in SELECT_CORPUS.items():
         row = report["domains"][domain]
         assert row["read"] == len(lines), domain
         assert row["read"] == row["scored"] + row["skipped"]
