@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 # converted embedded model and other caches live inside the checkout unless set elsewhere
 export AI_FILTERS_CACHE ?= $(CURDIR)/.cache/ai_filters
 
-.PHONY: install demo proxy distill test lint format clean
+.PHONY: install demo proxy distill gpu-bundle test lint format clean
 
 install: $(VENV)/.installed
 
@@ -68,6 +68,11 @@ distill: install
 	$(BIN)/python benchmarks/distill_curve.py --out out/distill
 	$(BIN)/python benchmarks/bench_distilled.py --selection out/distill/attention_influence \
 	    --model-dir out/distill/models/largest
+
+# what the GPU check needs on a GPU machine with no package index (git-ignored; carry it there):
+# cp312 wheels of the packages its image lacks, the tokenizer, the demo corpus and texts
+gpu-bundle: install
+	$(BIN)/python benchmarks/gpu_bundle.py --out gpu_bundle
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests

@@ -20,14 +20,17 @@ import json
 import resource
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-from bench_scoring import (
+from common import (
     EMBEDDED,
     EMBEDDED_HEADS,
+    corpus_texts,
     demo_documents_parser,
     machine,
+    random_heads,
     write_report,
 )
 
@@ -43,13 +46,51 @@ FRACTION = 0.2
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = demo_documents_parser(__doc__.split("\n\n")[0], docs_per_domain=25, max_tokens=256)
+    parser.add_argument(
+        "--model",
+        default=EMBEDDED,
+        help=f"{EMBEDDED} (real weights: the agreement a selection sees) or a model folder, "
+        "e.g. random weights from benchmarks/random_model.py (the numerics only)",
+    )
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="documents to score (.jsonl.gz of the demo domains, as make gpu-bundle writes); "
+        "default: the local demo corpus",
+    )
     return parser.parse_args(argv)
 
 
-def score_in(dtype: str, device: str, texts: list[str], max_tokens: int) -> tuple[list, float]:
-    """The engine's scores of ``texts`` with the embedded model in ``dtype``, and the seconds."""
-    loaded = load_model(EMBEDDED, device=device, dtype=dtype)
-    engine = ScoringEngine(loaded, EMBEDDED_HEADS, ScoringConfig(max_tokens=max_tokens))
+def heads_of(model: str) -> list[tuple[int, int]]:
+    """The embedded model's detected heads, or 5 % of a random-weight model's, seeded."""
+    if model == EMBEDDED:
+        return list(EMBEDDED_HEADS)
+    from transformers import AutoConfig
+
+    return random_heads(AutoConfig.from_pretrained(model))
+
+
+def documents_of(args: argparse.Namespace) -> list[dict]:
+    """``--docs-per-domain`` documents of each domain, from ``--texts`` or the local corpus."""
+    if args.texts is None:
+        return local_corpus(args.docs_per_domain, seed=0, chunk_chars=args.chunk_chars)
+    documents = corpus_texts(args.texts)
+    chosen: list[dict] = []
+    for domain in DOMAINS:
+        in_domain = [d for d in documents if d["metadata"]["domain"] == domain]
+        chosen += in_domain[: args.docs_per_domain]
+    return chosen
+
+
+def score_in(
+    dtype: str, args: argparse.Namespace, texts: list[str]
+) -> tuple[list[DocumentScore], float]:
+    """The engine's scores of ``texts`` with ``--model`` in ``dtype``, and the seconds."""
+    device = args.device
+    loaded = load_model(args.model, device=device, dtype=dtype)
+    config = ScoringConfig(max_tokens=args.max_tokens)
+    engine = ScoringEngine(loaded, heads_of(args.model), config)
     engine.score_texts(texts[:1])
     start = time.perf_counter()
     scores = engine.score_texts(texts)
@@ -116,18 +157,19 @@ def agreement(
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    corpus = local_corpus(args.docs_per_domain, seed=0, chunk_chars=args.chunk_chars)
+    corpus = documents_of(args)
     texts = [document["text"] for document in corpus]
     domains = [document["metadata"]["domain"] for document in corpus]
-    fp32, fp32_s = score_in("float32", args.device, texts, args.max_tokens)
-    bf16, bf16_s = score_in("bfloat16", args.device, texts, args.max_tokens)
+    fp32, fp32_s = score_in("float32", args, texts)
+    bf16, bf16_s = score_in("bfloat16", args, texts)
     report = {
         "benchmark": "bf16",
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(torch.device(args.device)),
         "settings": {
             "device": args.device,
-            "model": EMBEDDED,
+            "model": args.model,
+            "weights": "real" if args.model == EMBEDDED else "random (numerics only)",
             "documents": len(texts),
             "chunk_chars": args.chunk_chars,
             "max_tokens": args.max_tokens,
@@ -140,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     shown = {key: value for key, value in report["agreement"].items() if key != "documents"}
     print(json.dumps({"seconds": report["seconds"], "agreement": shown}, indent=1))
-    print(f"wrote {write_report(report, args.out_dir, 'bf16')}")
+    print(f"wrote {write_report(report, args.out_dir, 'bf16', args.device)}")
 
 
 if __name__ == "__main__":

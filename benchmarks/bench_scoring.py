@@ -5,11 +5,13 @@ The naive way is what a user writes first: two model copies (the second with the
 heads' query rows zeroed, which is exactly uniform masking on these Llama-shaped models), and
 two full Hugging Face forward passes with ``labels=input_ids`` per document at batch size 1.
 The engine is ``ai_filters.scoring.ScoringEngine.score_token_ids``, one document per row
-(``engine``) or several documents packed per row (``packed``). All score the same documents:
-real text of the four demo domains, tokenized with the embedded tokenizer, cut either into
+(``engine``), several documents packed per row (``packed``), or packed with the decoder layers
+compiled (``compiled``). All score the same documents: real text of the four demo domains
+(``--texts``, or the local corpus), tokenized with the model's tokenizer, cut either into
 windows of exactly ``--doc-tokens`` tokens (``--lengths fixed``) or into documents whose
 lengths follow a web corpus (``--lengths web-mix``: log-normal around a median of
-``--median-tokens``, truncated at ``--max-tokens``).
+``--median-tokens``, truncated at ``--max-tokens``). The model is the embedded one or any model
+folder, e.g. one with random weights written by ``benchmarks/random_model.py``.
 
 Each variant runs in its own subprocess (this script re-invoked with a hidden ``--variant``
 flag), so its peak memory is its own; with ``--rounds`` the variants alternate. The parent then
@@ -20,100 +22,47 @@ measures a matmul peak on the same device and writes one JSON file under
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
-import itertools
 import json
-import math
-import os
-import platform
-import random
-import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from ai_filters.corpus import DOMAINS, SOURCES, local_corpus
-from ai_filters.models import (
-    DTYPES,
-    LoadedModel,
-    default_dtype,
-    embedded_model_folder,
-    load_model,
+from common import (
+    EMBEDDED,
+    EMBEDDED_HEADS,
+    RESULTS_DIR,
+    benchmark_documents,
+    comparison,
+    corpus_texts,
+    document_lengths,
+    machine,
+    matmul_peak,
+    naive_losses,
+    peak_memory,
+    random_heads,
+    reference_copy,
+    scoring_flops,
+    timed,
+    write_report,
 )
-from ai_filters.numerics import loss_rtol, score_atol
+
+from ai_filters.corpus import DOMAINS
+from ai_filters.heads import RetrievalHeads
+from ai_filters.models import DTYPES, LoadedModel, default_dtype, load_model, load_tokenizer
+from ai_filters.numerics import loss_rtol
 from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-VARIANTS = ("naive", "engine", "packed")
-ENGINE_VARIANTS = ("engine", "packed")
-EMBEDDED = "smollm2-135m"
-RANDOM_LLAMA = "llama-1.7b-random"
-TINY_LLAMA = "llama-tiny-random"
-MODELS = (EMBEDDED, RANDOM_LLAMA, TINY_LLAMA)
-SEED = 0
-# the retrieval heads our detector finds in the embedded SmolLM2-135M
-EMBEDDED_HEADS = [
-    (18, 6), (17, 3), (20, 6), (18, 7), (23, 2), (17, 4), (20, 5),
-    (23, 7), (21, 8), (22, 7), (23, 8), (21, 5), (24, 2), (23, 1),
-]  # fmt: skip
-# the shape of SmolLM2-1.7B, with random weights
-RANDOM_LLAMA_SHAPE = {
-    "hidden_size": 2048,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "intermediate_size": 8192,
-    "vocab_size": 49152,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 8192,
-    "rope_theta": 130000.0,
-    "rms_norm_eps": 1e-5,
-}
-# the same code path at a size a CPU runs in seconds (gpu_check.sh --cpu-smoke)
-TINY_LLAMA_SHAPE = {
-    **RANDOM_LLAMA_SHAPE,
-    "hidden_size": 128,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 4,
-    "intermediate_size": 256,
-}
-HEAD_FRACTION = 0.05
-PEAK_SECONDS = 2.0
-MIB = 2**20
+VARIANTS = ("naive", "engine", "packed", "compiled")
+ENGINE_VARIANTS = ("engine", "packed", "compiled")
 
 
 # ------------------------------------------------------------------------------- arguments
-def demo_documents_parser(
-    description: str, docs_per_domain: int, max_tokens: int
-) -> argparse.ArgumentParser:
-    """The options shared by the benchmarks that score demo-corpus documents: the device, how
-    many documents per domain, how the corpus is cut, tokens scored each, the JSON's folder."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument(
-        "--docs-per-domain", type=int, default=docs_per_domain, help="demo documents per domain"
-    )
-    parser.add_argument(
-        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
-    )
-    parser.add_argument(
-        "--max-tokens", type=int, default=max_tokens, help="tokens scored per document"
-    )
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    return parser
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line; ``--variant``, ``--docs-file`` and ``--result-file`` are internal."""
     defaults = ScoringConfig()
@@ -121,11 +70,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=(
             "Benchmark AttentionInfluence scoring: the naive baseline (two model copies, two "
             "Hugging Face forward passes with labels per document, batch size 1) against "
-            "ai_filters' ScoringEngine (one document per row, or packed), on the same real "
-            "documents. Reports tokens/s, the speed-up, the share of fed tokens that are "
-            "padding, the largest score and loss differences, each variant's peak memory "
-            "(each runs in its own subprocess) and model FLOP utilisation against a matmul "
-            "peak measured in the same run; writes JSON to benchmarks/results/."
+            "ai_filters' ScoringEngine (one document per row, packed, or packed and compiled), "
+            "on the same real documents. Reports tokens/s, the speed-ups, the share of fed "
+            "tokens that are padding, the largest score and loss differences, each variant's "
+            "peak memory (each runs in its own subprocess) and model FLOP utilisation against a "
+            "matmul peak measured in the same run; writes JSON to benchmarks/results/."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -138,12 +87,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--model",
-        choices=MODELS,
         default=EMBEDDED,
-        help=f"{EMBEDDED}: the embedded SmolLM2-135M with its 14 detected retrieval heads; "
-        f"{RANDOM_LLAMA}: random weights in SmolLM2-1.7B's shape (24 layers x 32 heads, "
-        "hidden 2048), 5%% of its heads drawn from its middle layers with a fixed seed (GPU); "
-        f"{TINY_LLAMA}: the same code path in a 4-layer shape (smoke tests)",
+        help=f"{EMBEDDED} (the embedded SmolLM2-135M) or a model folder, for example random "
+        "weights in a SmolLM2 shape written by benchmarks/random_model.py",
+    )
+    parser.add_argument(
+        "--heads",
+        type=Path,
+        default=None,
+        help="heads file to mask; default: the 14 detected heads of the embedded model, or 5%% "
+        "of the heads of the model's middle layers drawn with a fixed seed",
+    )
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="documents to cut the benchmark's documents from (.jsonl.gz of the four demo "
+        "domains, as make gpu-bundle writes); default: the local corpus of this machine",
     )
     parser.add_argument("--num-docs", type=int, default=32, help="documents to score")
     parser.add_argument(
@@ -167,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="naive,engine",
-        help=f"comma-separated, from {', '.join(VARIANTS)}",
+        help=f"comma-separated, from {', '.join(VARIANTS)}; the first is the others' baseline",
     )
     parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="engine: rows per batch"
@@ -185,21 +145,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="packed: tokens per row (default: the engine's, the longest document)",
     )
     parser.add_argument(
-        "--engine-shared-layers",
-        type=int,
-        default=None,
-        help="for the FLOP count: bottom layers the engine runs once for both passes; default "
-        "ai_filters.scoring.shared_prefix_layers(heads)",
-    )
-    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
         help="run the variants alternately this many times and keep each one's fastest round "
         "(on a noisy machine; every round's time and speed-up is in the JSON)",
-    )
-    parser.add_argument(
-        "--compile", action="store_true", help="engine variants: ScoringConfig(compile=True)"
     )
     parser.add_argument(
         "--out-dir", type=Path, default=RESULTS_DIR, help="folder for the JSON result"
@@ -213,7 +163,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not args.variant_list:
         parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     if not set(args.variant_list) & set(ENGINE_VARIANTS):
-        parser.error("--variants must include engine or packed")
+        parser.error("--variants must include an engine variant")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     if args.num_docs < 1 or args.doc_tokens < 2 or args.max_tokens < 2:
@@ -230,184 +180,37 @@ def longest_document(args: argparse.Namespace) -> int:
     return args.doc_tokens if args.lengths == "fixed" else args.max_tokens
 
 
-# ------------------------------------------------------------------------------- documents
-def embedded_tokenizer():
-    """The embedded model's tokenizer (SmolLM2's 49,152-token vocabulary), without the model."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(embedded_model_folder())
-
-
-def document_lengths(args: argparse.Namespace) -> list[int]:
-    """Every document's length: ``--doc-tokens``, or log-normal draws (seeded) truncated at
-    ``--max-tokens``, at least 2 tokens."""
-    if args.lengths == "fixed":
-        return [args.doc_tokens] * args.num_docs
-    draws = np.random.default_rng(SEED).lognormal(
-        math.log(args.median_tokens), args.length_sigma, args.num_docs
+def lengths_of(args: argparse.Namespace) -> list[int]:
+    return document_lengths(
+        args.num_docs,
+        args.lengths,
+        args.doc_tokens,
+        args.median_tokens,
+        args.length_sigma,
+        longest_document(args),
     )
-    return [int(min(max(round(length), 2), args.max_tokens)) for length in draws]
-
-
-def _domain_stream(texts: Sequence[str], tokenizer) -> Iterator[int]:
-    """The tokens of one domain's texts, one after another (a blank line between texts)."""
-    for text in texts:
-        yield from tokenizer(text + "\n\n").input_ids
-
-
-def benchmark_documents(tokenizer, lengths: Sequence[int]) -> list[dict]:
-    """One document per length: the next that many tokens of a domain, the domains in turn.
-
-    A domain whose text runs out drops out of the rotation; the others fill in.
-    """
-    per_domain = min(len(collect()) for collect, _ in SOURCES.values())
-    corpus = local_corpus(docs_per_domain=per_domain, seed=SEED)
-    streams = {
-        domain: _domain_stream(
-            [doc["text"] for doc in corpus if doc["metadata"]["domain"] == domain], tokenizer
-        )
-        for domain in DOMAINS
-    }
-    documents: list[dict] = []
-    while streams and len(documents) < len(lengths):
-        for domain in list(streams):
-            if len(documents) == len(lengths):
-                break
-            wanted = lengths[len(documents)]
-            ids = list(itertools.islice(streams[domain], wanted))
-            if len(ids) < wanted:
-                del streams[domain]
-            else:
-                documents.append({"domain": domain, "ids": ids})
-    if len(documents) < len(lengths):
-        raise SystemExit(
-            f"the demo corpus holds only {len(documents)} documents of these lengths; "
-            "lower --num-docs or the lengths"
-        )
-    return documents
 
 
 # ---------------------------------------------------------------------------------- models
-def benchmark_heads(model_name: str) -> list[tuple[int, int]]:
-    """The heads to mask: the detected ones of the embedded model, or :func:`random_heads`."""
-    if model_name == EMBEDDED:
-        return list(EMBEDDED_HEADS)
-    return random_heads(RANDOM_LLAMA_SHAPE if model_name == RANDOM_LLAMA else TINY_LLAMA_SHAPE)
-
-
-def random_heads(shape: dict) -> list[tuple[int, int]]:
-    """5 % of the heads (at least one), drawn from the middle layers (the second half's first
-    three quarters, where retrieval heads sit) with a fixed seed."""
-    num_layers, num_heads = shape["num_hidden_layers"], shape["num_attention_heads"]
-    count = max(1, math.ceil(HEAD_FRACTION * num_layers * num_heads))
-    layers = range(num_layers // 2, max(num_layers // 2 + 1, num_layers * 7 // 8))
-    pool = [(layer, head) for layer in layers for head in range(num_heads)]
-    return sorted(random.Random(SEED).sample(pool, count))
-
-
-def random_llama(name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """A Llama of ``name``'s shape with random weights (seeded), built directly on ``device``."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(SEED)
-    with device:
-        model = AutoModelForCausalLM.from_config(model_config(name), dtype=dtype)
-    model.eval().requires_grad_(False)
-    return LoadedModel(name, model, embedded_tokenizer(), device, dtype)
-
-
-def model_config(model_name: str):
+def model_config(spec: str):
     """The configuration of the benchmarked model, without its weights."""
-    from transformers import AutoConfig, LlamaConfig
+    from transformers import AutoConfig
 
-    if model_name == EMBEDDED:
-        return AutoConfig.from_pretrained(embedded_model_folder())
-    shape = RANDOM_LLAMA_SHAPE if model_name == RANDOM_LLAMA else TINY_LLAMA_SHAPE
-    return LlamaConfig(**shape, attn_implementation="sdpa")
+    from ai_filters.models import resolve_model_path
+
+    return AutoConfig.from_pretrained(resolve_model_path(spec))
 
 
-def benchmark_model(args: argparse.Namespace) -> tuple[LoadedModel, list[tuple[int, int]]]:
-    """The model to score with and the heads to mask."""
-    device, dtype = torch.device(args.device), run_dtype(args)
+def benchmark_heads(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """The heads to mask: ``--heads``, the embedded model's detected ones, or random ones."""
+    if args.heads is not None:
+        return RetrievalHeads.load(args.heads).selected_heads
     if args.model == EMBEDDED:
-        loaded = load_model(EMBEDDED, device=device, dtype=dtype)
-    else:
-        loaded = random_llama(args.model, device, dtype)
-    return loaded, benchmark_heads(args.model)
-
-
-def reference_copy(loaded: LoadedModel, heads: Sequence[tuple[int, int]]) -> torch.nn.Module:
-    """A deep copy of the model whose masked heads have zero ``q_proj`` output rows (exactly
-    uniform attention for Llama-shaped models, which have no norm after ``q_proj``)."""
-    reference = copy.deepcopy(loaded.model)
-    rows = loaded.head_dim
-    with torch.no_grad():
-        for layer, head in heads:
-            q_proj = reference.model.layers[layer].self_attn.q_proj
-            q_proj.weight[head * rows : (head + 1) * rows] = 0
-            if q_proj.bias is not None:
-                q_proj.bias[head * rows : (head + 1) * rows] = 0
-    return reference
-
-
-# ------------------------------------------------------------------------------------ FLOPs
-def layer_linear_flops(layer: torch.nn.Module) -> int:
-    """FLOPs per token of a decoder layer's linear maps: 2 per weight (one multiply-add)."""
-    return sum(
-        2 * module.weight.numel()
-        for module in layer.modules()
-        if isinstance(module, torch.nn.Linear)
-    )
-
-
-def attention_flops(layer: torch.nn.Module, tokens: int) -> int:
-    """FLOPs of causal QK^T and AV over one document: position i sees i + 1 keys."""
-    query_width = layer.self_attn.q_proj.out_features
-    return 2 * 2 * query_width * tokens * (tokens + 1) // 2
-
-
-def scoring_flops(loaded: LoadedModel, lengths: Sequence[int], shared_layers: int) -> int:
-    """Useful FLOPs of scoring documents of ``lengths``: the bottom ``shared_layers`` layers
-    once, the others and the output layer twice (padding and packing overheads not counted)."""
-    total = 0
-    head = loaded.model.get_output_embeddings().weight.numel()
-    for tokens in lengths:
-        for index, layer in enumerate(loaded.model.model.layers):
-            passes = 1 if index < shared_layers else 2
-            total += passes * (layer_linear_flops(layer) * tokens + attention_flops(layer, tokens))
-        total += 2 * 2 * head * tokens
-    return total
+        return list(EMBEDDED_HEADS)
+    return random_heads(model_config(args.model))
 
 
 # -------------------------------------------------------------------------------- variants
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(function: Callable[[], object], device: torch.device) -> tuple[object, float]:
-    """``function()`` and its wall-clock seconds, with the device synchronized around it."""
-    synchronize(device)
-    start = time.perf_counter()
-    result = function()
-    synchronize(device)
-    return result, time.perf_counter() - start
-
-
-def naive_losses(
-    base: torch.nn.Module, reference: torch.nn.Module, documents: Sequence[list[int]], device
-) -> list[tuple[float, float]]:
-    """``(loss_base, loss_ref)`` per document, one document and two forward passes at a time."""
-    losses = []
-    with torch.inference_mode():
-        for ids in documents:
-            input_ids = torch.tensor([ids], device=device)
-            loss_base = base(input_ids=input_ids, labels=input_ids).loss.item()
-            loss_ref = reference(input_ids=input_ids, labels=input_ids).loss.item()
-            losses.append((loss_base, loss_ref))
-    return losses
-
-
 def run_naive(
     loaded: LoadedModel, heads: list[tuple[int, int]], documents: list[list[int]]
 ) -> dict:
@@ -421,26 +224,25 @@ def run_naive(
     _, warmup = timed(lambda: score(documents[:1]), loaded.device)
     losses, elapsed = timed(lambda: score(documents), loaded.device)
     lengths = [len(ids) for ids in documents]
-    flops = scoring_flops(loaded, lengths, shared_layers=0)
     return {
         "losses": losses,
         "warmup_s": warmup,
         "elapsed_s": elapsed,
-        "flops": flops,
+        "flops": scoring_flops(loaded, lengths, shared_layers=0),
         "fed_tokens": sum(lengths),
         "real_tokens": sum(lengths),
     }
 
 
-def engine_config(args: argparse.Namespace, packing: bool) -> ScoringConfig:
-    """The engine's configuration for the engine (``packing=False``) or packed variant."""
+def engine_config(args: argparse.Namespace, variant: str) -> ScoringConfig:
+    """The engine's configuration for an engine variant."""
     return ScoringConfig(
         max_tokens=longest_document(args),
         batch_size=args.batch_size,
         batch_tokens=args.batch_tokens,
-        packing=packing,
+        packing=variant != "engine",
         pack_tokens=args.pack_tokens,
-        compile=args.compile,
+        compile=variant == "compiled",
     )
 
 
@@ -449,10 +251,10 @@ def run_engine(
     heads: list[tuple[int, int]],
     documents: list[list[int]],
     args: argparse.Namespace,
-    packing: bool,
 ) -> dict:
-    """The engine: warm up on a few documents, then time all documents."""
-    engine = ScoringEngine(loaded, heads, engine_config(args, packing))
+    """An engine variant: warm up on a few documents (compiling, for ``compiled``), then time
+    all documents."""
+    engine = ScoringEngine(loaded, heads, engine_config(args, args.variant))
     warm = documents[: max(1, min(8, len(documents) // 4))]
     _, warmup = timed(lambda: engine.score_token_ids(warm), loaded.device)
     engine.feed.real = engine.feed.fed = 0
@@ -460,11 +262,7 @@ def run_engine(
     skipped = [score.skip_reason for score in scores if score.skip_reason is not None]
     if skipped:
         raise RuntimeError(f"the engine skipped {len(skipped)} documents: {skipped[:3]}")
-    shared = (
-        args.engine_shared_layers
-        if args.engine_shared_layers is not None
-        else shared_prefix_layers(heads)
-    )
+    shared = shared_prefix_layers(heads)
     return {
         "losses": [(score.loss_base, score.loss_ref) for score in scores],
         "warmup_s": warmup,
@@ -473,29 +271,23 @@ def run_engine(
         "shared_layers": shared,
         "batch_tokens": engine.config.batch_tokens,
         "packing": engine.config.packing,
+        "compile": engine.config.compile,
         "fed_tokens": engine.feed.fed,
         "real_tokens": engine.feed.real,
     }
-
-
-def peak_memory(device: torch.device) -> dict:
-    """This process's peak resident memory, and on a GPU its peak allocated memory (MiB)."""
-    memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if device.type == "cuda":
-        memory["peak_gpu_allocated_mib"] = torch.cuda.max_memory_allocated(device) / MIB
-    return memory
 
 
 def run_variant(args: argparse.Namespace) -> None:
     """Subprocess entry: load, score the documents of ``--docs-file``, write ``--result-file``."""
     documents = json.loads(args.docs_file.read_text())["documents"]
     start = time.perf_counter()
-    loaded, heads = benchmark_model(args)
+    loaded = load_model(args.model, device=args.device, dtype=run_dtype(args))
+    heads = benchmark_heads(args)
     load_s = time.perf_counter() - start
     if args.variant == "naive":
         result = run_naive(loaded, heads, documents)
     else:
-        result = run_engine(loaded, heads, documents, args, packing=args.variant == "packed")
+        result = run_engine(loaded, heads, documents, args)
     result.update(peak_memory(loaded.device), load_s=load_s, threads=torch.get_num_threads())
     args.result_file.write_text(json.dumps(result))
 
@@ -509,69 +301,6 @@ def spawn_variant(variant: str, argv: Sequence[str], docs_file: Path, work: Path
     print(f"running the {variant} variant ...", flush=True)
     subprocess.run(command, check=True)
     return json.loads(result_file.read_text())
-
-
-# ---------------------------------------------------------------------------------- machine
-def matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
-    """Achieved FLOP/s of square matmuls repeated for about ``PEAK_SECONDS`` seconds."""
-    size = 2048 if device.type == "cpu" else 8192
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    out = torch.empty_like(a)
-
-    def multiply(repeats: int) -> None:
-        for _ in range(repeats):
-            torch.matmul(a, b, out=out)
-
-    multiply(1)
-    _, twice = timed(lambda: multiply(2), device)
-    repeats = max(1, math.ceil(PEAK_SECONDS / (twice / 2)))
-    _, seconds = timed(lambda: multiply(repeats), device)
-    return {
-        "size": size,
-        "dtype": str(dtype).removeprefix("torch."),
-        "repeats": repeats,
-        "seconds": seconds,
-        "flops_per_s": 2 * size**3 * repeats / seconds,
-    }
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        if found:
-            return found.group(1).strip()
-    return platform.processor() or platform.machine()
-
-
-def machine(device: torch.device) -> dict:
-    """What the numbers were measured on."""
-    import transformers
-
-    description = {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_1min": os.getloadavg()[0],
-    }
-    if device.type == "cuda":
-        description["gpu"] = torch.cuda.get_device_name(device)
-        description["cuda"] = torch.version.cuda
-    return description
-
-
-def device_kind(device: torch.device) -> str:
-    """``cpu``, or ``cuda-`` followed by the GPU's name in lower case with dashes."""
-    if device.type == "cpu":
-        return "cpu"
-    name = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-    return f"cuda-{name}"
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -592,27 +321,6 @@ def variant_summary(result: dict, scored_tokens: int, peak: float) -> dict:
     }
 
 
-def comparison(naive: dict, engine: dict, rtol: float) -> dict:
-    """The engine's speed-up, its largest absolute differences from the naive numbers, and
-    whether every score agrees within the rounding tolerance of :mod:`ai_filters.numerics`
-    (``rtol`` per loss, :func:`~ai_filters.numerics.score_atol` per score)."""
-
-    def largest(key: str) -> float:
-        return max(abs(a - b) for a, b in zip(naive[key], engine[key], strict=True))
-
-    pairs = zip(naive["scores"], engine["scores"], strict=True)
-    score_ratios = [abs(a - b) / score_atol(a, rtol) for a, b in pairs]
-    return {
-        "speedup": engine["tokens_per_s"] / naive["tokens_per_s"],
-        "max_abs_diff_score": largest("scores"),
-        "max_abs_diff_loss_base": largest("loss_base"),
-        "max_abs_diff_loss_ref": largest("loss_ref"),
-        "loss_rtol": rtol,
-        "max_score_diff_over_tolerance": max(score_ratios),
-        "scores_agree": max(score_ratios) <= 1.0,
-    }
-
-
 def print_table(report: dict) -> None:
     """The human-readable summary of a report."""
     setup, host = report["settings"], report["machine"]
@@ -625,12 +333,12 @@ def print_table(report: dict) -> None:
         f"mean {lengths['mean']:.0f}, max {lengths['max']})"
     )
     print(
-        f"{'variant':<8} {'tokens/s':>10} {'seconds':>9} {'padding':>8} {'peak MiB':>9} "
+        f"{'variant':<9} {'tokens/s':>10} {'seconds':>9} {'padding':>8} {'peak MiB':>9} "
         f"{'GFLOP':>9} {'MFU':>7}"
     )
     for name, variant in report["variants"].items():
         print(
-            f"{name:<8} {variant['tokens_per_s']:>10.1f} {variant['elapsed_s']:>9.2f} "
+            f"{name:<9} {variant['tokens_per_s']:>10.1f} {variant['elapsed_s']:>9.2f} "
             f"{variant['padding_share']:>8.1%} {variant[memory_key]:>9.0f} "
             f"{variant['flops'] / 1e9:>9.1f} {variant['mfu']:>7.1%}"
         )
@@ -638,11 +346,11 @@ def print_table(report: dict) -> None:
     print(
         f"matmul peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['dtype']}, {peak['size']}^2)"
     )
-    for name, diff in report.get("comparisons", {}).items():
+    for name, diff in report["comparisons"].items():
         verdict = "agree" if diff["scores_agree"] else "DISAGREE"
         rounds = ", ".join(f"{ratio:.2f}x" for ratio in diff["speedup_per_round"])
         print(
-            f"{name}/naive: {diff['speedup']:.2f}x (rounds: {rounds}); scores {verdict} within "
+            f"{name}: {diff['speedup']:.2f}x (rounds: {rounds}); scores {verdict} within "
             f"rounding: max |score diff| {diff['max_abs_diff_score']:.2e} = "
             f"{diff['max_score_diff_over_tolerance']:.2f} x its tolerance "
             f"(loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
@@ -675,17 +383,18 @@ def settings(args: argparse.Namespace, documents: list[dict], shared_layers: int
         "batch_size": args.batch_size,
         "batch_tokens": args.batch_tokens,
         "pack_tokens": args.pack_tokens,
-        "compile": args.compile,
         "rounds": args.rounds,
-        "heads": [list(head) for head in benchmark_heads(args.model)],
+        "heads": [list(head) for head in benchmark_heads(args)],
         "engine_shared_layers": shared_layers,
         "documents_per_domain": {domain: domains.count(domain) for domain in DOMAINS},
     }
 
 
 def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
-    """Run the variants in subprocesses, measure the matmul peak, and assemble the report."""
-    documents = benchmark_documents(embedded_tokenizer(), document_lengths(args))
+    """Run the variants in subprocesses, measure the matmul peak, and assemble the report; each
+    variant after the first is compared with the first."""
+    tokenizer = load_tokenizer(args.model)
+    documents = benchmark_documents(tokenizer, lengths_of(args), corpus_texts(args.texts))
     variants = args.variant_list
     with tempfile.TemporaryDirectory(prefix="bench_scoring.") as work:
         docs_file = Path(work) / "documents.json"
@@ -701,36 +410,26 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
     shared_layers = results[engine_name]["shared_layers"]
     scored = sum(len(document["ids"]) for document in documents)
     summaries = {v: variant_summary(r, scored, peak["flops_per_s"]) for v, r in results.items()}
-    report = {
+    rtol = loss_rtol(model_config(args.model), longest_document(args), run_dtype(args))
+    baseline, *others = variants
+    comparisons = {}
+    for name in others:
+        diff = comparison(summaries[baseline], summaries[name], rtol)
+        diff["speedup_per_round"] = [
+            first["elapsed_s"] / run["elapsed_s"]
+            for first, run in zip(rounds[baseline], rounds[name], strict=True)
+        ]
+        comparisons[f"{name}/{baseline}"] = diff
+    return {
         "benchmark": "scoring",
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(device),
         "settings": settings(args, documents, shared_layers),
         "matmul_peak": peak,
         "variants": summaries,
+        "comparisons": comparisons,
         "rounds_elapsed_s": {v: [run["elapsed_s"] for run in runs] for v, runs in rounds.items()},
     }
-    if "naive" in summaries:
-        rtol = loss_rtol(model_config(args.model), longest_document(args), run_dtype(args))
-        report["comparisons"] = {}
-        for name in (v for v in variants if v in ENGINE_VARIANTS):
-            diff = comparison(summaries["naive"], summaries[name], rtol)
-            diff["speedup_per_round"] = [
-                naive["elapsed_s"] / engine["elapsed_s"]
-                for naive, engine in zip(rounds["naive"], rounds[name], strict=True)
-            ]
-            report["comparisons"][name] = diff
-    return report
-
-
-def write_report(report: dict, out_dir: Path, prefix: str = "scoring") -> Path:
-    """Write ``report`` as ``<prefix>_<device kind>_<stamp>.json`` in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    kind = device_kind(torch.device(report["settings"]["device"]))
-    path = out_dir / f"{prefix}_{kind}_{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -741,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     report = benchmark(args, argv)
     print_table(report)
-    print(f"wrote {write_report(report, args.out_dir)}")
+    print(f"wrote {write_report(report, args.out_dir, 'scoring', args.device)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from bench_scoring import (
+from common import (
     EMBEDDED,
     EMBEDDED_HEADS,
     demo_documents_parser,
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps({key: report[key] for key in ("block", "overlap", "tokenizer")}, indent=1))
-    print(f"wrote {write_report(report, args.out_dir, 'tokenization')}")
+    print(f"wrote {write_report(report, args.out_dir, 'tokenization', args.device)}")
 
 
 if __name__ == "__main__":
