@@ -110,12 +110,16 @@ def first_block_rows(mask: BlockMask, rows: int) -> BlockMask:
 
 @functools.cache
 def _compiled(function: Callable) -> Callable:
-    return torch.compile(function)
+    """``function`` compiled once for every batch shape: the engine's batches vary in rows and
+    width, and a recompile per shape would reach dynamo's recompile limit, past which torch
+    runs flex_attention unfused (the full score matrix) without a word."""
+    return torch.compile(function, dynamic=True)
 
 
 def _on_device(function: Callable, device: torch.device) -> Callable:
-    """``function`` compiled on a GPU (its fused kernels), as it is on a CPU (no compile wait:
-    inductor takes about 40 s per shape there)."""
+    """``function`` compiled on a GPU (its fused kernels), as it is on a CPU: there inductor's
+    flex template took 43 s to compile a tiny model's first batch, and torch 2.13's failed to
+    build its C++ for some dynamic shapes."""
     return _compiled(function) if device.type == "cuda" else function
 
 
@@ -173,9 +177,9 @@ def document_flex_attention(
         raise AttentionKernelError("the flex kernel runs no attention dropout and no sinks")
     score_mod = None if softcap is None else _soft_cap(softcap)
     output = _on_device(flex_attention, query.device)(
-        query,
-        key,
-        value,
+        query.contiguous(),  # one memory layout, one compiled kernel: the masking wrapper's
+        key.contiguous(),  # edited query is contiguous, the model's own query a transposed view
+        value.contiguous(),
         score_mod=score_mod,
         block_mask=attention_mask,
         scale=scaling,
