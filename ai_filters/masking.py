@@ -132,11 +132,12 @@ def wrapped_name(implementation: str) -> str:
 
 
 @contextmanager
-def wrapped_attention(model: torch.nn.Module) -> Iterator[None]:
+def wrapped_attention(model: torch.nn.Module, implementation: str | None = None) -> Iterator[None]:
     """Within the block, ``model``'s attention runs through the wrapper (a no-op in every layer
-    without a plan). Nested blocks share the wrapper."""
+    without a plan) around ``implementation`` (default: the model's own). Nested blocks share
+    the wrapper."""
     previous = model.config._attn_implementation
-    name = wrapped_name(previous or "eager")
+    name = wrapped_name(implementation or previous or "eager")
     if name == previous:
         yield
         return

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +45,14 @@ import torch
 import torch.nn.functional as F
 
 from ai_filters.architectures import OutputHead, check_output_logits, check_supported
+from ai_filters.kernels import (
+    ATTENTION_KERNELS,
+    compile_layers,
+    first_block_rows,
+    is_block_mask,
+    kernel_implementation,
+    resolve_attention_kernel,
+)
 from ai_filters.masking import (
     MASK_MODES,
     AttentionPlan,
@@ -134,7 +141,9 @@ class ScoringConfig:
     ``packing`` puts several documents in one row of up to ``pack_tokens`` tokens (default
     ``max_tokens``) instead of one per row; ``None`` picks by device: off on a CPU (the
     block-diagonal mask costs more there than the padding it saves), on on a GPU.
-    ``compile`` runs the decoder layers through ``torch.compile``.
+    ``compile`` runs the decoder layers through ``torch.compile``. ``attention_kernel`` (one of
+    :data:`~ai_filters.kernels.ATTENTION_KERNELS`) is resolved by the engine (see
+    :mod:`ai_filters.kernels`): ``auto`` is ``flex`` for packed rows on CUDA, ``sdpa`` otherwise.
     ``allow_unsupported_architecture`` scores a model the engine does not list as exact
     (:mod:`ai_filters.architectures`) instead of refusing it.
     """
@@ -150,6 +159,7 @@ class ScoringConfig:
     pack_tokens: int | None = None
     compile: bool = False
     allow_unsupported_architecture: bool = False
+    attention_kernel: str = "auto"
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 2:
@@ -162,6 +172,8 @@ class ScoringConfig:
             raise ValueError("min_row_fill must be between 0 and 1")
         if self.pack_tokens is not None and self.pack_tokens < (self.max_tokens or 2):
             raise ValueError("pack_tokens must be at least max_tokens")
+        if self.attention_kernel not in ATTENTION_KERNELS:
+            raise ValueError(f"attention kernel must be one of {', '.join(ATTENTION_KERNELS)}")
 
 
 @dataclass
@@ -227,7 +239,10 @@ class ScoringEngine:
             config = replace(config, batch_tokens=max(config.max_tokens, 1024) if on_cpu else 32768)
         if config.packing is None:
             config = replace(config, packing=not on_cpu)
-        self.config = config
+        kernel = resolve_attention_kernel(
+            config.attention_kernel, loaded.model, loaded.device, config.packing
+        )
+        self.config = config = replace(config, attention_kernel=kernel)
         allow = config.allow_unsupported_architecture
         check_supported(loaded.model, config.max_tokens, allow)
         check_output_logits(loaded.model, allow)
@@ -315,7 +330,8 @@ class ScoringEngine:
         remaining = [0] * len(documents)
         for segment in segments:
             remaining[segment.document] += 1
-        with wrapped_attention(self.loaded.model):
+        kernel = kernel_implementation(self.config.attention_kernel)
+        with wrapped_attention(self.loaded.model, kernel):
             for batch in self._batches(self._rows(segments)):
                 flat = [segment for row in batch for segment in row]
                 started = time.perf_counter()
@@ -525,15 +541,15 @@ def _first_rows(name: str, value, rows: int):
         return value
     if isinstance(value, tuple):
         return tuple(_first_rows(name, item, rows) for item in value)
-    if not isinstance(value, torch.Tensor):
+    if not isinstance(value, torch.Tensor) and not is_block_mask(value):
         return value
     if name not in ROW_ARGUMENTS:
         raise MaskingError(
             f"decoder layers receive a tensor argument '{name}' the shared prefix does not know"
         )
-    if value.dim() > 0 and value.shape[0] == 2 * rows:
-        return value[:rows]
-    if value.dim() > 0 and value.shape[0] in (1, rows):
+    if value.shape and value.shape[0] == 2 * rows:  # a tensor, or flex_attention's BlockMask
+        return first_block_rows(value, rows) if is_block_mask(value) else value[:rows]
+    if value.shape and value.shape[0] in (1, rows):
         return value  # broadcast over every row, or the layer below's output: already cut
     raise MaskingError(
         f"decoder-layer argument '{name}' has {value.shape[0]} rows, not 1, {rows} or {2 * rows}"
@@ -576,35 +592,3 @@ def shared_prefix(model: torch.nn.Module, layers: int, rows: int) -> Iterator[No
     finally:
         for handle in handles:
             handle.remove()
-
-
-def compile_layers(model: torch.nn.Module) -> None:
-    """Compile every decoder layer's attention and MLP with ``torch.compile`` (in place, once).
-
-    The attention function itself (where heads are masked) stays eager: the compiled regions
-    are the projections, norms and rotary embeddings before it and the output projection and
-    MLP after it, with shapes marked dynamic so new batch shapes do not recompile. Compiled
-    kernels are cached per CPU capability (:func:`inductor_cache_per_cpu_capability`).
-    """
-    inductor_cache_per_cpu_capability()
-    for layer in model.base_model.layers:
-        for part in (layer.self_attn, layer.mlp):
-            if getattr(part, "_compiled_call_impl", None) is None:
-                part.compile(dynamic=True)
-
-
-def inductor_cache_per_cpu_capability() -> str:
-    """Point inductor's on-disk kernel cache at a folder of the CPU capability ATen runs with
-    (``cpu_AVX512``, ``cpu_AVX2``, ...), unless the user chose a folder; return the folder.
-
-    torch 2.13's cache is not keyed by it: AVX-512 kernels loaded under
-    ``ATEN_CPU_CAPABILITY=avx2`` gave a Llama loss 1.5 % off; the reverse crashed in malloc.
-    """
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    default = os.path.abspath(default_cache_dir())
-    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if chosen is None or os.path.abspath(chosen) == default:
-        capability = torch.backends.cpu.get_cpu_capability()
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(default, f"cpu_{capability}")
-    return os.environ["TORCHINDUCTOR_CACHE_DIR"]

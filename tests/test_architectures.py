@@ -1,7 +1,7 @@
 """Every supported family, on a tiny random-weight model built from its configuration: the
-engine's base and masked losses (padded and packed) against the model's own
-``forward(labels=...)``, with masked heads replaced literally by an independent eager attention;
-and the refusals of what the engine does not handle."""
+engine's base and masked losses (padded and packed, on the model's own kernel and on the flex
+kernel) against the model's own ``forward(labels=...)``, with masked heads replaced literally by
+an independent eager attention; and the refusals of what the engine does not handle."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ai_filters.architectures import (
     check_output_logits,
     check_supported,
 )
+from ai_filters.kernels import AttentionKernelError, is_block_mask, resolve_attention_kernel
 from ai_filters.masking import MaskingError
 from ai_filters.models import LoadedModel
 from ai_filters.numerics import loss_rtol
@@ -76,6 +77,59 @@ def test_engine_matches_forward_labels_and_literal_masking(family):
                 assert score.loss_ref == pytest.approx(ref, rel=rtol), (mode, packing)
         assert engine.feed.fed == sum(LENGTHS)  # all four documents in one row, no padding
         assert abs(expected_ref[0] - expected_base[0]) > 1e-3, "masking should matter here"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_flex_kernel_on_packed_rows_matches_forward_labels_and_literal_masking(family):
+    """All four documents in one row, attention through flex_attention with a block mask of
+    the documents: a masked head's zero query row attends uniformly to its own document's
+    prefix (``uniform``), or its output is zero (``zero``), as in the literal reference."""
+    model = tiny_model(family)
+    docs = documents(model.config.vocab_size)
+    rtol = loss_rtol(model.config, 2 * MAX_TOKENS)  # flex vs eager: rounding only
+    last_layer = model.base_model.layers[-1]
+    masks = []  # the attention masks the last layer gets while the engine scores
+    for mode in ("uniform", "zero"):
+        config = ScoringConfig(
+            max_tokens=MAX_TOKENS,
+            mask_mode=mode,
+            packing=True,
+            pack_tokens=2 * MAX_TOKENS,
+            attention_kernel="flex",
+        )
+        engine = ScoringEngine(loaded(model), HEADS, config)
+        assert engine.config.attention_kernel == "flex"
+        masks.clear()
+        hook = last_layer.register_forward_pre_hook(
+            lambda module, args, kwargs: masks.append(kwargs["attention_mask"]), with_kwargs=True
+        )
+        try:
+            scores = engine.score_token_ids(docs)
+        finally:
+            hook.remove()
+        assert masks and all(is_block_mask(mask) for mask in masks)  # flex ran, on block masks
+        assert engine.feed.fed == sum(LENGTHS)  # one row: every document beside the others
+        for score, ids in zip(scores, docs, strict=True):
+            assert score.loss_base == pytest.approx(labels_loss(model, ids), rel=rtol), mode
+            literal = literal_labels_loss(model, ids, HEADS, mode)
+            assert score.loss_ref == pytest.approx(literal, rel=rtol), mode
+
+
+def test_flex_kernel_is_refused_in_one_line_where_it_cannot_run():
+    """StableLM (not listed, accepted at the user's risk) has no flex_attention support in
+    transformers: asking for flex names why; ``auto`` scores it on its own kernel."""
+    model = transformers.StableLmForCausalLM(transformers.StableLmConfig(**COMMON)).eval()
+    risky = {"max_tokens": MAX_TOKENS, "allow_unsupported_architecture": True}
+    with pytest.raises(AttentionKernelError) as refused:
+        ScoringEngine(loaded(model), HEADS, ScoringConfig(**risky, attention_kernel="flex"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        "attention kernel 'flex' cannot run: architecture 'stablelm' (StableLmForCausalLM) "
+        "has no flex_attention support in transformers"
+    )
+    cuda = torch.device("cuda")  # resolving looks at the device, it needs no GPU
+    assert resolve_attention_kernel("auto", model, cuda, packing=True) == "sdpa"
 
 
 @pytest.mark.parametrize("family", LOGIT_POST_PROCESSING)

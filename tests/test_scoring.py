@@ -220,7 +220,7 @@ def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch):
 
 
 def test_a_chosen_inductor_cache_folder_is_kept(tmp_path, monkeypatch):
-    from ai_filters.scoring import inductor_cache_per_cpu_capability
+    from ai_filters.kernels import inductor_cache_per_cpu_capability
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     assert inductor_cache_per_cpu_capability() == str(tmp_path)
