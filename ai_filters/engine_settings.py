@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
+from ai_filters.kernels import ATTENTION_KERNELS
 from ai_filters.masking import MASK_MODES
 from ai_filters.models import DTYPES
 from ai_filters.scoring import ScoringConfig
@@ -127,6 +128,14 @@ def add_engine_options(parser, max_tokens_default: str = "min(4096, context)") -
         choices=MASK_MODES,
         help="uniform: the method (the heads' attention spread evenly over the prefix); zero: "
         f"the heads' outputs zeroed, an ablation (default: {MASK_MODES[0]})",
+    )
+    parser.add_argument(
+        "--attention-kernel",
+        default=None,
+        choices=ATTENTION_KERNELS,
+        help="attention for packed rows: flex (torch's flex_attention, skipping the blocks of "
+        "other documents), sdpa (the model's own kernel with a block-diagonal mask), or auto: "
+        "flex on CUDA where the model supports it, sdpa otherwise (default: auto)",
     )
     parser.add_argument(
         "--compile",

@@ -5,8 +5,9 @@ The naive way is what a user writes first: two model copies (the second with the
 heads' query rows zeroed, which is exactly uniform masking on these Llama-shaped models), and
 two full Hugging Face forward passes with ``labels=input_ids`` per document at batch size 1.
 The engine is ``ai_filters.scoring.ScoringEngine.score_token_ids``, one document per row
-(``engine``), several documents packed per row (``packed``), or packed with the decoder layers
-compiled (``compiled``). All score the same documents: real text of the four demo domains
+(``engine``), several documents packed per row (``packed``: the engine's kernel choice, flex
+attention on CUDA; ``packed_sdpa``: SDPA with a block-diagonal mask), or packed with the decoder
+layers compiled (``compiled``). All score the same documents: real text of the four demo domains
 (``--texts``, or the local corpus), tokenized with the model's tokenizer, cut either into
 windows of exactly ``--doc-tokens`` tokens (``--lengths fixed``) or into documents whose
 lengths follow a web corpus (``--lengths web-mix``: log-normal around a median of
@@ -58,8 +59,8 @@ from ai_filters.models import DTYPES, LoadedModel, default_dtype, load_model, lo
 from ai_filters.numerics import loss_rtol
 from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
 
-VARIANTS = ("naive", "engine", "packed", "compiled")
-ENGINE_VARIANTS = ("engine", "packed", "compiled")
+VARIANTS = ("naive", "engine", "packed", "packed_sdpa", "compiled")
+ENGINE_VARIANTS = VARIANTS[1:]
 
 
 # ------------------------------------------------------------------------------- arguments
@@ -243,6 +244,7 @@ def engine_config(args: argparse.Namespace, variant: str) -> ScoringConfig:
         packing=variant != "engine",
         pack_tokens=args.pack_tokens,
         compile=variant == "compiled",
+        attention_kernel="sdpa" if variant == "packed_sdpa" else "auto",
     )
 
 
@@ -272,6 +274,7 @@ def run_engine(
         "batch_tokens": engine.config.batch_tokens,
         "packing": engine.config.packing,
         "compile": engine.config.compile,
+        "attention_kernel": engine.config.attention_kernel,
         "fed_tokens": engine.feed.fed,
         "real_tokens": engine.feed.real,
     }

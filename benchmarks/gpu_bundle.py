@@ -83,22 +83,26 @@ def project_requirements() -> list[Requirement]:
     return requirements
 
 
-def missing_closure(requirements: list[Requirement], image: set[str]) -> list[str]:
-    """Distributions the run needs that ``image`` lacks: ``requirements`` and, recursively, the
-    requirements of each missing one (read from this environment's installed metadata)."""
-    missing: list[str] = []
+def requirement_closure(
+    requirements: list[Requirement], image: set[str]
+) -> tuple[list[str], list[str]]:
+    """What the run needs, split into what ``image`` has and what it lacks: ``requirements``
+    and, recursively, the requirements of each one it lacks (read from this environment's
+    installed metadata; the image's packages bring their own)."""
+    from_image: set[str] = set()
+    missing: set[str] = set()
     pending = list(requirements)
     while pending:
         requirement = pending.pop()
         if requirement.marker is not None and not requirement.marker.evaluate(TARGET):
             continue
         name = normalized(requirement.name)
-        if name in image or name in missing:
-            continue
-        missing.append(name)
-        for text in importlib.metadata.requires(requirement.name) or []:
-            pending.append(Requirement(text))
-    return sorted(missing)
+        if name in image:
+            from_image.add(name)
+        elif name not in missing:
+            missing.add(name)
+            pending += [Requirement(text) for text in importlib.metadata.requires(name) or []]
+    return sorted(from_image), sorted(missing)
 
 
 def pinned_versions(path: Path = CONSTRAINTS) -> dict[str, str]:
@@ -183,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out.exists():
         shutil.rmtree(args.out)
-    needed = missing_closure(project_requirements(), set(image_packages()))
+    _, needed = requirement_closure(project_requirements(), set(image_packages()))
     print(f"packages the image lacks: {', '.join(needed)}")
     wheels = download_wheels(needed, pinned_versions(), args.out / "wheels")
     copy_tokenizer(args.out / "tokenizer")

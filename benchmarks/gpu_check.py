@@ -6,8 +6,9 @@ model_shapes/``), built on the machine with the bundle's tokenizer (``random_mod
 is measured is speed, memory and numerics, never what real weights select. Steps, each a
 subprocess, each recorded with ``ok`` and its figures even when another fails:
 
-- ``scoring``: naive vs engine (one document per row) vs packed engine, 135M shape, on a web
-  length mix (log-normal, median 600 tokens, up to 2,048): tokens/s, padding, agreement;
+- ``scoring``: naive vs engine (one document per row) vs packed engine (flex attention on CUDA,
+  and SDPA with a block-diagonal mask), 135M shape, on a web length mix (log-normal, median 600
+  tokens, up to 2,048): tokens/s, padding, agreement;
 - ``mfu``: the packed engine on the 1.7B shape in bf16, model FLOP utilisation against a bf16
   matmul peak measured in the same run;
 - ``pipeline``: ``ai-filters detect-heads`` (short probes) and ``pipelines/smollm_select.py`` on
@@ -122,12 +123,15 @@ def step_scoring(run: Run) -> dict:
         "scoring",
         ["--model", str(run.model("small")), "--texts", str(run.texts)],
         "--variants",
-        "naive,engine,packed",
+        "naive,engine,packed,packed_sdpa",
         run.size("scoring"),
     )
     variants, comparisons = report["variants"], report["comparisons"]
     figures = {
         "tokens_per_s": {name: v["tokens_per_s"] for name, v in variants.items()},
+        "attention_kernel": {name: v.get("attention_kernel") for name, v in variants.items()},
+        "packed_flex_over_sdpa": variants["packed"]["tokens_per_s"]
+        / variants["packed_sdpa"]["tokens_per_s"],
         "padding_share": {name: v["padding_share"] for name, v in variants.items()},
         "speedup_over_naive": {name: c["speedup"] for name, c in comparisons.items()},
         "packed_over_engine": variants["packed"]["tokens_per_s"]

@@ -12,6 +12,7 @@
 # writes DIR/gpu_check.json and DIR/gpu_check.log. PYTHON selects the interpreter (default
 # python3). Exit status: 0 when every step is ok, 1 when one failed, 2 on a usage error.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 bundle="" out=""
