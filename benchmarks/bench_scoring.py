@@ -48,7 +48,7 @@ from ai_filters.models import (
     embedded_model_folder,
     load_model,
 )
-from ai_filters.numerics import loss_rtol, score_atol
+from ai_filters.numerics import loss_rtol, score_tolerance
 from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -592,22 +592,24 @@ def variant_summary(result: dict, scored_tokens: int, peak: float) -> dict:
     }
 
 
-def comparison(naive: dict, engine: dict, rtol: float) -> dict:
+def comparison(naive: dict, engine: dict, rtol: float, dtype: torch.dtype) -> dict:
     """The engine's speed-up, its largest absolute differences from the naive numbers, and
-    whether every score agrees within the rounding tolerance of :mod:`ai_filters.numerics`
-    (``rtol`` per loss, :func:`~ai_filters.numerics.score_atol` per score)."""
+    whether every score agrees within the tolerance of :mod:`ai_filters.numerics` for
+    ``dtype`` (:func:`~ai_filters.numerics.score_tolerance`: from ``rtol`` per loss in fp32,
+    the measured bound in bf16)."""
 
     def largest(key: str) -> float:
         return max(abs(a - b) for a, b in zip(naive[key], engine[key], strict=True))
 
     pairs = zip(naive["scores"], engine["scores"], strict=True)
-    score_ratios = [abs(a - b) / score_atol(a, rtol) for a, b in pairs]
+    score_ratios = [abs(a - b) / score_tolerance(a, rtol, dtype) for a, b in pairs]
     return {
         "speedup": engine["tokens_per_s"] / naive["tokens_per_s"],
         "max_abs_diff_score": largest("scores"),
         "max_abs_diff_loss_base": largest("loss_base"),
         "max_abs_diff_loss_ref": largest("loss_ref"),
         "loss_rtol": rtol,
+        "dtype": str(dtype).removeprefix("torch."),
         "max_score_diff_over_tolerance": max(score_ratios),
         "scores_agree": max(score_ratios) <= 1.0,
     }
@@ -645,7 +647,7 @@ def print_table(report: dict) -> None:
             f"{name}/naive: {diff['speedup']:.2f}x (rounds: {rounds}); scores {verdict} within "
             f"rounding: max |score diff| {diff['max_abs_diff_score']:.2e} = "
             f"{diff['max_score_diff_over_tolerance']:.2f} x its tolerance "
-            f"(loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
+            f"({diff['dtype']}, loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
         )
 
 
@@ -714,7 +716,7 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         rtol = loss_rtol(model_config(args.model), longest_document(args), run_dtype(args))
         report["comparisons"] = {}
         for name in (v for v in variants if v in ENGINE_VARIANTS):
-            diff = comparison(summaries["naive"], summaries[name], rtol)
+            diff = comparison(summaries["naive"], summaries[name], rtol, run_dtype(args))
             diff["speedup_per_round"] = [
                 naive["elapsed_s"] / engine["elapsed_s"]
                 for naive, engine in zip(rounds["naive"], rounds[name], strict=True)
