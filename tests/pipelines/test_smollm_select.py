@@ -27,6 +27,9 @@ from tests.helpers.pipelines import (
 )
 from tests.helpers.slurm import job_fields, require_slurm
 
+# every test here runs the selection pipeline or shares its 2-minute local run
+pytestmark = pytest.mark.slow
+
 
 def test_every_document_is_accounted_for(inputs, local_run):
     found = outputs(local_run)
