@@ -42,9 +42,9 @@ def job_fields(job_id: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", first))
 
 
-def wait_for_job_field(job_id: str, field: str, value: str, timeout: float = 60.0) -> None:
-    """Poll ``scontrol show job`` until ``field`` of ``job_id`` reads ``value``."""
+def wait_for_job_field(job_id: str, field: str, *values: str, timeout: float = 60.0) -> None:
+    """Poll ``scontrol show job`` until ``field`` of ``job_id`` reads one of ``values``."""
     deadline = time.monotonic() + timeout
-    while (current := job_fields(job_id).get(field)) != value:
-        assert time.monotonic() < deadline, f"job {job_id}: {field}={current}, never {value}"
+    while (current := job_fields(job_id).get(field)) not in values:
+        assert time.monotonic() < deadline, f"job {job_id}: {field}={current}, never {values}"
         time.sleep(0.2)

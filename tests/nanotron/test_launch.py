@@ -109,7 +109,8 @@ def test_usr1_requeues_the_job_on_the_cluster(tmp_path):
         assert job_fields(job)["Restarts"] == "0"
         subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
         wait_for_job_field(job, "Restarts", "1")
-        assert job_fields(job)["JobState"] in ("PENDING", "REQUEUED")
+        # the running instance is ended (COMPLETING) and the job goes back to the queue
+        wait_for_job_field(job, "JobState", "PENDING", "REQUEUED")
         output = (tmp_path / f"tiny-wsd-baseline-{job}.out").read_text()
         assert f"requeueing job {job}" in output
     finally:
