@@ -74,8 +74,11 @@ distill: install
 gpu-bundle: install
 	$(BIN)/python benchmarks/gpu_bundle.py --out gpu_bundle
 
+# the fast tests first (seconds each), then those marked `slow` (a minute or more each: the
+# retrieval heads, the selection pipeline's runs, the GPU check's simulated run, inductor)
 test: install lint
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 -m "not slow" tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -v -rs --durations=20 -m slow tests
 
 lint: install
 	$(BIN)/ruff check ai_filters tests benchmarks pipelines

@@ -37,6 +37,7 @@ from common import (
 from ai_filters.compare import jaccard
 from ai_filters.corpus import DOMAINS, local_corpus
 from ai_filters.models import load_model
+from ai_filters.numerics import BF16_SCORE_DIFF
 from ai_filters.report import spearman
 from ai_filters.scoring import DocumentScore, ScoringConfig, ScoringEngine
 from ai_filters.selection import top_fraction_threshold
@@ -114,7 +115,9 @@ def selected(scores: Sequence[float], domains: Sequence[str], tokens: Sequence[i
 def agreement(
     fp32: list[DocumentScore], bf16: list[DocumentScore], domains: list[str]
 ) -> dict[str, object]:
-    """Spearman (pooled, per domain), top-20 % Jaccard, and the largest differences."""
+    """Spearman (pooled, per domain), top-20 % Jaccard, the largest differences, and whether
+    every bf16 score lies within :data:`~ai_filters.numerics.BF16_SCORE_DIFF` of its fp32 score
+    (the bound measured on the CPU)."""
     both = [i for i, (a, b) in enumerate(zip(fp32, bf16, strict=True)) if a.skip_reason is None]
     both = [i for i in both if bf16[i].skip_reason is None]
     a = [fp32[i].attention_influence for i in both]
@@ -130,6 +133,7 @@ def agreement(
         if domain in names
     }
     keep_a, keep_b = selected(a, names, tokens), selected(b, names, tokens)
+    largest = max(abs(x - y) for x, y in zip(a, b, strict=True))
     swapped = sorted(keep_a ^ keep_b)
     return {
         "documents_scored": len(both),
@@ -140,7 +144,9 @@ def agreement(
         "selected_fp32": len(keep_a),
         "selected_bf16": len(keep_b),
         "top20_jaccard": jaccard({str(i) for i in keep_a}, {str(i) for i in keep_b}),
-        "max_abs_diff_score": max(abs(x - y) for x, y in zip(a, b, strict=True)),
+        "max_abs_diff_score": largest,
+        "score_bound": BF16_SCORE_DIFF,
+        "scores_within_bound": largest <= BF16_SCORE_DIFF,
         "score_std_fp32": float(np.std(a)),
         "max_rel_diff_loss_base": max(
             abs(bf16[i].loss_base - fp32[i].loss_base) / fp32[i].loss_base for i in both

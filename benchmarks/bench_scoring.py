@@ -356,7 +356,7 @@ def print_table(report: dict) -> None:
             f"{name}: {diff['speedup']:.2f}x (rounds: {rounds}); scores {verdict} within "
             f"rounding: max |score diff| {diff['max_abs_diff_score']:.2e} = "
             f"{diff['max_score_diff_over_tolerance']:.2f} x its tolerance "
-            f"(loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
+            f"({diff['dtype']}, loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
         )
 
 
@@ -417,7 +417,7 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
     baseline, *others = variants
     comparisons = {}
     for name in others:
-        diff = comparison(summaries[baseline], summaries[name], rtol)
+        diff = comparison(summaries[baseline], summaries[name], rtol, run_dtype(args))
         diff["speedup_per_round"] = [
             first["elapsed_s"] / run["elapsed_s"]
             for first, run in zip(rounds[baseline], rounds[name], strict=True)

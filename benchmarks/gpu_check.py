@@ -279,6 +279,8 @@ def step_bf16(run: Run) -> dict:
         "spearman": agreement["spearman"],
         "top20_jaccard": agreement["top20_jaccard"],
         "max_abs_diff_score": agreement["max_abs_diff_score"],
+        "scores_within_bound": agreement["scores_within_bound"],
+        "score_bound": agreement["score_bound"],
         "max_rel_diff_loss_base": agreement["max_rel_diff_loss_base"],
     }
 

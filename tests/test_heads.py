@@ -194,6 +194,7 @@ PROBE_TOKENS = 512
 RANDOM_DRAWS = 3
 
 
+@pytest.mark.slow  # 100 probes of 512 tokens through the embedded model: about 8 min on 2 cores
 def test_embedded_model_has_retrieval_heads(embedded, measurements):
     """Masking the detected heads breaks in-context retrieval; masking random heads does not.
 

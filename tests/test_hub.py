@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -341,6 +342,30 @@ def test_push_does_not_retry_client_errors(built, fake_hub):
         fake_hub.failures = {name: [404]}
         with pytest.raises(HfHubHTTPError):
             push_folder(folder, "my-org/ai-demo", sleep=pytest.fail)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("call", ["create_repo", "upload_folder"])
+def test_refused_credentials_are_not_retried_and_name_the_variable(built, fake_hub, status, call):
+    _, folder = built
+    fake_hub.failures = {call: [status]}
+    with pytest.raises(HubPushError) as error:
+        push_folder(folder, "my-org/ai-demo", token_env="MY_HF_TOKEN", sleep=pytest.fail)
+    message = str(error.value)
+    assert f"HTTP {status}" in message and "MY_HF_TOKEN" in message and "\n" not in message
+    names = [name for name, _, _ in fake_hub.calls]
+    assert names == ["create_repo", "upload_folder"][: names.index(call) + 1]
+    assert names.count(call) == 1  # not retried
+
+
+def test_push_refuses_a_folder_that_holds_the_token(built, fake_hub, tmp_path):
+    _, built_folder = built
+    folder = shutil.copytree(built_folder, tmp_path / "hub")
+    (folder / "notes.txt").write_text(f"pushed with {TOKEN}\n")
+    with pytest.raises(HubPushError, match="notes.txt contains the access token") as error:
+        push_folder(folder, "my-org/ai-demo", token=TOKEN, sleep=pytest.fail)
+    assert TOKEN not in str(error.value)
+    assert fake_hub.calls == []  # refused before anything reaches the Hub
 
 
 def _cli(argv: list[str]) -> int:

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from ai_filters.numerics import loss_rtol, score_atol, widest_sum
+from ai_filters.numerics import (
+    BF16_SCORE_DIFF,
+    loss_rtol,
+    score_atol,
+    score_tolerance,
+    widest_sum,
+)
 
 
 def test_embedded_model_tolerance_follows_from_its_shape(embedded_config):
@@ -34,3 +40,31 @@ def test_score_tolerance_bounds_the_ratio_of_two_perturbed_losses():
     worst = (ref * (1 + rtol) - base * (1 - rtol)) / (base * (1 - rtol))
     assert abs(worst - score) <= score_atol(score, rtol) * (1 + 2 * rtol)
     assert score_atol(score, rtol) == pytest.approx(2 * (1 + 0.5) * rtol, rel=1e-12)
+
+
+def test_bf16_scores_are_held_to_the_measured_bound(embedded_config):
+    """The arithmetic's bound in bf16 is near 1 relative (it could never fail); bf16 scores get
+    the bound measured against fp32 instead, and a score off by 0.05 is a disagreement."""
+    bf16_rtol = loss_rtol(embedded_config, 512, torch.bfloat16)
+    assert bf16_rtol > 0.5
+    assert score_tolerance(0.5, bf16_rtol, torch.bfloat16) == 2 * BF16_SCORE_DIFF < 0.05
+    assert score_atol(0.5, bf16_rtol) > 1  # what the fp32 formula would have allowed
+    rtol = loss_rtol(embedded_config, 512)
+    assert score_tolerance(0.5, rtol) == score_atol(0.5, rtol)
+    with pytest.raises(ValueError, match="no score tolerance measured"):
+        score_tolerance(0.5, rtol, torch.float16)
+
+
+def test_benchmark_comparison_uses_the_bf16_bound():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scoring.py"
+    spec = importlib.util.spec_from_file_location("bench_scoring", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    naive = {"tokens_per_s": 1.0, "scores": [0.5, 0.2], "loss_base": [2, 2], "loss_ref": [3, 2.4]}
+    engine = {**naive, "scores": [0.5, 0.2 + 3 * BF16_SCORE_DIFF]}
+    assert not bench.comparison(naive, engine, 0.84, torch.bfloat16)["scores_agree"]
+    engine = {**naive, "scores": [0.5, 0.2 + BF16_SCORE_DIFF]}
+    assert bench.comparison(naive, engine, 0.84, torch.bfloat16)["scores_agree"]

@@ -78,3 +78,29 @@ def test_non_finite_loss_is_skipped_never_scored(engine, embedded):
     finally:
         handle.remove()
     assert score.skip_reason == "non_finite_loss" and score.attention_influence is None
+
+
+def test_skipped_non_string_text_keeps_its_value_as_original_text(engine, broken_inputs, tmp_path):
+    output = tmp_path / "out.jsonl"
+    score_file(engine, broken_inputs, output)
+    skipped = {d["id"]: d for d in read_documents(skipped_path(output))}
+    assert skipped["number"]["metadata"]["original_text"] == "42"
+    assert skipped["number"]["text"] == ""
+    assert skipped["no-text"]["metadata"]["original_text"] == "None"
+    assert "original_text" not in skipped["empty"]["metadata"]  # a string keeps its text
+
+
+def test_lone_surrogates_in_the_id_or_metadata_are_scored_and_flagged(engine, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": "id-\\ud800", "text": "Rivers carry sand to the sea.", "domain": "web", '
+        '"note": "a\\udfffb"}\n'
+        '{"id": "clean", "text": "Rivers carry sand to the sea.", "domain": "web"}\n'
+    )
+    summary = score_file(engine, [source], tmp_path / "out.jsonl")
+    repaired, clean = read_documents(tmp_path / "out.jsonl")
+    assert summary.scored["web"] == 2
+    assert repaired["id"] == "id-\ufffd" and repaired["metadata"]["note"] == "a\ufffdb"
+    assert repaired["metadata"]["fields_repaired"] is True
+    assert math.isfinite(repaired["metadata"]["attention_influence"])
+    assert "fields_repaired" not in clean["metadata"]

@@ -74,3 +74,16 @@ def test_every_document_carries_its_domain(tmp_path):
     assert document.text == "hello there"
     (document,) = list(DomainsReader({"web": spec}).run())
     assert document.metadata["domain"] == "web"
+
+
+def test_lone_surrogates_outside_the_text_are_repaired_and_flagged(tmp_path):
+    """A lone surrogate in the id or a metadata field (writers cannot store one) becomes
+    U+FFFD and the document gets ``fields_repaired``; the text is left to the scorer."""
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "plain text", "id": "id-\\ud800", "note": "x\\udfffy"}\n'
+        '{"text": "clean text", "id": "clean"}\n'
+    )
+    repaired, clean = DomainsReader({"web": {"reader": "jsonl", "path": str(tmp_path)}}).run()
+    assert repaired.id == "id-\ufffd" and repaired.metadata["note"] == "x\ufffdy"
+    assert repaired.metadata["fields_repaired"] is True and repaired.text == "plain text"
+    assert "fields_repaired" not in clean.metadata

@@ -83,3 +83,13 @@ def test_thresholds_format(tmp_path):
         read_thresholds(bad)
     with pytest.raises(ValueError, match="domain 'web' has no numeric 'threshold'"):
         list(DomainThresholdFilter(str(bad))([document]))
+
+
+def test_filter_reads_the_score_of_its_score_key():
+    """A control's score (another metadata key) decides, not the method's score beside it."""
+    documents = [
+        Document(text="x", id=i, metadata={"domain": "web", "attention_influence": a, "ppl": p})
+        for i, a, p in (("high-ai", 0.9, -5.0), ("high-ppl", 0.1, -1.0))
+    ]
+    kept = list(DomainThresholdFilter({"web": -2.0}, score_key="ppl")(documents))
+    assert [doc.id for doc in kept] == ["high-ppl"]

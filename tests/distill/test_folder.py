@@ -19,6 +19,7 @@ from ai_filters.distill import (
     agreement,
     check_folder,
     distill,
+    fit,
     is_heldout,
     load_model,
     read_ids,
@@ -130,3 +131,23 @@ def test_bad_model_folder_is_a_clear_error(tmp_path, model_dir):
         read_record(folder)
     with pytest.raises(ValueError, match="does not exist"):
         read_ids(tmp_path / "ids.txt")
+
+
+def test_fit_never_sees_a_heldout_document(selection, tmp_path, monkeypatch):
+    """The ids ``fit`` is given (recorded around the real fit) and the held-out ids written to
+    the model folder are disjoint, together every scored id, and the record counts them."""
+    from ai_filters.distill import folder as distill_folder
+
+    seen: list[str] = []
+
+    def recording_fit(documents, settings):
+        seen.extend(d.id for d in documents)
+        return fit(documents, settings)
+
+    monkeypatch.setattr(distill_folder, "fit", recording_fit)
+    save(distill(selection, TrainingSettings()), tmp_path)
+    heldout = read_ids(tmp_path)
+    record = read_record(tmp_path)
+    assert len(seen) == len(set(seen)) == record["training"]["documents"]
+    assert not set(seen) & heldout
+    assert set(seen) | heldout == {d["id"] for d in synthetic_documents()}

@@ -1,9 +1,9 @@
-"""The Slurm launch script: what it asks the cluster for, and that it requeues itself in time."""
+"""The Slurm launch script: what it asks the cluster for, and that it requeues itself on the
+cluster (the real one-node Slurm of `.ci/start_slurm.sh`)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 
 from ai_filters.nanotron import LaunchSettings, build_config, load_config, write_launch_script
 from ai_filters.nanotron.writer import slurm_seconds
+from tests.helpers.slurm import job_fields, require_slurm, wait_for_job_field
 from tests.nanotron.helpers import SHIPPED, SHIPPED_NAMES
 
 
@@ -77,38 +78,40 @@ def test_slurm_times():
         LaunchSettings(time="00:10:00")
 
 
-def test_usr1_before_the_time_limit_requeues_the_job(tmp_path):
-    """The script runs with stand-ins for srun and scontrol; Slurm's USR1 triggers the requeue."""
+def test_usr1_requeues_the_job_on_the_cluster(tmp_path):
+    """The generated script submitted to the real one-node cluster (GPUs asked off on the
+    command line, a stand-in torchrun that waits): Slurm's USR1 to the batch shell makes the
+    script run the real ``scontrol requeue``, and the cluster puts the job back in the queue."""
+    require_slurm()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    calls, started = tmp_path / "scontrol.log", tmp_path / "srun.pid"
-    (bin_dir / "scontrol").write_text(
-        f'#!/bin/bash\necho "$@" >> {calls}\n[ "$1" = show ] && echo node1\nexit 0\n'
-    )
-    srun = f"#!/bin/bash\necho $$ > {started}\nexec sleep 30 > /dev/null 2>&1\n"
-    (bin_dir / "srun").write_text(srun)  # its output away from the script's, which the test reads
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
+    started = tmp_path / "torchrun.started"
+    torchrun = bin_dir / "torchrun"
+    torchrun.write_text(f"#!/bin/bash\necho $SLURM_JOB_ID >> {started}\nexec sleep 300\n")
+    torchrun.chmod(0o755)
     script = write_launch_script("run.yaml", tmp_path / "run.slurm", tiny_plan(tmp_path, 1))
-    env = os.environ | {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "SLURM_JOB_ID": "4242",
-        "SLURM_JOB_NODELIST": "node1",
-        "SLURM_SUBMIT_DIR": str(tmp_path),
-        "NANOTRON_DIR": str(tmp_path),
-    }
-    job = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    env = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "NANOTRON_DIR": str(tmp_path)}
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--partition=debug", "--gpus-per-node=0", "--mem-per-cpu=100M"]
+        + [str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    job = submitted.stdout.strip().split(";")[0]
     try:
-        deadline = time.monotonic() + 20
-        while not (started.exists() and started.read_text().strip()):
-            assert time.monotonic() < deadline, "the stand-in srun never started"
-            time.sleep(0.05)
-        job.send_signal(signal.SIGUSR1)
-        output, _ = job.communicate(timeout=20)
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "the job's torchrun never started"
+            time.sleep(0.2)
+        assert job_fields(job)["Restarts"] == "0"
+        subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
+        wait_for_job_field(job, "Restarts", "1")
+        # the running instance is ended (COMPLETING) and the job goes back to the queue
+        wait_for_job_field(job, "JobState", "PENDING", "REQUEUED")
+        output = (tmp_path / f"tiny-wsd-baseline-{job}.out").read_text()
+        assert f"requeueing job {job}" in output
     finally:
-        if started.exists() and started.read_text().strip():
-            os.kill(int(started.read_text()), signal.SIGTERM)
-        if job.poll() is None:
-            job.kill()
-    assert "requeueing job 4242" in output
-    assert calls.read_text().splitlines() == ["show hostnames node1", "requeue 4242"]
+        subprocess.run(["scancel", job], capture_output=True)

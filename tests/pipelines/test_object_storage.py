@@ -19,6 +19,9 @@ from tests.helpers.pipelines import ROOT
 BUCKET = "bucket"
 SETTINGS = ["--demo", "--docs-per-domain", "6", "--max-tokens", "32", "--tasks", "2"]
 
+# every test here runs the selection pipeline or shares its 2-minute local run
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def s3_env():

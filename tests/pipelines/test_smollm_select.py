@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_filters.executors import wait_for_jobs
 from ai_filters.numerics import loss_rtol, score_atol
 from tests.helpers.pipelines import (
     DOMAINS,
@@ -23,6 +25,10 @@ from tests.helpers.pipelines import (
     run,
     select_command,
 )
+from tests.helpers.slurm import job_fields, require_slurm
+
+# every test here runs the selection pipeline or shares its 2-minute local run
+pytestmark = pytest.mark.slow
 
 
 def test_every_document_is_accounted_for(inputs, local_run):
@@ -128,7 +134,13 @@ def test_killed_run_resumes_to_the_same_output(inputs, local_run, tmp_path, embe
     os.killpg(process.pid, signal.SIGKILL)  # in the middle of the second scoring task
     process.wait()
     assert not (out / "logs" / "score" / "completions" / "00001").exists()
+    first_task = [out / "logs" / "score" / "stats" / "00000.json"]
+    first_task.append(out / "logs" / "score" / "logs" / "task_00000.log")
+    before = [(path.stat().st_mtime_ns, path.read_bytes()) for path in first_task]
     run(select_command(inputs, out))
+    # the completed task was skipped: its stats and log were not written again
+    assert [(path.stat().st_mtime_ns, path.read_bytes()) for path in first_task] == before
+    assert (out / "logs" / "score" / "stats" / "00001.json").exists()
     resumed, uninterrupted = outputs(out), outputs(local_run)
     assert resumed.keys() == uninterrupted.keys()
     assert resumed["skipped"] == uninterrupted["skipped"]
@@ -140,20 +152,36 @@ def test_killed_run_resumes_to_the_same_output(inputs, local_run, tmp_path, embe
             assert value == pytest.approx(expected, abs=score_atol(expected, rtol)), (kind, doc_id)
 
 
-def slurm_available() -> bool:
-    return (
-        shutil.which("sinfo") is not None
-        and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+@pytest.mark.parametrize(
+    ("stats_file", "broken"),
+    [("score/stats/00000.json", "read"), ("select/stats/00001.json", "scored")],
+)
+def test_report_stage_fails_when_documents_are_not_accounted_for(
+    inputs, local_run, tmp_path, stats_file, broken
+):
+    """A stats file of a completed stage deleted: the counts no longer add up (read = scored +
+    skipped, or scored = selected + rejected), and rerunning the report stage fails."""
+    out = shutil.copytree(local_run, tmp_path / "out")
+    (out / "logs" / stats_file).unlink()
+    (out / "logs" / "report" / "completions" / "00000").unlink()
+    result = subprocess.run(
+        select_command(inputs, out), capture_output=True, text=True, timeout=600
     )
+    assert result.returncode != 0
+    assert "stage 'report' failed in task 0" in result.stderr
+    assert "documents not accounted for in domains" in result.stderr
+    report = json.loads((out / "report.json").read_text())
+    check = f"{broken}_equals_" + (
+        "scored_plus_skipped" if broken == "read" else "selected_plus_rejected"
+    )
+    assert [row[check] for row in report["domains"].values()].count(False) >= 1
+    assert not (out / "logs" / "report" / "completions" / "00000").exists()
 
 
 def test_slurm_selects_the_same_documents(
     inputs, local_run, tmp_path, measurements, embedded_config
 ):
-    if not slurm_available():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the Slurm test: .ci/start_slurm.sh did not start Slurm")
-        pytest.skip("no Slurm cluster here (start one with .ci/start_slurm.sh)")
+    require_slurm()
     out = tmp_path / "slurm"
     started = time.monotonic()
     result = run(
@@ -164,24 +192,29 @@ def test_slurm_selects_the_same_documents(
             "slurm",
             "--partition",
             "debug",
-            "--wait",
             "--time",
             "00:20:00",
             "--mem-per-cpu-gb",
             "4",
         )
     )
+    # submitted without --wait: read each stage's dependency back while it still waits
+    submitted = result.stdout.split("submitted: ", 1)[1].splitlines()[0]
+    jobs = dict(entry.split("=") for entry in submitted.split(", "))
+    assert list(jobs) == ["score", "thresholds", "select", "report"]
+    stages = list(jobs.values())
+    for before, after in zip(stages[:-1], stages[1:], strict=True):
+        dependency = job_fields(after)["Dependency"]  # e.g. afterok:12_*(unfulfilled)
+        assert re.fullmatch(rf"afterok:{before}(_\*)?\(\w+\)", dependency), (after, dependency)
+    wait_for_jobs(stages)
     elapsed = time.monotonic() - started
     measurements.append(
         f"slurm selection pipeline (4 stages, 2-task arrays, {len(outputs(out)['scored'])} "
         f"documents scored): {elapsed:.1f} s wall"
     )
-    assert "submitted: score=" in result.stdout
     launch = (out / "logs" / "score" / "launch_script.slurm").read_text()
     assert "#SBATCH --array=0-1" in launch
-    assert "afterok" in (out / "logs" / "thresholds" / "launch_script.slurm").read_text() or (
-        "dependency" in result.stderr
-    )
+    assert all((out / "logs" / stage / "completions").is_dir() for stage in jobs)
     on_slurm, local = outputs(out), outputs(local_run)
     assert on_slurm["selected"].keys() == local["selected"].keys()
     assert on_slurm["rejected"].keys() == local["rejected"].keys()
@@ -192,8 +225,7 @@ def test_slurm_selects_the_same_documents(
 
 
 def test_unknown_slurm_partition_is_a_one_line_error(inputs, tmp_path):
-    if not slurm_available():
-        pytest.skip("no Slurm cluster here")
+    require_slurm()
     result = subprocess.run(
         select_command(inputs, tmp_path, "--executor", "slurm", "--partition", "nosuch"),
         capture_output=True,

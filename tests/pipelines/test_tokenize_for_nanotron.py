@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.pipelines import ROOT, documents_under, run
+
+# every test here runs the selection pipeline or shares its 2-minute local run
+pytestmark = pytest.mark.slow
 
 
 def tokenize(out: Path, tokenizer: Path, *extra: str) -> None:
