@@ -59,8 +59,8 @@ def test_benchmark_comparison_uses_the_bf16_bound():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scoring.py"
-    spec = importlib.util.spec_from_file_location("bench_scoring", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_common", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     naive = {"tokens_per_s": 1.0, "scores": [0.5, 0.2], "loss_base": [2, 2], "loss_ref": [3, 2.4]}
