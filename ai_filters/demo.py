@@ -22,8 +22,9 @@ from ai_filters.corpus import (
     local_corpus,
     pin_mismatches,
 )
-from ai_filters.heads import detect_and_save, probe_answer_losses, random_other_heads
+from ai_filters.heads import detect_and_save, random_other_heads
 from ai_filters.models import load_model
+from ai_filters.retrieval_scores import DEFAULT_PROBE_SCORING, probe_answer_losses
 
 DEMO_PROBES = 32
 DEMO_PROBE_TOKENS = 1024
@@ -76,16 +77,26 @@ def check_heads(loaded, heads, probes, losses) -> dict:
 
 
 def detect_and_check(
-    out: Path, model: str, num_probes: int = DEMO_PROBES, probe_tokens: int = DEMO_PROBE_TOKENS
+    out: Path,
+    model: str,
+    num_probes: int = DEMO_PROBES,
+    probe_tokens: int = DEMO_PROBE_TOKENS,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> dict:
-    """Write ``out/heads.json``, ``out/heads.png`` and ``out/heads_check.json``."""
+    """Write ``out/heads.json``, ``out/heads.png`` and ``out/heads_check.json``; the heads are
+    scored the ``probe_scoring`` way (:mod:`ai_filters.retrieval_scores`)."""
     loaded = load_model(model)
     print(
         f"demo: detecting heads with {num_probes} probes of {probe_tokens} tokens "
         "(the paper: 800 of 4,096; run 'ai-filters detect-heads' for that)"
     )
     heads, probes, losses = detect_and_save(
-        loaded, out / "heads.json", out / "heads.png", num_probes, probe_tokens
+        loaded,
+        out / "heads.json",
+        out / "heads.png",
+        num_probes,
+        probe_tokens,
+        probe_scoring=probe_scoring,
     )
     check = check_heads(loaded, heads, probes, losses)
     print(

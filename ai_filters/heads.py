@@ -1,18 +1,8 @@
 """Retrieval-head detection: which (layer, query head) pairs copy the answer from the context.
 
-Retrieval score of a head on one probe (docs/design.md): for every answer token at
-position ``t``, take the head's attention row of the query at ``t - 1`` (the query that
-predicts token ``t``); the head *copies* the token when that row's argmax lies inside the gold
-value's span in the JSON context and holds the same token id as token ``t``. The score is the
-fraction of answer tokens copied, averaged over probes. The top ``top_fraction`` of all heads
-are the retrieval heads.
-
-Full attention maps of a 4,096-token probe in every layer would take gigabytes, so the forward
-pass runs on the model's own attention kernel (SDPA for most families), wrapped by
-:mod:`ai_filters.masking`'s attention wrapper, which hands every layer's query and key (after
-norms and rotary embeddings) to a recorder that computes only the attention logits of the
-answer rows and reduces them to their argmax at once. The argmax of a row does not change under
-the attention's scaling or a soft-cap (both monotonic).
+Every head's retrieval score on the probes (:mod:`ai_filters.retrieval_scores`, under the
+``gold`` or ``generated`` scoring); the top ``top_fraction`` of all heads are the retrieval
+heads, written with their scores and the detection settings to ``heads.json``.
 """
 
 from __future__ import annotations
@@ -21,151 +11,18 @@ import json
 import math
 import random
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from ai_filters.architectures import OutputHead, check_output_logits, check_supported
-from ai_filters.masking import AttentionPlan, attention_plans, masked_heads
+from ai_filters.architectures import check_supported
 from ai_filters.models import LoadedModel
 from ai_filters.probes import Probe
+from ai_filters.retrieval_scores import DEFAULT_PROBE_SCORING, probe_scores
 
 HEADS_FORMAT_VERSION = 1
-
-
-# --------------------------------------------------------------------------- retrieval score
-def copy_fraction(argmax_positions: torch.Tensor, probe: Probe) -> torch.Tensor:
-    """Fraction of the answer tokens each head copies.
-
-    ``argmax_positions[h, j]`` is the argmax key position of head ``h`` in the attention row of
-    the query at ``answer_positions[j] - 1``. Returns a float tensor of shape ``[heads]``.
-    """
-    ids = torch.tensor(probe.input_ids, device=argmax_positions.device)
-    answer_positions = torch.tensor(list(probe.answer_positions), device=argmax_positions.device)
-    inside_value = (argmax_positions >= probe.value_start) & (argmax_positions < probe.value_end)
-    same_token = ids[argmax_positions] == ids[answer_positions].unsqueeze(0)
-    return (inside_value & same_token).float().mean(dim=1)
-
-
-def copy_fraction_from_attention(attention: torch.Tensor, probe: Probe) -> torch.Tensor:
-    """:func:`copy_fraction` from full attention maps ``[heads, seq, seq]`` (row = query)."""
-    rows = torch.tensor([t - 1 for t in probe.answer_positions], device=attention.device)
-    return copy_fraction(attention[:, rows, :].argmax(dim=-1), probe)
-
-
-# ------------------------------------------------------------------ argmax-recording attention
-class _ArgmaxRecorder:
-    """State shared with the registered attention function while a probe runs."""
-
-    def __init__(self) -> None:
-        self.rows: torch.Tensor | None = None
-        self.argmax_by_layer: dict[int, torch.Tensor] = {}
-
-    def record(self, layer: int, query: torch.Tensor, key: torch.Tensor) -> None:
-        """Store the per-head argmax key position of the recorded query rows (batch item 0).
-
-        ``query``: ``[1, heads, seq, dim]`` after RoPE; ``key``: ``[1, kv_heads, seq, dim]``.
-        """
-        rows = self.rows
-        heads, kv_heads = query.shape[1], key.shape[1]
-        kv_of_head = torch.arange(heads, device=query.device) // (heads // kv_heads)
-        q = query[0][:, rows, :].float()  # [heads, rows, dim]
-        k = key[0][kv_of_head].float()  # [heads, seq, dim] (GQA: shared kv head per group)
-        logits = torch.einsum("hrd,hsd->hrs", q, k)
-        future = torch.arange(k.shape[1], device=q.device)[None, :] > rows[:, None]
-        logits.masked_fill_(future.unsqueeze(0), float("-inf"))
-        self.argmax_by_layer[layer] = logits.argmax(dim=-1)
-
-
-_RECORDER = _ArgmaxRecorder()
-
-
-def _record_argmax(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> None:
-    if _RECORDER.rows is not None:
-        _RECORDER.record(module.layer_idx, query, key)
-
-
-def answer_loss(loaded: LoadedModel, hidden: torch.Tensor, probe: Probe) -> float:
-    """Mean cross-entropy of the probe's answer tokens from final hidden states ``[1, seq, d]``,
-    through the model's own output processing (in fp32)."""
-    rows = torch.tensor([t - 1 for t in probe.answer_positions], device=hidden.device)
-    targets = torch.tensor(probe.input_ids[probe.answer_start :], device=hidden.device)
-    logits = OutputHead(loaded.model, torch.float32)(hidden[0, rows])
-    return torch.nn.functional.cross_entropy(logits, targets).item()
-
-
-def answer_row_argmax(loaded: LoadedModel, probe: Probe) -> tuple[torch.Tensor, float]:
-    """Per layer and head, the argmax key position of each answer row; and the answer loss.
-
-    Returns ``argmax[layer, head, j]`` for the query at ``answer_positions[j] - 1``. The model
-    must be in :func:`recording_argmax` mode.
-    """
-    ids = torch.tensor([probe.input_ids], device=loaded.device)
-    _RECORDER.rows = torch.tensor([t - 1 for t in probe.answer_positions], device=loaded.device)
-    _RECORDER.argmax_by_layer.clear()
-    hidden = loaded.model.base_model(input_ids=ids).last_hidden_state
-    argmax = torch.stack([_RECORDER.argmax_by_layer[layer] for layer in range(loaded.num_layers)])
-    return argmax, answer_loss(loaded, hidden, probe)
-
-
-@contextmanager
-def recording_argmax(loaded: LoadedModel) -> Iterator[None]:
-    """Within the block every layer's attention reports its query and key to the argmax
-    recorder before its own kernel runs (:mod:`ai_filters.masking`'s attention wrapper)."""
-    plans = {layer: AttentionPlan(observer=_record_argmax) for layer in range(loaded.num_layers)}
-    try:
-        with torch.inference_mode(), attention_plans(loaded.model, plans):
-            yield
-    finally:
-        _RECORDER.rows = None
-        _RECORDER.argmax_by_layer.clear()
-
-
-def probe_scores(
-    loaded: LoadedModel,
-    probes: Sequence[Probe],
-    progress: Callable | None = None,
-    allow_unsupported: bool = False,
-) -> tuple[torch.Tensor, list[float]]:
-    """Retrieval scores ``[layers, heads]`` averaged over ``probes``, and each probe's answer loss.
-
-    ``progress`` is called with each finished probe's token count. A model the engine does not
-    handle exactly (:mod:`ai_filters.architectures`; sliding windows shorter than the probes
-    included) is refused unless ``allow_unsupported``.
-    """
-    longest = max((len(probe.input_ids) for probe in probes), default=None)
-    check_supported(loaded.model, longest, allow_unsupported)
-    check_output_logits(loaded.model, allow_unsupported)
-    totals = torch.zeros(loaded.num_layers, loaded.num_heads, dtype=torch.float64)
-    losses: list[float] = []
-    with recording_argmax(loaded):
-        for probe in probes:
-            argmax, loss = answer_row_argmax(loaded, probe)
-            for layer in range(loaded.num_layers):
-                totals[layer] += copy_fraction(argmax[layer], probe).double().cpu()
-            losses.append(loss)
-            if progress is not None:
-                progress(len(probe.input_ids))
-    return (totals / max(len(probes), 1)).float(), losses
-
-
-def probe_answer_losses(
-    loaded: LoadedModel,
-    probes: Sequence[Probe],
-    heads: Sequence[tuple[int, int]] = (),
-    mode: str = "uniform",
-) -> list[float]:
-    """Answer loss of every probe, with ``heads`` masked (none: the plain model)."""
-    losses = []
-    with torch.inference_mode(), masked_heads(loaded.model, heads, mode):
-        for probe in probes:
-            ids = torch.tensor([probe.input_ids], device=loaded.device)
-            hidden = loaded.model.base_model(input_ids=ids).last_hidden_state
-            losses.append(answer_loss(loaded, hidden, probe))
-    return losses
 
 
 # ------------------------------------------------------------------------------ selection
@@ -269,6 +126,12 @@ class RetrievalHeads:
     def selected_heads(self) -> list[tuple[int, int]]:
         return [(int(layer), int(head)) for layer, head in self.selected]
 
+    @property
+    def probe_scoring(self) -> str:
+        """How the scores were computed (:data:`~ai_filters.retrieval_scores.PROBE_SCORINGS`);
+        files written before the setting existed were scored with the gold answer."""
+        return self.settings.get("probe_scoring", "gold")
+
 
 def detect_heads(
     loaded: LoadedModel,
@@ -277,9 +140,13 @@ def detect_heads(
     settings: dict | None = None,
     progress: Callable | None = None,
     allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> tuple[RetrievalHeads, list[float]]:
-    """Score every head on ``probes`` and keep the top fraction; also returns answer losses."""
-    scores, losses = probe_scores(loaded, probes, progress, allow_unsupported)
+    """Score every head on ``probes`` under ``probe_scoring`` and keep the top fraction; also
+    returns the probes' answer losses. The settings record the scoring and how many probes
+    the scores average over (``generated``: those the model retrieved)."""
+    run = probe_scores(loaded, probes, (probe_scoring,), progress, allow_unsupported)
+    scores = run.scores[probe_scoring]
     heads = RetrievalHeads(
         model=loaded.spec,
         model_fingerprint=loaded.fingerprint(),
@@ -288,9 +155,15 @@ def detect_heads(
         num_kv_heads=loaded.num_kv_heads,
         scores=[[round(value, 6) for value in row] for row in scores.tolist()],
         selected=[list(head) for head in select_top(scores, top_fraction)],
-        settings=dict(settings or {}, top_fraction=top_fraction, num_probes=len(probes)),
+        settings=dict(
+            settings or {},
+            top_fraction=top_fraction,
+            num_probes=len(probes),
+            probe_scoring=probe_scoring,
+            probes_counted=run.probes_counted[probe_scoring],
+        ),
     )
-    return heads, losses
+    return heads, run.losses
 
 
 def plot_heads(heads: RetrievalHeads, path: str | Path) -> None:
@@ -327,6 +200,7 @@ def find_retrieval_heads(
     seed: int = 0,
     progress: Callable | None = None,
     allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
     """Build the probes and detect the heads; returns heads, probes and unmasked answer losses.
 
@@ -339,9 +213,9 @@ def find_retrieval_heads(
     max_tokens = max_tokens or min(4096, loaded.max_context)
     check_supported(loaded.model, max_tokens, allow_unsupported)
     probes = build_probes(loaded.tokenizer, sentence_texts, num_probes, max_tokens, seed)
-    settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3}
+    settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3, "probe_encoding": "full_text"}
     heads, losses = detect_heads(
-        loaded, probes, top_fraction, settings, progress, allow_unsupported
+        loaded, probes, top_fraction, settings, progress, allow_unsupported, probe_scoring
     )
     return heads, probes, losses
 
@@ -356,6 +230,7 @@ def detect_and_save(
     seed: int = 0,
     sentences: str | None = None,
     allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
     """Detect heads with a progress bar, write ``out`` (and the heatmap ``plot``), print the
     top heads. Returns the heads, the probes and the probes' unmasked answer losses."""
@@ -374,13 +249,17 @@ def detect_and_save(
             seed,
             progress=lambda tokens: update(1, tokens),
             allow_unsupported=allow_unsupported,
+            probe_scoring=probe_scoring,
         )
     heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
     heads.save(out)
     if plot:
         plot_heads(heads, plot)
     print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
-    print("top heads (layer, head: retrieval score):")
+    print(
+        f"top heads (layer, head: retrieval score, {heads.probe_scoring} scoring over "
+        f"{heads.settings['probes_counted']} of {len(probes)} probes):"
+    )
     for layer, head in heads.selected_heads[:10]:
         print(f"  {layer:3d} {head:3d}: {heads.scores[layer][head]:.3f}")
     return heads, probes, losses

@@ -6,9 +6,10 @@ sample (prompt + answer) is as close as possible to ``max_tokens`` without going
 answer is the value of the queried key, so a head that *copies* it must attend to the value's
 tokens inside the JSON object.
 
-Each piece of the prompt is tokenized on its own and the ids are concatenated, so the answer's
-token ids are exactly the ids of the value inside the context, and the value's span is known
-exactly (no offset mapping, no re-tokenization drift).
+A probe's token ids are the tokenizer's own encoding of its whole text, as the model reads
+such text anywhere else. The gold value's tokens in the context and the answer's tokens are
+located by character offsets; where the tokenizer merges a value's last character with the
+quote after it (``.",``), the context's token differs from the answer's and cannot be copied.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32
@@ -36,8 +38,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 class Probe:
     """One retrieval sample: token ids of prompt + answer and where the answer was copied from.
 
-    ``input_ids[answer_start:]`` is the answer (the queried value); the same ids sit at
-    ``input_ids[value_start:value_end]`` inside the JSON object.
+    ``input_ids[answer_start:]`` is the answer (the queried value's tokens at the end of the
+    text); ``input_ids[value_start:value_end]`` are the tokens of the same value inside the
+    JSON object (the gold value's span).
     """
 
     input_ids: tuple[int, ...]
@@ -50,10 +53,28 @@ class Probe:
         return range(self.answer_start, len(self.input_ids))
 
     def __post_init__(self) -> None:
-        value = self.input_ids[self.value_start : self.value_end]
-        answer = self.input_ids[self.answer_start :]
-        if value != answer or not answer:
-            raise ValueError("probe answer must equal the gold value's tokens in the context")
+        spans = (self.value_start, self.value_end, self.answer_start, len(self.input_ids))
+        if not 0 <= spans[0] < spans[1] <= spans[2] < spans[3]:
+            raise ValueError(
+                "a probe needs a non-empty gold value span before a non-empty answer at its end, "
+                f"got value [{spans[0]}, {spans[1]}), answer from {spans[2]} of {spans[3]} tokens"
+            )
+
+
+class Sentence(NamedTuple):
+    """A probe value and its token count when tokenized alone."""
+
+    text: str
+    tokens: int
+
+
+class ProbeText(NamedTuple):
+    """A probe's text, the characters of the gold value in the JSON object and where the answer
+    (the rest of the text) starts."""
+
+    text: str
+    value_chars: tuple[int, int]
+    answer_char: int
 
 
 def split_sentences(text: str) -> list[str]:
@@ -113,43 +134,48 @@ def load_sentence_texts(source: str | None, text_key: str = "text") -> list[str]
 
 def collect_sentences(
     tokenizer, texts: Iterable[str], max_tokens: int = MAX_SENTENCE_TOKENS
-) -> list[tuple[int, ...]]:
-    """Distinct sentences of ``texts`` tokenized, keeping those of 6 to ``max_tokens`` tokens."""
+) -> list[Sentence]:
+    """Distinct sentences of ``texts`` of 6 to ``max_tokens`` tokens (each tokenized alone)."""
     seen: set[str] = set()
-    kept: list[tuple[int, ...]] = []
+    kept: list[Sentence] = []
     for text in texts:
         for sentence in split_sentences(text):
             if sentence in seen:
                 continue
             seen.add(sentence)
-            ids = tuple(tokenizer(sentence, add_special_tokens=False).input_ids)
-            if MIN_SENTENCE_TOKENS <= len(ids) <= max_tokens:
-                kept.append(ids)
+            tokens = len(tokenizer(sentence, add_special_tokens=False).input_ids)
+            if MIN_SENTENCE_TOKENS <= tokens <= max_tokens:
+                kept.append(Sentence(sentence, tokens))
     return kept
 
 
-class _Pieces:
-    """Tokenizes the fixed glue strings of the probe format once."""
+# the probe format's glue strings, in the order they appear
+OPEN, KEY_VALUE, BETWEEN_PAIRS, CLOSE = '{"', '": "', '", "', '"}\n'
+LINE_START, ARROW, LINE_END = '"', '" -> "', '"\n'
+
+
+class _Costs:
+    """Token counts of the probe's parts, each tokenized alone: an estimate of a probe's length
+    (the tokenizer merges some tokens across part boundaries, e.g. ``.",``)."""
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
-        self.prefix = tuple(tokenizer(INSTRUCTION).input_ids)  # carries the BOS, if any
-        self.open = self.ids('{"')
-        self.between_key_value = self.ids('": "')
-        self.between_pairs = self.ids('", "')
-        self.close = self.ids('"}\n')
-        self.line_start = self.ids('"')
-        self.arrow = self.ids('" -> "')
-        self.line_end = self.ids('"\n')
+        self.fixed = len(tokenizer(INSTRUCTION).input_ids) + self.count(OPEN) + self.count(CLOSE)
+        self.key_value = self.count(KEY_VALUE)
+        self.between_pairs = self.count(BETWEEN_PAIRS)
+        self.line = self.count(LINE_START) + self.count(ARROW) + self.count(LINE_END)
 
-    def ids(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
+    def count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
-    def pair_cost(self, key: tuple[int, ...], value: tuple[int, ...]) -> int:
-        return len(key) + len(self.between_key_value) + len(value) + len(self.between_pairs)
+    def pair(self, key: str, value: Sentence) -> int:
+        """A ``"key": "value", `` pair of the JSON object."""
+        return self.count(key) + self.key_value + value.tokens + self.between_pairs
 
-    def line_cost(self, key: tuple[int, ...], value: tuple[int, ...]) -> int:
-        return len(self.line_start) + len(key) + len(self.arrow) + len(value)
+    def shot(self, key: str, value: Sentence) -> int:
+        """The pair in the object and its ``"key" -> "value"`` line (a demonstration or the
+        query line with its answer)."""
+        return self.pair(key, value) + self.count(key) + self.line + value.tokens
 
 
 def random_key(rng: random.Random) -> str:
@@ -157,58 +183,98 @@ def random_key(rng: random.Random) -> str:
 
 
 def build_probe(
-    pieces: _Pieces,
-    sentences: Sequence[tuple[int, ...]],
+    costs: _Costs,
+    sentences: Sequence[Sentence],
     max_tokens: int,
     rng: random.Random,
 ) -> Probe:
-    """One probe of at most ``max_tokens`` tokens, filled with as many pairs as fit."""
+    """One probe of at most ``max_tokens`` tokens, filled with as many pairs as fit.
+
+    Pairs are added while the parts' estimate fits, then the whole text is encoded and pairs
+    are removed or added one at a time until its real encoding is the longest that fits.
+    """
     order = rng.sample(range(len(sentences)), len(sentences))
-    keys = [pieces.ids(random_key(rng)) for _ in range(SHOTS + 1)]
-    values = [sentences[i] for i in order[: SHOTS + 1]]
-    # fixed cost: instruction, braces, 3 demonstration lines, the query line and the answer
-    used = len(pieces.prefix) + len(pieces.open) + len(pieces.close)
-    used += sum(
-        pieces.line_cost(k, v) + len(pieces.line_end) for k, v in zip(keys, values, strict=True)
+    values = [sentences[i].text for i in order]
+    keys = [random_key(rng) for _ in range(SHOTS + 1)]
+    layout_seed = rng.getrandbits(64)
+    used = costs.fixed + sum(
+        costs.shot(key, sentences[i]) for key, i in zip(keys, order[: SHOTS + 1], strict=True)
     )
-    used += sum(pieces.pair_cost(k, v) for k, v in zip(keys, values, strict=True))
     if used > max_tokens:
         raise ValueError(f"max_tokens={max_tokens} is too small for a {SHOTS}-shot probe")
-    for index in order[SHOTS + 1 :]:
-        key, value = pieces.ids(random_key(rng)), sentences[index]
-        if used + pieces.pair_cost(key, value) > max_tokens:
+    while len(keys) < len(order):
+        keys.append(random_key(rng))
+        used += costs.pair(keys[-1], sentences[order[len(keys) - 1]])
+        if used > max_tokens:
             break
-        keys.append(key)
-        values.append(value)
-        used += pieces.pair_cost(key, value)
-    return _assemble(pieces, keys, values, rng)
+    pairs = len(keys) - (used > max_tokens)
+
+    def encode(count: int) -> Probe:
+        layout = random.Random(layout_seed).sample(range(count), count)
+        return encode_probe(costs.tokenizer, keys[:count], values[:count], layout)
+
+    probe = encode(pairs)
+    fitted = len(probe.input_ids) <= max_tokens
+    while len(probe.input_ids) > max_tokens:
+        pairs -= 1
+        if pairs <= SHOTS:
+            raise ValueError(f"max_tokens={max_tokens} is too small for a {SHOTS}-shot probe")
+        probe = encode(pairs)
+    while fitted and pairs < len(order):
+        if pairs == len(keys):
+            keys.append(random_key(rng))
+        longer = encode(pairs + 1)
+        if len(longer.input_ids) > max_tokens:
+            break
+        probe, pairs = longer, pairs + 1
+    return probe
 
 
-def _assemble(
-    pieces: _Pieces, keys: list[tuple[int, ...]], values: list[tuple[int, ...]], rng: random.Random
-) -> Probe:
-    """Lay out the JSON object (pairs shuffled), 3 demonstrations, the query and the answer.
-
-    Pairs 0..2 are the demonstrations, pair 3 is the query.
-    """
-    layout = rng.sample(range(len(keys)), len(keys))
-    ids = list(pieces.prefix) + list(pieces.open)
-    value_start = value_end = -1
+def probe_text(keys: Sequence[str], values: Sequence[str], layout: Sequence[int]) -> ProbeText:
+    """The probe's text: the JSON object with its pairs in ``layout`` order, 3 demonstrations
+    (pairs 0..2), the query line (pair 3) and its answer, the value of pair 3, at the end."""
+    text = INSTRUCTION + OPEN
+    value_chars = (-1, -1)
     for position, pair in enumerate(layout):
-        if position:
-            ids += pieces.between_pairs
-        ids += keys[pair] + pieces.between_key_value
+        text += (BETWEEN_PAIRS if position else "") + keys[pair] + KEY_VALUE
         if pair == SHOTS:
-            value_start = len(ids)
-            value_end = value_start + len(values[pair])
-        ids += values[pair]
-    ids += pieces.close
+            value_chars = (len(text), len(text) + len(values[pair]))
+        text += values[pair]
+    text += CLOSE
     for shot in range(SHOTS):
-        ids += pieces.line_start + keys[shot] + pieces.arrow + values[shot] + pieces.line_end
-    ids += pieces.line_start + keys[SHOTS] + pieces.arrow
-    answer_start = len(ids)
-    ids += values[SHOTS]
-    return Probe(tuple(ids), value_start, value_end, answer_start)
+        text += LINE_START + keys[shot] + ARROW + values[shot] + LINE_END
+    text += LINE_START + keys[SHOTS] + ARROW
+    return ProbeText(text + values[SHOTS], value_chars, len(text))
+
+
+def encode_probe(
+    tokenizer, keys: Sequence[str], values: Sequence[str], layout: Sequence[int]
+) -> Probe:
+    """The probe as the tokenizer encodes its whole text; the gold value's tokens in the
+    context and the answer's tokens are those whose characters overlap the value's
+    (``return_offsets_mapping``). Special tokens the tokenizer appends after the answer, if
+    any, are dropped."""
+    text = probe_text(keys, values, layout)
+    try:
+        encoding = tokenizer(text.text, return_offsets_mapping=True)
+    except NotImplementedError as error:
+        raise ValueError(
+            "retrieval probes need a fast tokenizer (one that returns character offsets)"
+        ) from error
+    offsets = encoding["offset_mapping"]
+    value_start, value_end = token_span(offsets, *text.value_chars)
+    answer_start, answer_end = token_span(offsets, text.answer_char, len(text.text))
+    ids = tuple(encoding["input_ids"][:answer_end])
+    return Probe(ids, value_start, value_end, answer_start)
+
+
+def token_span(offsets: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """``[first, last + 1)`` of the tokens whose characters overlap ``text[start:end]``
+    (special tokens, with empty offsets, never do)."""
+    inside = [i for i, (a, b) in enumerate(offsets) if a < b and a < end and b > start]
+    if not inside:
+        raise ValueError(f"no token covers characters {start}-{end} of the probe")
+    return inside[0], inside[-1] + 1
 
 
 def build_probes(
@@ -225,9 +291,9 @@ def build_probes(
             f"only {len(sentences)} usable sentences in the source; need many more "
             "(sentences of 6-30 tokens, starting upper-case, ending with . ! or ?)"
         )
-    pieces = _Pieces(tokenizer)
+    costs = _Costs(tokenizer)
     rng = random.Random(seed)
-    return [build_probe(pieces, sentences, max_tokens, rng) for _ in range(num_probes)]
+    return [build_probe(costs, sentences, max_tokens, rng) for _ in range(num_probes)]
 
 
 def decode_probe(tokenizer, probe: Probe) -> str:

@@ -11,13 +11,8 @@ from ai_filters.architectures import UnsupportedArchitectureError
 from ai_filters.heads import (
     HeadsFileError,
     RetrievalHeads,
-    answer_row_argmax,
-    copy_fraction_from_attention,
     find_retrieval_heads,
-    probe_answer_losses,
-    probe_scores,
     random_other_heads,
-    recording_argmax,
     select_top,
 )
 from ai_filters.models import LoadedModel
@@ -28,6 +23,13 @@ from ai_filters.probes import (
     Probe,
     build_probes,
     default_sentence_texts,
+)
+from ai_filters.retrieval_scores import (
+    answer_row_argmax,
+    copy_fraction_from_attention,
+    probe_answer_losses,
+    probe_scores,
+    recording_argmax,
 )
 from tests.helpers.tiny_families import tiny_model
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
+from ai_filters.retrieval_scores import DEFAULT_PROBE_SCORING, PROBE_SCORINGS
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +35,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of keys and sentence choice")
     parser.add_argument(
+        "--probe-scoring",
+        choices=PROBE_SCORINGS,
+        default=DEFAULT_PROBE_SCORING,
+        help="gold: the gold answer is fed in and every probe counts (the AttentionInfluence "
+        "paper's score); generated: the model decodes its answer greedily, a head copies the "
+        "tokens it produced, and only probes it retrieved count (Wu et al. 2024)",
+    )
+    parser.add_argument(
         "--sentences",
         default=None,
         help="probe sentence source: .txt, .jsonl, .jsonl.gz or .parquet documents "
@@ -57,5 +66,6 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.sentences,
         allow_unsupported=args.allow_unsupported_architecture,
+        probe_scoring=args.probe_scoring,
     )
     return 0

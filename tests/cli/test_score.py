@@ -86,7 +86,22 @@ def heads_file(tmp_path_factory) -> Path:
     }
     assert (heads["num_layers"], heads["num_heads"], heads["num_kv_heads"]) == (30, 9, 3)
     assert len(heads["selected"]) == 14 and heads["settings"]["num_probes"] == 3
+    assert heads["settings"]["probe_scoring"] == "gold"
     return out / "heads.json"
+
+
+def test_detect_heads_with_generated_scoring(tmp_path):
+    """The option reaches the heads file, with how many probes the model retrieved."""
+    out = tmp_path / "heads.json"
+    result = ai_filters(
+        "detect-heads", "--out", str(out), "--num-probes", "2", "--max-tokens", "512",
+        "--probe-scoring", "generated",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["probe_scoring"] == "generated"
+    assert 1 <= settings["probes_counted"] <= 2
+    assert "generated scoring over" in result.stdout
 
 
 def write_input(path: Path) -> None:
@@ -203,7 +218,14 @@ def test_help_explains_every_option():
     ):
         assert option in result.stdout
     detect = ai_filters("detect-heads", "--help").stdout
-    for option in ("--num-probes", "--top-fraction", "--max-tokens", "--seed", "--plot"):
+    for option in (
+        "--num-probes",
+        "--top-fraction",
+        "--max-tokens",
+        "--seed",
+        "--plot",
+        "--probe-scoring",
+    ):
         assert option in detect
 
 
