@@ -20,6 +20,10 @@ scoring pipeline resumes its own completed tasks):
    made again among them (thresholds from the held-out documents alone) -> ``OUT/compare/``;
 6. ``OUT/curve.json`` and ``OUT/curve.png``, copied to ``benchmarks/results/``.
 
+``--split-only`` prints the held-out split of the corpus alone (documents and groups on each
+side, held-out pieces sharing a source text with a training piece; by ``--group-key`` and by
+id), in seconds: no model, no scores.
+
 ``curve.json`` holds the settings, the corpus, every size's agreement, each step's wall time
 (``null`` for a step skipped because its output was there) and the load average of the machine
 at the start and the end (this machine is shared: the scoring step's time depends on it).
@@ -41,12 +45,17 @@ from pathlib import Path
 from ai_filters.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
 from ai_filters.distill import (
     DEFAULT_GROUP_KEY,
+    NO_GROUPS,
+    ScoredDocument,
     TrainingSettings,
     distill,
+    group_counts,
+    group_of,
     holdout_key,
     read_scored,
     read_teacher,
     save,
+    split,
 )
 from ai_filters.documents import DocumentWriter
 from ai_filters.layout import SelectionFolder
@@ -80,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="held out together (ai-filters distill --group-key); 'none': the split by id",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="copies go here")
+    parser.add_argument(
+        "--split-only",
+        action="store_true",
+        help="print the held-out split of the corpus (by --group-key and by id) and stop: "
+        "no model, no scores",
+    )
     return parser.parse_args(argv)
 
 
@@ -116,6 +131,38 @@ def sharing_a_source(sources: dict[str, str], training_ids: list[str], heldout: 
     ``source_text``) is also that of a training document: what a split by source leaves at 0."""
     trained = {sources[i] for i in training_ids}
     return sum(sources[d.id] in trained for d in heldout)
+
+
+def split_statistics(
+    documents: list[dict], sizes: list[int | None], heldout_share: float, group_key: str
+) -> list[dict]:
+    """Per group key (``group_key``, then ``none``: the split by id) and training size: the
+    documents and groups on each side and the held-out documents that share a source text with
+    a training document. The split needs no scores."""
+    sources = {d["id"]: d["metadata"][SOURCE_TEXT_KEY] for d in documents}
+    rows = []
+    for key in dict.fromkeys((group_key, NO_GROUPS)):
+        scored = [
+            ScoredDocument(
+                d["id"], d["metadata"]["domain"], d["text"], 0.0, group_of(d["metadata"], key)
+            )
+            for d in documents
+        ]
+        for size in sizes:
+            settings = TrainingSettings(heldout_share=heldout_share, max_train=size, group_key=key)
+            training, heldout = split(scored, settings)
+            rows.append(
+                {
+                    "group_key": key,
+                    "train_documents": len(training),
+                    "heldout_documents": len(heldout),
+                    **group_counts(training, heldout),
+                    "heldout_sharing_a_source_text": sharing_a_source(
+                        sources, [d.id for d in training], heldout
+                    ),
+                }
+            )
+    return rows
 
 
 def learning_curve(
@@ -238,6 +285,12 @@ class Steps:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.split_only:
+        documents = local_corpus(args.docs_per_domain, args.seed, chunk_chars=args.chunk_chars)
+        sizes, share = training_sizes(args.sizes), args.heldout_share
+        for row in split_statistics(documents, sizes, share, args.group_key):
+            print(json.dumps(row))
+        return 0
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     load_start, started, steps = os.getloadavg(), time.monotonic(), Steps()
