@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter
-from ai_filters.distill.groups import DEFAULT_GROUP_KEY
+from ai_filters.distill.groups import DEFAULT_GROUP_KEY, NO_GROUPS
 
 DISTILL_HELP = """\
 Train a fast text model to rank documents as a selection's scorer ranked them, so that the
@@ -133,4 +133,11 @@ def summary(record: dict, out: Path) -> str:
     overall = "n/a" if measured["jaccard"] is None else f"{measured['jaccard']:.3f}"
     mean = "n/a" if measured["mean_spearman"] is None else f"{measured['mean_spearman']:+.3f}"
     lines.append(f"  all domains: Jaccard {overall}, mean Spearman {mean}")
+    without = holdout["documents_without_group"]
+    if without and holdout["group_key"] != NO_GROUPS:
+        total = holdout["documents"] + record["training"]["documents"]
+        lines.append(
+            f"note: {without} of {total} documents have no '{holdout['group_key']}': each is "
+            "its own group, held out or not alone (--group-key names another field)"
+        )
     return "\n".join(lines)

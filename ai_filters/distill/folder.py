@@ -142,7 +142,7 @@ def training_record(
             "share": settings.heldout_share,
             "salt": settings.salt,
             "group_key": settings.group_key,
-            "groups": GROUP_RULE,
+            "group_rule": GROUP_RULE,
             "rule": HOLDOUT_RULE,
             "ids_file": HELDOUT_IDS_FILE,
             "documents": sum(row["heldout"] for row in counts.values()),

@@ -21,6 +21,7 @@ from ai_filters.corpus import local_corpus
 from ai_filters.distill import load_model, read_record
 from ai_filters.documents import read_documents
 from ai_filters.selection import top_fraction_threshold
+from tests.helpers.distill import grouped, synthetic_documents, write_scored_selection
 from tests.helpers.models import tiny_model_and_heads
 
 SELECT_SCRIPT = Path(__file__).resolve().parents[2] / "pipelines" / "smollm_select.py"
@@ -233,3 +234,21 @@ def test_bad_model_folders_are_refused_in_one_line(teacher, model_dir, tmp_path,
     compare += ["--out", str(tmp_path / "compare")]
     assert cli_main([*compare, "--only-ids", str(tmp_path / "missing.txt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_documents_without_the_group_key_are_their_own_group(tmp_path, capsys):
+    """Synthetic documents without source_text: the split by id, and the summary says so."""
+    selection = write_scored_selection(tmp_path / "sel", synthetic_documents())
+    assert cli_main(["distill", str(selection), "--out", str(tmp_path / "by_text")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: 300 of 300 documents have no 'source_text': each is its own group" in printed
+    record = read_record(tmp_path / "by_text")
+    assert record["holdout"]["heldout_groups"] == record["holdout"]["documents"]
+    by_id = ["distill", str(selection), "--out", str(tmp_path / "by_id"), "--group-key", "none"]
+    assert cli_main(by_id) == 0
+    assert "note:" not in capsys.readouterr().out
+    same = [(tmp_path / name / "heldout_ids.txt").read_text() for name in ("by_text", "by_id")]
+    assert same[0] == same[1]
+    grouped_selection = write_scored_selection(tmp_path / "grouped", grouped(synthetic_documents()))
+    assert cli_main(["distill", str(grouped_selection), "--out", str(tmp_path / "g")]) == 0
+    assert "note:" not in capsys.readouterr().out
