@@ -61,9 +61,10 @@ proxy: install
 
 # distillation's learning curve: a bigger local corpus (4 x 680 pieces of about 300 characters),
 # its AttentionInfluence selection, then ai-filters distill at 100 / 300 / 1,000 / all held-in
-# documents, the held-out agreement of each, the selection with the largest model and
-# ai-filters compare on the held-out ids (out/distill/curve.json, curve.png, copies in
-# benchmarks/results/); then the speed of the distilled scorer against the engine
+# documents (whole source texts held out), the held-out agreement of each, the selection with
+# the largest model and ai-filters compare on the held-out ids (out/distill/curve.json,
+# curve.png, copies in benchmarks/results/); then the speed of the distilled scorer against the
+# engine
 distill: install
 	$(BIN)/python benchmarks/distill_curve.py --out out/distill
 	$(BIN)/python benchmarks/bench_distilled.py --selection out/distill/attention_influence \

@@ -21,10 +21,12 @@ Per domain, :func:`compare_selections` measures, in the spirit of the paper's Ta
 
 With ``only_ids`` (``ai-filters compare --only-ids``: a file of ids, or a distilled model
 folder for its held-out ids), every statistic is computed on those documents alone: the
-scored documents and the selected ids of each selection are restricted to them before
-anything is measured. The selections themselves are unchanged (each kept its domain's top
-fraction of the whole corpus), so the Jaccard then measures how the two selections agree on
-those documents; ``compare.json`` and ``compare.md`` say what the comparison was restricted to.
+scored documents of each selection are restricted to them, and each selection is made again
+among them (:func:`select_among`): per domain its top fraction (its ``scorer.json``'s) of the
+listed documents by its own score, the threshold computed from those documents alone, by the
+pipeline's rule (ties kept). The pipeline's own selection is not used: its thresholds come from
+the whole corpus, mostly documents a distilled model trained on. ``compare.json`` and
+``compare.md`` say what the comparison was restricted to and the thresholds.
 
 :func:`write_comparison` writes ``compare.md``, ``compare.json`` and the figures
 ``jaccard.png``, ``spearman.png`` and ``tokens.png`` (one panel per domain). Every document id,
@@ -45,11 +47,10 @@ import numpy as np
 
 from ai_filters.documents import read_documents
 from ai_filters.layout import SelectionFolder, read_parquet_columns
-from ai_filters.markdown import markdown_table
 from ai_filters.report import spearman
+from ai_filters.selection import top_fraction_threshold
 
 SNIPPET_CHARS = 200
-LABEL_BOX = {"facecolor": "white", "alpha": 0.7, "linewidth": 0}  # readable on any cell
 FIGURES = {"jaccard": "jaccard.png", "spearman": "spearman.png", "tokens": "tokens.png"}
 
 
@@ -175,6 +176,24 @@ def read_selection(spec: SelectionSpec, only_ids: set[str] | None = None) -> dic
     return dict(sorted(domains.items()))
 
 
+def select_among(spec: SelectionSpec, domains: dict[str, DomainData]) -> dict[str, float]:
+    """Make the selection again among the documents read (``only_ids``): per domain, replace
+    the selected ids by the top ``spec.fraction`` of the scored ones by their score, the
+    threshold from them alone (the pipeline's rule, ties kept). Returns the thresholds."""
+    thresholds = {}
+    for domain, data in domains.items():
+        ids = list(data.scores)
+        if not ids:
+            data.selected = set()
+            continue
+        scores = np.array([data.scores[i] for i in ids])
+        tokens = np.array([data.tokens[i] for i in ids])
+        threshold = top_fraction_threshold(scores, tokens, spec.fraction).threshold
+        thresholds[domain] = threshold
+        data.selected = {i for i, score in zip(ids, scores, strict=True) if score >= threshold}
+    return thresholds
+
+
 def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
     """The first ``chars`` characters of ``text`` on one line (newlines, tabs escaped)."""
     head = text[:chars].replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
@@ -281,8 +300,9 @@ def compare_selections(
 ) -> dict:
     """Everything ``compare.json`` holds (see the module docstring); NaN is stored as null.
 
-    ``restriction`` (``{"source": ..., "ids": count}``) records the ids the selections were
-    restricted to when read; ``None``: all documents."""
+    ``restriction`` (``{"source": ..., "ids": count, "thresholds": {name: {domain: ...}}}``)
+    records the ids the selections were restricted to and made again among; ``None``: all
+    documents."""
     domains = sorted({domain for selection in loaded for domain in selection})
     result: dict = {
         "only_ids": restriction,
@@ -315,176 +335,6 @@ def compare_selections(
     return result
 
 
-# --- markdown ------------------------------------------------------------------------------------
-
-
-def _number(value: float | None, fmt: str) -> str:
-    return "n/a" if value is None else fmt.format(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return markdown_table(header, rows).split("\n")
-
-
-def _matrix(names: list[str], pairs: list[dict], key: str, fmt: str) -> list[str]:
-    values = {(p["a"], p["b"]): p[key] for p in pairs} | {(p["b"], p["a"]): p[key] for p in pairs}
-    rows = [
-        [name] + ["—" if name == other else _number(values[name, other], fmt) for other in names]
-        for name in names
-    ]
-    return _table([key] + names, rows)
-
-
-def _pairs_table(pairs: list[dict]) -> list[str]:
-    header = ["a", "b", "selected a", "selected b", "both", "Jaccard"]
-    header += ["scored by both", "only a", "only b", "Spearman"]
-    rows = [
-        [p["a"], p["b"], str(p["selected_a"]), str(p["selected_b"]), str(p["selected_both"])]
-        + [_number(p["jaccard"], "{:.3f}"), str(p["scored_both"])]
-        + [str(p["scored_only_a"]), str(p["scored_only_b"]), _number(p["spearman"], "{:+.3f}")]
-        for p in pairs
-    ]
-    return _table(header, rows)
-
-
-def _lengths_table(lengths: dict[str, dict]) -> list[str]:
-    header = ["selection", "scored", "selected", "mean tokens all", "mean tokens selected"]
-    header += ["median all", "median selected", "token share selected"]
-    rows = [
-        [name, str(row["all"]["documents"]), str(row["selected"]["documents"])]
-        + [_number(row["all"]["mean_tokens"], "{:.0f}")]
-        + [_number(row["selected"]["mean_tokens"], "{:.0f}")]
-        + [_number(row["all"]["median_tokens"], "{:.0f}")]
-        + [_number(row["selected"]["median_tokens"], "{:.0f}")]
-        + [_number(row["token_share_selected"], "{:.1%}")]
-        for name, row in lengths.items()
-    ]
-    return _table(header, rows)
-
-
-def _examples_table(examples: dict[str, list[dict]]) -> list[str]:
-    rows = [
-        [end, str(rank), row["id"], f"{row['score']:.4g}", str(row["tokens"])]
-        + ["yes" if row["selected"] else "no", row["text"]]
-        for end in ("top", "bottom")
-        for rank, row in enumerate(examples[end], start=1)
-    ]
-    if not rows:
-        return ["No document of this domain was scored."]
-    return _table(["end", "rank", "id", "score", "tokens", "selected", "text"], rows)
-
-
-def _selections_table(selections: list[dict]) -> list[str]:
-    rows = [
-        [s["name"], s["folder"], s["scorer"], s["score_key"]]
-        + [_number(s["fraction"], "{:g}"), s["note"] or ""]
-        for s in selections
-    ]
-    return _table(["name", "folder", "scorer", "score key", "fraction", "note"], rows)
-
-
-def format_markdown(result: dict) -> str:
-    """``compare.md``: the selections, then per domain overlaps, correlations, lengths and
-    examples."""
-    names = [s["name"] for s in result["selections"]]
-    lines = ["# Comparison of selections", "", *_selections_table(result["selections"]), ""]
-    if result.get("only_ids"):
-        restriction = result["only_ids"]
-        lines += [
-            f"Restricted to the {restriction['ids']} documents whose ids are in "
-            f"`{restriction['source']}`: every number below counts those documents alone "
-            "(scored and selected); each selection kept its top fraction of the whole domain.",
-            "",
-        ]
-    lines += [
-        "Jaccard: selected ids in both / in either. Spearman: rank correlation of the two "
-        "scores over the documents both scored (joined by id). Tokens: whole documents "
-        "(`ai_doc_tokens`).",
-        "",
-        "Figures: " + ", ".join(f"[{name}]({name})" for name in FIGURES.values()),
-    ]
-    for domain, part in result["domains"].items():
-        lines += ["", f"## {domain}", "", "### Overlap and rank correlation", ""]
-        lines += _matrix(names, part["pairs"], "jaccard", "{:.3f}") + [""]
-        lines += _matrix(names, part["pairs"], "spearman", "{:+.3f}") + [""]
-        lines += _pairs_table(part["pairs"])
-        lines += ["", "### Token lengths, selected vs all scored", ""]
-        lines += _lengths_table(part["lengths"])
-        for name, examples in part["examples"].items():
-            lines += ["", f"### Top and bottom documents by {name}", ""]
-            lines += _examples_table(examples)
-    return "\n".join(lines) + "\n"
-
-
-# --- figures -------------------------------------------------------------------------------------
-
-
-def _panels(count: int, width: float, height: float):
-    from matplotlib.figure import Figure
-
-    columns = min(count, 2)
-    rows = -(-count // columns)
-    figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for axis in axes[count:]:
-        axis.set_visible(False)
-    return figure, axes
-
-
-def plot_heatmaps(result: dict, key: str, path: Path) -> None:
-    """One heatmap of ``key`` ("jaccard" or "spearman") per domain, values written in cells."""
-    names = [s["name"] for s in result["selections"]]
-    low = 0.0 if key == "jaccard" else -1.0
-    figure, axes = _panels(len(result["domains"]), 1.2 * len(names) + 2.5, 1.0 * len(names) + 2)
-    for axis, (domain, part) in zip(axes, result["domains"].items(), strict=False):
-        present = [part["lengths"][name]["all"]["documents"] > 0 for name in names]
-        matrix = np.diag([1.0 if here else np.nan for here in present])
-        for pair in part["pairs"]:
-            i, j = names.index(pair["a"]), names.index(pair["b"])
-            matrix[i, j] = matrix[j, i] = np.nan if pair[key] is None else pair[key]
-        image = axis.imshow(matrix, vmin=low, vmax=1.0, cmap="viridis" if low == 0 else "coolwarm")
-        for (i, j), value in np.ndenumerate(matrix):
-            label = "n/a" if np.isnan(value) else f"{value:.2f}"
-            axis.text(j, i, label, ha="center", va="center", fontsize="small", bbox=LABEL_BOX)
-        axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        axis.set_yticks(range(len(names)), names)
-        axis.set_title(f"{domain}: {key}")
-        figure.colorbar(image, ax=axis, shrink=0.8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-
-
-def plot_token_lengths(
-    names: list[str], loaded: list[dict[str, DomainData]], domains: list[str], path: Path
-) -> None:
-    """Box plots per domain, a pair per selection: token lengths of all scored documents (grey)
-    and of the selected ones (red), means marked, log scale."""
-    figure, axes = _panels(len(domains), 1.3 * len(names) + 2.5, 3.8)
-    groups = np.arange(len(names))
-    for axis, domain in zip(axes, domains, strict=False):
-        for offset, kind, color in ((-0.2, "all", "#b0b0b0"), (0.2, "selected", "#d62728")):
-            boxes = [_box_values(selection.get(domain, DomainData()), kind) for selection in loaded]
-            parts = axis.boxplot(
-                boxes, positions=groups + offset, widths=0.35, patch_artist=True, showmeans=True
-            )
-            for patch in parts["boxes"]:
-                patch.set_facecolor(color)
-            parts["boxes"][0].set_label(kind)
-        axis.set_xticks(groups, names, rotation=20, ha="right")
-        axis.set_yscale("log")
-        axis.set_ylabel("tokens per document")
-        axis.set_title(domain)
-        axis.legend(fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-
-
-def _box_values(data: DomainData, kind: str) -> list[float]:
-    """Token counts of all scored (``kind="all"``) or the selected documents; [nan] if none."""
-    ids = data.tokens if kind == "all" else [i for i in data.selected if i in data.tokens]
-    return [data.tokens[i] for i in ids] or [np.nan]
-
-
 # --- writing and command line --------------------------------------------------------------------
 
 
@@ -494,13 +344,17 @@ def write_comparison(
     """Read the selections (restricted to the ids of ``only_ids``, a file or a distilled model
     folder, when given), write ``compare.json``, ``compare.md`` and the figures into ``out``;
     return the comparison."""
+    from ai_filters.compare_output import format_markdown, plot_heatmaps, plot_token_lengths
+
     ids = restriction = None
     if only_ids is not None:
         from ai_filters.distill import read_ids
 
         ids = read_ids(only_ids)
-        restriction = {"source": str(only_ids), "ids": len(ids)}
     loaded = [read_selection(spec, ids) for spec in specs]
+    if ids is not None:
+        thresholds = {s.name: select_among(s, d) for s, d in zip(specs, loaded, strict=True)}
+        restriction = {"source": str(only_ids), "ids": len(ids), "thresholds": thresholds}
     result = compare_selections(specs, loaded, examples, restriction)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

@@ -18,7 +18,9 @@ Python's own, so they are pinned to one Python version (:data:`PINNED_PYTHON`), 
 cannot install: :func:`pin_mismatches` says what differs on this machine, and
 :func:`corpus_fingerprint` identifies a corpus.
 
-Documents follow datatrove's layout, with ``metadata["domain"]`` set.
+Documents follow datatrove's layout, with ``metadata["domain"]`` set, ``metadata["source"]``
+describing the domain's origin and ``metadata["source_text"]`` (:data:`SOURCE_TEXT_KEY`) naming
+the text a document was cut from (pieces of one text share it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 DOMAINS = ("web", "textbook", "code", "math")
+# The metadata field naming the text a document was cut from (``<domain>/<name>``, the id
+# without its ``#<piece>`` suffix); pieces of one text share it, a whole text is its own.
+SOURCE_TEXT_KEY = "source_text"
 MIN_CHARS = 1500
 
 
@@ -224,11 +229,16 @@ def local_corpus(
                 f"ask for at most that many per domain"
             )
         for name in sorted(random.Random(f"{seed}:{domain}").sample(names, docs_per_domain)):
+            text_name = name.rpartition("#")[0] if chunk_chars else name
             documents.append(
                 {
                     "text": texts[name],
                     "id": f"{domain}/{name}",
-                    "metadata": {"domain": domain, "source": source},
+                    "metadata": {
+                        "domain": domain,
+                        "source": source,
+                        SOURCE_TEXT_KEY: f"{domain}/{text_name}",
+                    },
                 }
             )
     return documents

@@ -12,10 +12,17 @@ scoring pipeline resumes its own completed tasks):
 4. for each training size, ``ai_filters.distill`` on the first N held-in documents (nested
    sets; the same held-out documents for all) -> ``OUT/models/n<N>/`` (``OUT/models/largest``
    links to the last), and the held-out agreement: top-fraction Jaccard per domain and
-   overall, Spearman;
+   overall, Spearman. Whole groups are held out (``--group-key``, default ``source_text``:
+   the text a piece was cut from), so no held-out piece shares its text with a training
+   piece; ``--group-key none`` gives the split by id of earlier runs (same-source figures);
 5. the selection with the largest model (``--scorer distilled``) -> ``OUT/distilled/``, and
-   ``ai-filters compare`` of the two selections on the held-out ids -> ``OUT/compare/``;
+   ``ai-filters compare --only-ids`` of the two selections on the held-out ids, each selection
+   made again among them (thresholds from the held-out documents alone) -> ``OUT/compare/``;
 6. ``OUT/curve.json`` and ``OUT/curve.png``, copied to ``benchmarks/results/``.
+
+``--split-only`` prints the held-out split of the corpus alone (documents and groups on each
+side, held-out pieces sharing a source text with a training piece; by ``--group-key`` and by
+id), in seconds: no model, no scores.
 
 ``curve.json`` holds the settings, the corpus, every size's agreement, each step's wall time
 (``null`` for a step skipped because its output was there) and the load average of the machine
@@ -35,8 +42,21 @@ import sys
 import time
 from pathlib import Path
 
-from ai_filters.corpus import DOMAINS, local_corpus
-from ai_filters.distill import TrainingSettings, distill, read_scored, read_teacher, save
+from ai_filters.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
+from ai_filters.distill import (
+    DEFAULT_GROUP_KEY,
+    NO_GROUPS,
+    ScoredDocument,
+    TrainingSettings,
+    distill,
+    group_counts,
+    group_of,
+    holdout_key,
+    read_scored,
+    read_teacher,
+    save,
+    split,
+)
 from ai_filters.documents import DocumentWriter
 from ai_filters.layout import SelectionFolder
 from ai_filters.models import DEFAULT_MODEL
@@ -63,7 +83,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="training sizes, comma-separated; 'all': every held-in document",
     )
     parser.add_argument("--heldout-share", type=float, default=0.2, help="share held out")
+    parser.add_argument(
+        "--group-key",
+        default=DEFAULT_GROUP_KEY,
+        help="held out together (ai-filters distill --group-key); 'none': the split by id",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="copies go here")
+    parser.add_argument(
+        "--split-only",
+        action="store_true",
+        help="print the held-out split of the corpus (by --group-key and by id) and stop: "
+        "no model, no scores",
+    )
     return parser.parse_args(argv)
 
 
@@ -95,29 +126,81 @@ def training_sizes(text: str) -> list[int | None]:
     return [None if size == "all" else int(size) for size in text.split(",")]
 
 
-def learning_curve(
-    selection: Path, models: Path, sizes: list[int | None], heldout_share: float
+def sharing_a_source(sources: dict[str, str], training_ids: list[str], heldout: list) -> int:
+    """Held-out documents whose source (``sources``: id -> source text, the corpus's
+    ``source_text``) is also that of a training document: what a split by source leaves at 0."""
+    trained = {sources[i] for i in training_ids}
+    return sum(sources[d.id] in trained for d in heldout)
+
+
+def split_statistics(
+    documents: list[dict], sizes: list[int | None], heldout_share: float, group_key: str
 ) -> list[dict]:
-    """Distil at every size; per size the record's counts, agreement and training time."""
+    """Per group key (``group_key``, then ``none``: the split by id) and training size: the
+    documents and groups on each side and the held-out documents that share a source text with
+    a training document. The split needs no scores."""
+    sources = {d["id"]: d["metadata"][SOURCE_TEXT_KEY] for d in documents}
+    rows = []
+    for key in dict.fromkeys((group_key, NO_GROUPS)):
+        scored = [
+            ScoredDocument(
+                d["id"], d["metadata"]["domain"], d["text"], 0.0, group_of(d["metadata"], key)
+            )
+            for d in documents
+        ]
+        for size in sizes:
+            settings = TrainingSettings(heldout_share=heldout_share, max_train=size, group_key=key)
+            training, heldout = split(scored, settings)
+            rows.append(
+                {
+                    "group_key": key,
+                    "train_documents": len(training),
+                    "heldout_documents": len(heldout),
+                    **group_counts(training, heldout),
+                    "heldout_sharing_a_source_text": sharing_a_source(
+                        sources, [d.id for d in training], heldout
+                    ),
+                }
+            )
+    return rows
+
+
+def learning_curve(
+    selection: Path, models: Path, sizes: list[int | None], heldout_share: float, group_key: str
+) -> list[dict]:
+    """Distil at every size; per size the record's counts, groups, agreement, training time and
+    the held-out documents that share a source text with a training document."""
     folder = SelectionFolder(selection)
-    documents = read_scored(folder, read_teacher(folder).score_key)
+    score_key = read_teacher(folder).score_key
+    documents = read_scored(folder, score_key, group_key)
+    sources = {d.id: holdout_key(d) for d in read_scored(folder, score_key, SOURCE_TEXT_KEY)}
     points = []
     for size in sizes:
-        settings = TrainingSettings(heldout_share=heldout_share, max_train=size)
+        settings = TrainingSettings(
+            heldout_share=heldout_share, max_train=size, group_key=group_key
+        )
         result = distill(selection, settings, documents=documents)
         save(result, models / f"n{result.record['training']['documents']}")
-        measured = result.record["heldout_agreement"]
+        measured, holdout = result.record["heldout_agreement"], result.record["holdout"]
         points.append(
             {
                 "train_documents": result.record["training"]["documents"],
-                "heldout_documents": result.record["holdout"]["documents"],
+                "heldout_documents": holdout["documents"],
+                "group_key": group_key,
+                "training_groups": holdout["training_groups"],
+                "heldout_groups": holdout["heldout_groups"],
+                "heldout_sharing_a_source_text": sharing_a_source(
+                    sources, result.training_ids, result.heldout
+                ),
                 "training_seconds": result.record["training"]["seconds"],
                 "model": str(models / f"n{result.record['training']['documents']}"),
                 **measured,
             }
         )
         print(
-            f"{points[-1]['train_documents']:>5} training documents: held-out top-"
+            f"{points[-1]['train_documents']:>5} training documents "
+            f"({holdout['training_groups']} groups), {holdout['documents']} held out "
+            f"({holdout['heldout_groups']} groups): held-out top-"
             f"{measured['fraction']:g} Jaccard {measured['jaccard']:.3f}, mean Spearman "
             f"{measured['mean_spearman']:+.3f}",
             flush=True,
@@ -164,7 +247,8 @@ def plot_curve(points: list[dict], path: Path) -> None:
 
 
 def heldout_comparison(out: Path, model: Path) -> dict:
-    """``ai-filters compare`` of the two selections on the held-out ids; its pairs per domain."""
+    """``ai-filters compare`` of the two selections on the held-out ids; per domain its pair
+    and the thresholds of each selection among the held-out documents."""
     from ai_filters.cli import main as cli_main
 
     arguments = ["compare", f"attention_influence={out / 'attention_influence'}"]
@@ -172,7 +256,14 @@ def heldout_comparison(out: Path, model: Path) -> dict:
     if cli_main([*arguments, "--out", str(out / "compare")]) != 0:
         raise RuntimeError("ai-filters compare failed")
     result = json.loads((out / "compare" / "compare.json").read_text())
-    return {domain: part["pairs"][0] for domain, part in result["domains"].items()}
+    thresholds = result["only_ids"]["thresholds"]
+    return {
+        domain: {
+            **part["pairs"][0],
+            "thresholds": {name: by_domain.get(domain) for name, by_domain in thresholds.items()},
+        }
+        for domain, part in result["domains"].items()
+    }
 
 
 class Steps:
@@ -194,6 +285,12 @@ class Steps:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.split_only:
+        documents = local_corpus(args.docs_per_domain, args.seed, chunk_chars=args.chunk_chars)
+        sizes, share = training_sizes(args.sizes), args.heldout_share
+        for row in split_statistics(documents, sizes, share, args.group_key):
+            print(json.dumps(row))
+        return 0
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     load_start, started, steps = os.getloadavg(), time.monotonic(), Steps()
@@ -220,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "curve",
         False,
         lambda: points.extend(
-            learning_curve(ai, out / "models", training_sizes(args.sizes), args.heldout_share)
+            learning_curve(
+                ai, out / "models", training_sizes(args.sizes), args.heldout_share, args.group_key
+            )
         ),
     )
     largest = Path(points[-1]["model"])
@@ -258,14 +357,16 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "max_tokens": args.max_tokens,
             "heldout_share": args.heldout_share,
+            "group_key": args.group_key,
             "selector": DEFAULT_MODEL,
         },
         "step_seconds": steps.seconds,
         "this_run_seconds": round(time.monotonic() - started, 1),
         "curve": points,
         "compare_heldout": {
-            "note": "ai-filters compare --only-ids: the two pipeline selections (each the top "
-            "fraction of its whole domain) restricted to the held-out documents",
+            "note": "ai-filters compare --only-ids: the two selections made again among the "
+            "held-out documents (each scorer's top fraction of each domain's held-out documents, "
+            "thresholds from them alone)",
             "model": str(largest),
             "domains": compared,
         },

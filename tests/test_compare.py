@@ -266,3 +266,24 @@ def test_help_explains_inputs_and_outputs(capsys):
     text = capsys.readouterr().out
     for expected in ("NAME=FOLDER", "Jaccard", "Spearman", "scorer.json", "compare.md", "tokens"):
         assert expected in text
+
+
+def test_only_ids_selects_again_among_the_listed_documents(selections, tmp_path):
+    """With --only-ids each selection is its top fraction of the listed documents, the
+    thresholds from them alone: web/0..4 and code/0..2 hold none of the pipeline's picks (web/7-9,
+    code/3-4), yet ceil(0.3 * 5) = 2 web and ceil(0.3 * 3) = 1 code documents are selected."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"{d}/{i}\n" for d, n in (("web", 5), ("code", 3)) for i in range(n)))
+    out = tmp_path / "out"
+    argv = ["compare", str(selections["ai"]), str(selections["ppl"]), "--out", str(out)]
+    assert main([*argv, "--only-ids", str(ids)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["only_ids"]["thresholds"] == {
+        "attention_influence": {"code": 2.0, "web": 3.0},
+        "perplexity": {"code": -0.0, "web": -1.0},
+    }
+    web = _pair(result, "web", "attention_influence", "perplexity")
+    assert (web["selected_a"], web["selected_b"], web["selected_both"]) == (2, 2, 0)
+    code = _pair(result, "code", "attention_influence", "perplexity")
+    assert (code["selected_a"], code["selected_b"], code["scored_both"]) == (1, 1, 3)
+    assert "| perplexity | -0 | -1 |" in (out / "compare.md").read_text()

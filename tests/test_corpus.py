@@ -18,6 +18,7 @@ from ai_filters.corpus import (
     MATH_DISTRIBUTION,
     MIN_CHARS,
     PINNED_PYTHON,
+    SOURCE_TEXT_KEY,
     WEB_DISTRIBUTIONS,
     corpus_fingerprint,
     domain_fingerprints,
@@ -137,3 +138,14 @@ def test_a_corpus_that_is_not_the_pinned_one_is_named_in_one_line() -> None:
     assert "\n" not in line
     assert line.startswith("warning: demo corpus sha256:0000000000000000 is not the pinned one")
     assert "(domains web differ): python-dateutil 2.9.0.post0 (pinned 4.0.0);" in line
+
+
+def test_pieces_name_the_text_they_were_cut_from():
+    """``source_text``: a piece's text (its id before ``#``), shared by the pieces of one text;
+    a whole text names itself. The group key of distillation's held-out split."""
+    pieces = local_corpus(40, seed=0, chunk_chars=300)
+    assert all(d["metadata"][SOURCE_TEXT_KEY] == d["id"].rpartition("#")[0] for d in pieces)
+    texts = Counter(d["metadata"][SOURCE_TEXT_KEY] for d in pieces)
+    assert max(texts.values()) > 1  # pieces of one text share it
+    whole = local_corpus(3, seed=0)
+    assert all(d["metadata"][SOURCE_TEXT_KEY] == d["id"] for d in whole)

@@ -43,8 +43,11 @@ scorer.json ({"scorer", "score_key", "fraction"}) gives the score's metadata key
 default name; without it the key is attention_influence and the name the folder's.
 
 With --only-ids PATH (a file of ids, one per line, or a model folder of 'ai-filters distill',
-for its held-out ids) every statistic counts those documents alone: how a distilled scorer
-agrees with the selector on documents it was not trained on.
+for its held-out ids) every statistic counts those documents alone, and each selection is made
+again among them: its top fraction (scorer.json's) of each domain's listed documents by its
+score, the thresholds computed from those documents alone (compare.json records them). How
+a distilled scorer agrees with the selector on documents it was not trained on, without
+thresholds set on the documents it was trained on.
 
 Writes DIR/compare.md, DIR/compare.json, DIR/jaccard.png, DIR/spearman.png, DIR/tokens.png.
 Example: ai-filters compare ai=out/ai ppl=out/ppl rnd=out/random --out out/compare"""

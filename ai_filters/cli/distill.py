@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter
+from ai_filters.distill.groups import DEFAULT_GROUP_KEY, NO_GROUPS
 
 DISTILL_HELP = """\
 Train a fast text model to rank documents as a selection's scorer ranked them, so that the
@@ -14,15 +15,29 @@ after the selector scored only a sample of it.
 
 SCORED_OUT is an output folder of pipelines/smollm_select.py (its scored/<domain>/*.jsonl.gz,
 scorer.json and, for AttentionInfluence, heads.json). A share of its documents is held out,
-chosen by a hash of the id (the same documents on every run). From the others the model
-learns their rank within their domain: per domain, a ridge regression on hashed word
-1-2-grams and a few statistics of the text (scikit-learn), and a pooled one for documents of
-domains it has no model for.
+whole groups at a time: documents from one source (pieces of one text, pages of one site)
+share words and names, so a model measured on pieces of texts it trained on is measured on
+documents it has nearly seen. --group-key KEY names the group of a document:
+
+  source_text  (default) the metadata field of that name: the text a piece of the local
+               corpus (ai_filters/corpus.py, the demo's) was cut from
+  url_host     the host of metadata['url'] (web data such as FineWeb), as urllib.parse
+               gives it: lower-cased, www.example.org and example.org are two groups
+  none         no groups: every document is held out or not on its own
+  any other    the metadata field of that name, its value as a string
+
+A document without the key (missing, null or empty; for url_host no URL with a host) is its
+own group. A group is held out when a hash of it (salt and group; its id for a document of
+its own) is below --heldout-share: the same groups on every run, so the share is a share of
+groups. From the others the model learns their rank within their domain: per domain, a
+ridge regression on hashed word 1-2-grams and a few statistics of the text (scikit-learn),
+and a pooled one for documents of domains it has no model for.
 
 Writes MODEL_DIR/distilled.json (the record: scorer, selector and heads fingerprint,
-documents per domain, fraction, held-out rule, library and version, settings, and the
-held-out agreement: top-fraction Jaccard and Spearman per domain), weights.npy,
-heldout_ids.txt and heldout.parquet (held-out id, domain, score, prediction).
+documents per domain, fraction, held-out rule, group key and the groups on each side, library
+and version, settings, and the held-out agreement: top-fraction Jaccard and Spearman per
+domain), weights.npy, heldout_ids.txt, training_ids.txt (the ids the model was fitted on) and
+heldout.parquet (held-out id, domain, score, prediction).
 
 Then: python pipelines/smollm_select.py --scorer distilled --distilled-model MODEL_DIR ...
 and:  ai-filters compare ai=SCORED_OUT distilled=OUT --only-ids MODEL_DIR --out DIR"""
@@ -44,8 +59,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="top fraction per domain of the held-out agreement (None: the selection's)",
     )
+    parser.add_argument("--heldout-share", type=float, default=0.2, help="share of groups held out")
     parser.add_argument(
-        "--heldout-share", type=float, default=0.2, help="share of documents held out"
+        "--group-key",
+        default=DEFAULT_GROUP_KEY,
+        metavar="KEY",
+        help="what holds documents together: a metadata field, 'url_host' or 'none' (above)",
     )
     parser.add_argument("--salt", default="heldout", help="salt of the held-out hash")
     parser.add_argument(
@@ -82,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         per_domain=not args.pooled_only,
         heldout_share=args.heldout_share,
         salt=args.salt,
+        group_key=args.group_key,
         max_train=args.max_train,
     )
     result = distill(args.selection, settings, args.fraction)
@@ -93,10 +113,13 @@ def run(args: argparse.Namespace) -> int:
 def summary(record: dict, out: Path) -> str:
     """What was trained on what, and the held-out agreement, in a few lines."""
     measured, trained = record["heldout_agreement"], record["trained_on"]
+    holdout = record["holdout"]
     lines = [
         f"distilled {trained['scorer']} ({trained['selection']}) into {out}: "
-        f"{record['training']['documents']} training documents, "
-        f"{record['holdout']['documents']} held out, {len(record['model']['domains'])} models "
+        f"{record['training']['documents']} training documents "
+        f"({holdout['training_groups']} groups by '{holdout['group_key']}'), "
+        f"{holdout['documents']} held out ({holdout['heldout_groups']} groups), "
+        f"{len(record['model']['domains'])} models "
         f"({', '.join(record['model']['domains'])}), {record['training']['seconds']:.1f} s",
         f"held-out agreement, top {measured['fraction']:g} of each domain "
         "(Jaccard, chance, Spearman):",
@@ -110,4 +133,11 @@ def summary(record: dict, out: Path) -> str:
     overall = "n/a" if measured["jaccard"] is None else f"{measured['jaccard']:.3f}"
     mean = "n/a" if measured["mean_spearman"] is None else f"{measured['mean_spearman']:+.3f}"
     lines.append(f"  all domains: Jaccard {overall}, mean Spearman {mean}")
+    without = holdout["documents_without_group"]
+    if without and holdout["group_key"] != NO_GROUPS:
+        total = holdout["documents"] + record["training"]["documents"]
+        lines.append(
+            f"note: {without} of {total} documents have no '{holdout['group_key']}': each is "
+            "its own group, held out or not alone (--group-key names another field)"
+        )
     return "\n".join(lines)

@@ -4,7 +4,8 @@ Scoring costs the selector two forward passes per token. The cheap way to select
 corpus is to score a sample with the selector, train a small text model to rank documents as
 the scores do, and apply that model to everything. This package trains it on the scored
 documents of a selection folder (``OUT/scored/<domain>/*.jsonl.gz``), holds out a share of them
-to measure agreement, and writes the model folder that the ``distilled`` scorer applies
+(whole groups of documents from one source) to measure agreement, and writes the model folder
+that the ``distilled`` scorer applies
 (:class:`ai_filters.blocks.DistilledScorer`).
 
 **The model.** Per domain, a ridge regression of the document's rank within its domain on
@@ -27,7 +28,8 @@ One module per concern:
 
 - ``features``: what the model sees of a text (hashed n-grams, text statistics);
 - ``scored``: a selection's scored documents and what scored them;
-- ``heldout``: the held-out rule and the training order;
+- ``groups``: which documents belong together (the group key of the held-out split);
+- ``heldout``: the held-out rule (whole groups) and the training order;
 - ``model``: :class:`DistilledModel`, per-domain and pooled linear models, prediction;
 - ``training``: :class:`TrainingSettings`, the rank targets, :func:`fit`;
 - ``agreement``: top-fraction Jaccard and Spearman against the teacher;
@@ -41,6 +43,7 @@ from ai_filters.distill.folder import (
     HELDOUT_IDS_FILE,
     HELDOUT_TABLE,
     RECORD_FILE,
+    TRAINING_IDS_FILE,
     WEIGHTS_FILE,
     DistillResult,
     check_folder,
@@ -50,19 +53,31 @@ from ai_filters.distill.folder import (
     read_record,
     save,
 )
-from ai_filters.distill.heldout import HOLDOUT_RULE, id_hash, is_heldout, split
+from ai_filters.distill.groups import DEFAULT_GROUP_KEY, NO_GROUPS, URL_HOST, group_of
+from ai_filters.distill.heldout import (
+    HOLDOUT_RULE,
+    group_counts,
+    holdout_key,
+    id_hash,
+    is_heldout,
+    split,
+)
 from ai_filters.distill.model import POOLED, DistilledModel
 from ai_filters.distill.scored import ScoredDocument, Teacher, read_scored, read_teacher
 from ai_filters.distill.training import TrainingSettings, fit, rank_targets
 
 __all__ = [
+    "DEFAULT_GROUP_KEY",
     "FORMAT_VERSION",
     "HELDOUT_IDS_FILE",
     "HELDOUT_TABLE",
     "HOLDOUT_RULE",
+    "NO_GROUPS",
     "POOLED",
     "RECORD_FILE",
     "STATISTICS",
+    "TRAINING_IDS_FILE",
+    "URL_HOST",
     "WEIGHTS_FILE",
     "DistillResult",
     "DistilledModel",
@@ -74,6 +89,9 @@ __all__ = [
     "check_folder",
     "distill",
     "fit",
+    "group_counts",
+    "group_of",
+    "holdout_key",
     "id_hash",
     "is_heldout",
     "load_model",

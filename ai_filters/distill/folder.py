@@ -8,6 +8,7 @@ Model folder::
     MODEL_DIR/weights.npy        float32, one row per domain model then the pooled model's,
                                  one column per feature (hashed n-grams, then statistics)
     MODEL_DIR/heldout_ids.txt    the held-out ids, one per line, sorted
+    MODEL_DIR/training_ids.txt   the ids the model was fitted on, one per line, sorted
     MODEL_DIR/heldout.parquet    per held-out document: id, domain, score, prediction
 
 No pickle: the record holds the settings, ``weights.npy`` the numbers (read with
@@ -29,7 +30,8 @@ import pyarrow.parquet as pq
 
 from ai_filters.distill.agreement import agreement
 from ai_filters.distill.features import STATISTICS, Features
-from ai_filters.distill.heldout import HOLDOUT_RULE, ORDER_SALT, split
+from ai_filters.distill.groups import GROUP_RULE
+from ai_filters.distill.heldout import HOLDOUT_RULE, ORDER_SALT, group_counts, split
 from ai_filters.distill.model import POOLED, DistilledModel
 from ai_filters.distill.scored import ScoredDocument, Teacher, read_scored, read_teacher
 from ai_filters.distill.training import SOLVER, TrainingSettings, fit
@@ -39,18 +41,21 @@ FORMAT_VERSION = 1
 RECORD_FILE = "distilled.json"
 WEIGHTS_FILE = "weights.npy"
 HELDOUT_IDS_FILE = "heldout_ids.txt"
+TRAINING_IDS_FILE = "training_ids.txt"
 HELDOUT_TABLE = "heldout.parquet"
 LIBRARY = "scikit-learn"
 
 
 @dataclass
 class DistillResult:
-    """What :func:`distill` made: the model, its record, the held-out predictions."""
+    """What :func:`distill` made: the model, its record, the held-out predictions and the ids
+    of the documents the model was fitted on."""
 
     model: DistilledModel
     record: dict
     heldout: list[ScoredDocument]
     heldout_predictions: np.ndarray
+    training_ids: list[str]
 
 
 def distill(
@@ -62,19 +67,23 @@ def distill(
     """Train on the selection's scored documents and measure agreement on the held-out ones.
 
     ``fraction`` (of the agreement) defaults to the selection's; ``documents`` (already read
-    with :func:`read_scored`) saves reading them again when one selection is distilled many
-    times. Raises ``ValueError`` when the split leaves no training or no held-out document.
+    with :func:`read_scored` with ``settings.group_key``) saves reading them again when one
+    selection is distilled many times. Raises ``ValueError`` when the split leaves no training
+    or no held-out document.
     """
     folder = SelectionFolder(selection)
     teacher = read_teacher(folder)
     fraction = teacher.fraction if fraction is None else fraction
     if documents is None:
-        documents = read_scored(folder, teacher.score_key)
+        documents = read_scored(folder, teacher.score_key, settings.group_key)
     training, heldout = split(documents, settings)
+    groups = group_counts(training, heldout)
     if not training or not heldout:
         raise ValueError(
             f"{len(documents)} documents split into {len(training)} for training and "
-            f"{len(heldout)} held out (share {settings.heldout_share}): both must be non-empty"
+            f"{len(heldout)} held out ({groups['training_groups'] + groups['heldout_groups']} "
+            f"groups by '{settings.group_key}', share {settings.heldout_share}): both must be "
+            "non-empty"
         )
     started = time.monotonic()
     model = fit(training, settings)
@@ -85,7 +94,8 @@ def distill(
     )
     counts = _counts(documents, training, heldout)
     record = training_record(teacher, settings, fraction, model, counts, measured, seconds)
-    return DistillResult(model, record, heldout, predictions)
+    record["holdout"].update(groups)
+    return DistillResult(model, record, heldout, predictions, [d.id for d in training])
 
 
 def _counts(*groups: Sequence[ScoredDocument]) -> dict[str, dict[str, int]]:
@@ -131,6 +141,8 @@ def training_record(
         "holdout": {
             "share": settings.heldout_share,
             "salt": settings.salt,
+            "group_key": settings.group_key,
+            "group_rule": GROUP_RULE,
             "rule": HOLDOUT_RULE,
             "ids_file": HELDOUT_IDS_FILE,
             "documents": sum(row["heldout"] for row in counts.values()),
@@ -142,6 +154,7 @@ def training_record(
             "solver": f"scikit-learn Ridge(solver='{SOLVER}')",
             "order": f"the held-in documents sorted by the same hash with salt '{ORDER_SALT}'",
             "documents": sum(row["train"] for row in counts.values()),
+            "ids_file": TRAINING_IDS_FILE,
             "seconds": seconds,
         },
         "heldout_agreement": measured,
@@ -153,8 +166,11 @@ def save(result: DistillResult, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / WEIGHTS_FILE, result.model.weights)
-    ids = sorted(d.id for d in result.heldout)
-    (out / HELDOUT_IDS_FILE).write_text("".join(f"{i}\n" for i in ids))
+    for name, ids in (
+        (HELDOUT_IDS_FILE, [d.id for d in result.heldout]),
+        (TRAINING_IDS_FILE, result.training_ids),
+    ):
+        (out / name).write_text("".join(f"{i}\n" for i in sorted(ids)))
     table = pa.table(
         {
             "id": [d.id for d in result.heldout],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ai_filters.distill.groups import DEFAULT_GROUP_KEY, group_of
 from ai_filters.documents import read_documents
 from ai_filters.heads import HeadsFileError
 from ai_filters.layout import SelectionFolder
@@ -12,12 +13,14 @@ from ai_filters.layout import SelectionFolder
 
 @dataclass(frozen=True)
 class ScoredDocument:
-    """One scored document of a selection."""
+    """One scored document of a selection; ``group`` the source it shares with others
+    (:func:`~ai_filters.distill.groups.group_of`), ``None``: its own group."""
 
     id: str
     domain: str
     text: str
     score: float
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,11 @@ def read_teacher(folder: SelectionFolder) -> Teacher:
     )
 
 
-def read_scored(folder: SelectionFolder, score_key: str) -> list[ScoredDocument]:
+def read_scored(
+    folder: SelectionFolder, score_key: str, group_key: str = DEFAULT_GROUP_KEY
+) -> list[ScoredDocument]:
     """Every scored document of the selection (``OUT/scored/<domain>/*.jsonl.gz``), read
-    strictly.
+    strictly, with its group under ``group_key``.
 
     Raises ``ValueError`` naming the file when a document has no finite ``score_key``, no text
     or no domain, or when an id appears twice (the held-out split is by id).
@@ -68,18 +73,19 @@ def read_scored(folder: SelectionFolder, score_key: str) -> list[ScoredDocument]
     documents, seen = [], set()
     for path in files:
         for document in read_documents(path, strict=True):
-            documents.append(_scored(document, path, score_key))
+            documents.append(_scored(document, path, score_key, group_key))
             if documents[-1].id in seen:
                 raise ValueError(f"{path}: id {documents[-1].id} appears twice")
             seen.add(documents[-1].id)
     return documents
 
 
-def _scored(document: dict, path: str, score_key: str) -> ScoredDocument:
+def _scored(document: dict, path: str, score_key: str, group_key: str) -> ScoredDocument:
     metadata, document_id = document["metadata"], str(document["id"])
     score, domain = metadata.get(score_key), metadata.get("domain")
     if not isinstance(score, int | float) or not math.isfinite(score):
         raise ValueError(f"{path}: document {document_id} has no finite '{score_key}'")
     if not isinstance(document["text"], str) or not domain:
         raise ValueError(f"{path}: document {document_id} has no text or no domain")
-    return ScoredDocument(document_id, str(domain), document["text"], float(score))
+    group = group_of(metadata, group_key)
+    return ScoredDocument(document_id, str(domain), document["text"], float(score), group)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ai_filters.distill.features import Features, text_statistics
+from ai_filters.distill.groups import DEFAULT_GROUP_KEY
 from ai_filters.distill.model import POOLED, DistilledModel
 from ai_filters.distill.scored import ScoredDocument
 
@@ -17,12 +18,14 @@ SOLVER = "sparse_cg"
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How a model is trained: the regularisation, the held-out split, the training size,
-    per domain or pooled only, the features."""
+    """How a model is trained: the regularisation, the held-out split (its share of groups,
+    salt and group key, :mod:`ai_filters.distill.groups`), the training size, per domain or
+    pooled only, the features."""
 
     alpha: float = 1.0  # the ridge penalty
     heldout_share: float = 0.2
     salt: str = "heldout"
+    group_key: str = DEFAULT_GROUP_KEY
     max_train: int | None = None
     per_domain: bool = True  # one model per domain (and the pooled one); False: pooled only
     features: Features = field(default_factory=Features)
@@ -30,6 +33,8 @@ class TrainingSettings:
     def __post_init__(self) -> None:
         if not 0 < self.heldout_share < 1:
             raise ValueError(f"the held-out share must be in (0, 1), got {self.heldout_share}")
+        if not self.group_key:
+            raise ValueError("the group key must be a metadata field name, 'url_host' or 'none'")
         if self.alpha <= 0:
             raise ValueError(f"alpha must be positive, got {self.alpha}")
         if self.max_train is not None and self.max_train < 2:

@@ -13,12 +13,15 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ai_filters.cli import main as cli_main
 from ai_filters.corpus import local_corpus
 from ai_filters.distill import load_model, read_record
 from ai_filters.documents import read_documents
+from ai_filters.selection import top_fraction_threshold
+from tests.helpers.distill import grouped, synthetic_documents, write_scored_selection
 from tests.helpers.models import tiny_model_and_heads
 
 SELECT_SCRIPT = Path(__file__).resolve().parents[2] / "pipelines" / "smollm_select.py"
@@ -28,6 +31,11 @@ AWKWARD = [  # what every scorer skips, with the reason
     ({"id": "web/surrogate", "text": "lone \ud800 surrogate in a sentence"}, "untokenizable_text"),
     ({"id": "code/null", "text": None}, "missing_text"),
 ]
+
+
+def source(record: dict) -> dict:
+    """The metadata the test corpus keeps: the text a piece was cut from (the group key)."""
+    return {k: v for k, v in record.get("metadata", {}).items() if k == "source_text"}
 
 
 def select_main():
@@ -59,7 +67,7 @@ def teacher(tmp_path_factory) -> dict[str, Path]:
     for domain in DOMAINS:
         records = [d for d in documents if d["metadata"]["domain"] == domain]
         records += [d for d, _ in AWKWARD if d["id"].startswith(domain)]
-        lines = [json.dumps({**record, "metadata": {}}) + "\n" for record in records]
+        lines = [json.dumps({**record, "metadata": source(record)}) + "\n" for record in records]
         (folder / "corpus" / domain).mkdir(parents=True)
         (folder / "corpus" / domain / "part.jsonl").write_text("".join(lines))  # \ud800 escaped
         specs[domain] = {"reader": "jsonl", "path": str(folder / "corpus" / domain)}
@@ -108,6 +116,13 @@ def test_distill_writes_the_model_and_its_record(teacher, model_dir, capsys):
     assert sum(row["scored"] for row in trained["documents"].values()) == len(scored) == 60
     heldout = (model_dir / "heldout_ids.txt").read_text().splitlines()
     assert set(heldout) <= set(scored) and len(heldout) == record["holdout"]["documents"] > 0
+    training = (model_dir / "training_ids.txt").read_text().splitlines()
+    assert len(training) == record["training"]["documents"] and not set(training) & set(heldout)
+    texts = {i: d["metadata"].get("source_text") for i, d in scored.items()}
+    assert all(texts.values())  # every piece names its text: groups of pieces, not of one
+    assert not {texts[i] for i in heldout} & {texts[i] for i in training}
+    assert record["holdout"]["group_key"] == "source_text"
+    assert record["holdout"]["heldout_groups"] == len({texts[i] for i in heldout})
     assert cli_main(["distill", str(teacher["ai"]), "--out", str(model_dir)]) == 2
     assert "give --overwrite" in capsys.readouterr().err
     assert cli_main(["distill", str(teacher["folder"] / "corpus"), "--out", "unused"]) == 2
@@ -160,15 +175,29 @@ def test_compare_restricts_to_the_heldout_documents(teacher, model_dir, distille
     heldout = set((model_dir / "heldout_ids.txt").read_text().splitlines())
     assert f"on the {len(heldout)} ids of {model_dir}" in capsys.readouterr().out
     result = json.loads((out / "compare.json").read_text())
-    assert result["only_ids"] == {"source": str(model_dir), "ids": len(heldout)}
+    restriction = result["only_ids"]
+    assert (restriction["source"], restriction["ids"]) == (str(model_dir), len(heldout))
     record = read_record(model_dir)
-    selected = documents_under(teacher["ai"] / "selected", "data/**/*.parquet")
+    scored = {
+        name: documents_under(folder / "scored", "**/*.jsonl.gz")
+        for name, folder in (("ai", teacher["ai"]), ("distilled", distilled_run))
+    }
+    keys = {"ai": "attention_influence", "distilled": "distilled_score"}
     for domain, part in result["domains"].items():
         pair = part["pairs"][0]
         assert pair["scored_both"] == record["trained_on"]["documents"][domain]["heldout"]
         assert pair["scored_only_a"] == pair["scored_only_b"] == 0
-        teacher_kept = {i for i, d in selected.items() if d["metadata"]["domain"] == domain}
-        assert pair["selected_a"] == len(teacher_kept & heldout)
+        for name, side in (("ai", "a"), ("distilled", "b")):
+            # each selection made again among the held-out documents: thresholds from them
+            held = [
+                (d["metadata"][keys[name]], d["metadata"]["ai_doc_tokens"])
+                for i, d in scored[name].items()
+                if i in heldout and d["metadata"]["domain"] == domain
+            ]
+            scores, tokens = np.array(held).T
+            expected = top_fraction_threshold(scores, tokens, 0.2)
+            assert restriction["thresholds"][name][domain] == expected.threshold
+            assert pair[f"selected_{side}"] == expected.documents_selected
     assert "Restricted to the" in (out / "compare.md").read_text()
     ids_file = teacher["folder"] / "two_ids.txt"
     ids_file.write_text("\n".join(sorted(heldout)[:2]) + "\n")
@@ -182,7 +211,9 @@ def test_help_says_what_goes_in_and_what_comes_out(capsys):
         cli_main(["distill", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for needle in ("SCORED_OUT", "MODEL_DIR", "held out", "distilled.json", "--max-train"):
+    needles = ("SCORED_OUT", "MODEL_DIR", "held out", "distilled.json", "--max-train")
+    needles += ("--group-key", "source_text", "url_host", "own group", "training_ids.txt")
+    for needle in needles:
         assert needle in text
 
 
@@ -203,3 +234,21 @@ def test_bad_model_folders_are_refused_in_one_line(teacher, model_dir, tmp_path,
     compare += ["--out", str(tmp_path / "compare")]
     assert cli_main([*compare, "--only-ids", str(tmp_path / "missing.txt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_documents_without_the_group_key_are_their_own_group(tmp_path, capsys):
+    """Synthetic documents without source_text: the split by id, and the summary says so."""
+    selection = write_scored_selection(tmp_path / "sel", synthetic_documents())
+    assert cli_main(["distill", str(selection), "--out", str(tmp_path / "by_text")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: 300 of 300 documents have no 'source_text': each is its own group" in printed
+    record = read_record(tmp_path / "by_text")
+    assert record["holdout"]["heldout_groups"] == record["holdout"]["documents"]
+    by_id = ["distill", str(selection), "--out", str(tmp_path / "by_id"), "--group-key", "none"]
+    assert cli_main(by_id) == 0
+    assert "note:" not in capsys.readouterr().out
+    same = [(tmp_path / name / "heldout_ids.txt").read_text() for name in ("by_text", "by_id")]
+    assert same[0] == same[1]
+    grouped_selection = write_scored_selection(tmp_path / "grouped", grouped(synthetic_documents()))
+    assert cli_main(["distill", str(grouped_selection), "--out", str(tmp_path / "g")]) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -10,10 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from ai_filters.distill import (
+    DEFAULT_GROUP_KEY,
     HELDOUT_IDS_FILE,
     HELDOUT_TABLE,
+    NO_GROUPS,
     POOLED,
     RECORD_FILE,
+    TRAINING_IDS_FILE,
     WEIGHTS_FILE,
     TrainingSettings,
     agreement,
@@ -26,7 +29,12 @@ from ai_filters.distill import (
     read_record,
     save,
 )
-from tests.helpers.distill import HEADS_FILE, synthetic_documents, write_scored_selection
+from tests.helpers.distill import (
+    HEADS_FILE,
+    grouped,
+    synthetic_documents,
+    write_scored_selection,
+)
 
 
 def test_record_says_what_the_model_was_trained_on(selection, model_dir):
@@ -151,3 +159,40 @@ def test_fit_never_sees_a_heldout_document(selection, tmp_path, monkeypatch):
     assert len(seen) == len(set(seen)) == record["training"]["documents"]
     assert not set(seen) & heldout
     assert set(seen) | heldout == {d["id"] for d in synthetic_documents()}
+
+
+def test_fit_sees_training_ids_only_and_no_heldout_source(tmp_path, monkeypatch):
+    """Distilling a selection of pieces from shared texts: the ids ``fit`` receives are the
+    recorded training ids, none of them held out, and no held-out piece shares its text with a
+    training piece; the record names the group key and counts the groups."""
+    import ai_filters.distill.folder as folder_module
+
+    documents = grouped(synthetic_documents(), size=5)
+    selection = write_scored_selection(tmp_path / "selection", documents)
+    fitted: list[str] = []
+    real_fit = folder_module.fit
+
+    def recording_fit(docs, settings):
+        fitted.extend(d.id for d in docs)
+        return real_fit(docs, settings)
+
+    monkeypatch.setattr(folder_module, "fit", recording_fit)
+    save(distill(selection, TrainingSettings()), tmp_path / "model")
+    record = read_record(tmp_path / "model")
+    training_ids = (tmp_path / "model" / TRAINING_IDS_FILE).read_text().splitlines()
+    heldout_ids = read_ids(tmp_path / "model")
+    assert record["training"]["ids_file"] == TRAINING_IDS_FILE
+    assert sorted(fitted) == training_ids and len(training_ids) == record["training"]["documents"]
+    assert heldout_ids and not heldout_ids & set(training_ids)
+    source = {d["id"]: d["metadata"]["source_text"] for d in documents}
+    assert not {source[i] for i in heldout_ids} & {source[i] for i in training_ids}
+    holdout = record["holdout"]
+    assert holdout["group_key"] == DEFAULT_GROUP_KEY == "source_text"
+    assert holdout["heldout_groups"] == len({source[i] for i in heldout_ids})
+    assert holdout["training_groups"] == len({source[i] for i in training_ids})
+    assert holdout["heldout_groups"] + holdout["training_groups"] == 60
+    assert holdout["documents_without_group"] == 0
+    by_id = distill(selection, TrainingSettings(group_key=NO_GROUPS))  # the split by id
+    assert {d.id for d in by_id.heldout} == {
+        d["id"] for d in documents if is_heldout(d["id"], 0.2, "heldout")
+    }

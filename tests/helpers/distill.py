@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from ai_filters.distill import ScoredDocument
+from ai_filters.distill import ScoredDocument, group_of
 from ai_filters.documents import DocumentWriter
 
 COMMON = (
@@ -70,11 +70,24 @@ HEADS_FILE = {
 }
 
 
-def as_scored(documents: list[dict]) -> list[ScoredDocument]:
+def as_scored(documents: list[dict], group_key: str = "source_text") -> list[ScoredDocument]:
     """The documents of :func:`synthetic_documents` as distillation reads them."""
     return [
         ScoredDocument(
-            d["id"], d["metadata"]["domain"], d["text"], d["metadata"]["attention_influence"]
+            d["id"],
+            d["metadata"]["domain"],
+            d["text"],
+            d["metadata"]["attention_influence"],
+            group_of(d["metadata"], group_key),
         )
         for d in documents
+    ]
+
+
+def grouped(documents: list[dict], size: int = 5, key: str = "source_text") -> list[dict]:
+    """``documents`` with ``metadata[key]`` naming a source shared by ``size`` consecutive
+    documents of a domain, as pieces cut from one text are."""
+    return [
+        {**d, "metadata": {**d["metadata"], key: f"{d['metadata']['domain']}/text-{i // size}"}}
+        for i, d in enumerate(documents)
     ]
