@@ -19,6 +19,13 @@ For SmolLM2-135M (30 layers, intermediate size 1,536) in fp32 that is a relative
 1.3e-5 per loss, so a loss of 3 may move by 4e-5 while a bug of 1e-4 in it is still caught.
 A score ``s = (L_ref - L_base) / L_base`` moves by at most ``(1 + |s|) * 2 * rtol`` when each
 loss moves by ``rtol`` relative: scores are compared with that absolute tolerance.
+
+The start-up checks compare one operation evaluated twice, or with its exact result, and use
+the same rule for one dot product (:func:`dot_rtol`). In bf16 and fp16 the operands are stored
+in the half format but CPU and GPU matrix and attention kernels accumulate in fp32, so a dot
+product of length ``k`` carries ``sqrt(k) * u_fp32`` from its sums and one rounding ``u`` of its
+result to the half format: for a hidden size of 576 in bf16, ``1.4e-6 + 0.0039``, where the
+rule of fp32 arithmetic with bf16's ``u`` would give 0.094, 24 times looser.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ UNIT_ROUNDOFF = {
     torch.bfloat16: 2.0**-8,
     torch.float16: 2.0**-11,
 }
+# the format the kernels accumulate sums of each format in
+ACCUMULATOR = {torch.bfloat16: torch.float32, torch.float16: torch.float32}
 
 
 def widest_sum(config, sequence_length: int) -> int:
@@ -54,3 +63,20 @@ def score_atol(score: float, rtol: float) -> float:
     """Absolute tolerance of ``score = (L_ref - L_base) / L_base`` when both losses carry the
     relative tolerance ``rtol``: ``(1 + |score|) * 2 * rtol``."""
     return (1.0 + abs(score)) * 2.0 * rtol
+
+
+def dot_rtol(length: int, dtype: torch.dtype) -> float:
+    """Rounding error of a dot product of ``length`` terms whose operands are stored in
+    ``dtype``, relative to the sum of the terms' magnitudes: ``sqrt(length)`` unit roundoffs
+    of the accumulator (:data:`ACCUMULATOR`: fp32 for the half formats) plus one of ``dtype``
+    for the rounding of the result."""
+    accumulator = ACCUMULATOR.get(dtype, dtype)
+    return math.sqrt(length) * UNIT_ROUNDOFF[accumulator] + UNIT_ROUNDOFF[dtype]
+
+
+def uniform_mean_rtol(length: int, dtype: torch.dtype) -> float:
+    """Tolerance between an attention kernel's output for a zero query over ``length`` keys
+    (softmax weights ``1/length``, each rounded to ``dtype``, then a weighted sum: one
+    :func:`dot_rtol`) and the exact mean of the value vectors, relative to the mean of their
+    magnitudes; doubled, for the rounding of the mean it is compared with."""
+    return 2.0 * (UNIT_ROUNDOFF[dtype] + dot_rtol(length, dtype))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ai_filters.numerics import loss_rtol, score_atol, widest_sum
+from ai_filters.numerics import dot_rtol, loss_rtol, score_atol, uniform_mean_rtol, widest_sum
 
 
 def test_embedded_model_tolerance_follows_from_its_shape(embedded_config):
@@ -34,3 +34,26 @@ def test_score_tolerance_bounds_the_ratio_of_two_perturbed_losses():
     worst = (ref * (1 + rtol) - base * (1 - rtol)) / (base * (1 - rtol))
     assert abs(worst - score) <= score_atol(score, rtol) * (1 + 2 * rtol)
     assert score_atol(score, rtol) == pytest.approx(2 * (1 + 0.5) * rtol, rel=1e-12)
+
+
+def test_half_formats_accumulate_in_fp32_and_round_once():
+    assert dot_rtol(576, torch.bfloat16) == math.sqrt(576) * 2.0**-24 + 2.0**-8
+    assert dot_rtol(576, torch.float32) == (math.sqrt(576) + 1) * 2.0**-24
+    # the fp32 rule with bf16's unit roundoff would be 24 times looser than the bf16 one
+    assert math.sqrt(576) * 2.0**-8 > 23 * dot_rtol(576, torch.bfloat16)
+    assert uniform_mean_rtol(6, torch.bfloat16) == 2 * (2.0**-8 + dot_rtol(6, torch.bfloat16))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_dot_tolerance_bounds_this_machines_kernels(dtype):
+    """bf16 and fp32 matrix products (which sum 576 terms each) stay within dot_rtol of the
+    exact float64 result of their operands, relative to the sum of the terms' magnitudes."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 576, generator=generator).to(dtype)
+    w = torch.randn(512, 576, generator=generator).to(dtype)
+    exact = x.double() @ w.double().T
+    magnitudes = x.double().abs() @ w.double().abs().T
+    error = (torch.nn.functional.linear(x, w).double() - exact).abs()
+    assert bool((error <= dot_rtol(576, dtype) * magnitudes).all())
+    # and the bound is not vacuous: the rounding of the result alone reaches a good part of it
+    assert (error / magnitudes).max().item() > 0.01 * dot_rtol(576, dtype)
