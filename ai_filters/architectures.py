@@ -10,7 +10,13 @@ through that interface. What still differs between families, and is listed here:
 - the attention kernel that computes the model's own attention: SDPA, except where attention
   logits are soft-capped (Gemma 2), which only the model's own eager attention does;
 - sliding-window attention: exact only while every sequence fits in the window (a query then
-  sees its whole prefix), so longer sequences are refused.
+  sees its whole prefix), so longer sequences are refused;
+- rotary scaling whose frequencies depend on the sequence length (``dynamic``: beyond
+  ``max_position_embeddings``; ``longrope``: beyond ``original_max_position_embeddings``):
+  transformers picks them from the largest position of the whole batch, so a document's score
+  would depend on its batch partners. Rows that could reach that length are refused; below it
+  the frequencies are those of every document alone. The other rope types of transformers 5
+  (``default``, ``linear``, ``yarn``, ``llama3``, ``proportional``) do not depend on it.
 
 Every family on :data:`SUPPORTED` is tested on a tiny random-weight model built from its
 configuration (``tests/test_architectures.py``) against an independent implementation.
@@ -27,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from ai_filters.numerics import UNIT_ROUNDOFF, dot_rtol
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -118,9 +126,32 @@ def attention_implementation(config) -> str:
     return "eager" if getattr(config, "attn_logit_softcapping", None) is not None else "sdpa"
 
 
-def unsupported_reasons(model: torch.nn.Module, sequence_length: int | None) -> list[str]:
+def length_dependent_rope(config) -> dict[str, int]:
+    """The model's rope types whose frequencies change with the sequence length, each with the
+    longest sequence (the largest position + 1) that still gets the frequencies of position 0
+    alone; empty when none does. Per-layer-type rope settings (Gemma 3, OLMo3) are all read."""
+    parameters = getattr(config, "rope_parameters", None) or {}
+    groups = [parameters] if "rope_type" in parameters else list(parameters.values())
+    limits: dict[str, int] = {}
+    for group in groups:
+        rope = str(group.get("rope_type", "default")) if isinstance(group, dict) else "default"
+        if rope == "longrope":
+            limit = int(group["original_max_position_embeddings"])
+        elif "dynamic" in rope:  # transformers rescales any rope type named so
+            limit = int(config.max_position_embeddings)
+        else:
+            continue
+        limits[rope] = min(limit, limits.get(rope, limit))
+    return limits
+
+
+def unsupported_reasons(
+    model: torch.nn.Module, sequence_length: int | None, positions: int | None = None
+) -> list[str]:
     """Why the engine would not score ``model`` exactly on sequences of up to
-    ``sequence_length`` tokens (``None``: the length is not known yet); empty when it would."""
+    ``sequence_length`` tokens fed in rows of up to ``positions`` positions (default
+    ``sequence_length``; longer when documents are packed); ``None``: the length is not known
+    yet. Empty when it would."""
     config = model.config
     name = architecture_name(model)
     reasons = []
@@ -136,18 +167,30 @@ def unsupported_reasons(model: torch.nn.Module, sequence_length: int | None) -> 
             f"architecture {name} uses sliding-window attention of {window} tokens, shorter than "
             f"the {sequence_length}-token sequences asked for (use at most {window} tokens)"
         )
+    positions = positions or sequence_length
+    for rope, limit in length_dependent_rope(config).items():
+        if positions is not None and positions > limit:
+            reasons.append(
+                f"architecture {name} uses '{rope}' rotary scaling, whose frequencies change with "
+                f"the longest sequence of a batch beyond {limit} tokens, and rows of {positions} "
+                f"tokens are asked for (keep --max-tokens, and --pack-tokens when packing, at "
+                f"most {limit})"
+            )
     return reasons
 
 
 def check_supported(
-    model: torch.nn.Module, sequence_length: int | None, allow_unsupported: bool = False
+    model: torch.nn.Module,
+    sequence_length: int | None,
+    allow_unsupported: bool = False,
+    positions: int | None = None,
 ) -> None:
     """Refuse, in one line, a model the engine would not score exactly on sequences of up to
-    ``sequence_length`` tokens.
+    ``sequence_length`` tokens in rows of up to ``positions`` (:func:`unsupported_reasons`).
 
     With ``allow_unsupported`` the reasons become a :class:`UserWarning` and the run goes on.
     """
-    reasons = unsupported_reasons(model, sequence_length)
+    reasons = unsupported_reasons(model, sequence_length, positions)
     if not reasons:
         return
     message = "; ".join(reasons)
@@ -184,23 +227,53 @@ def output_logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return OutputHead(model)(hidden)
 
 
+def logits_tolerance(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Per logit, how far two evaluations of :func:`output_logits` on ``hidden`` may differ by
+    rounding alone (:mod:`ai_filters.numerics`).
+
+    Each output-layer sum ``w . h`` carries :func:`~ai_filters.numerics.dot_rtol` of the sum
+    of its terms' magnitudes (at most ``|w| |h|``, plus the bias); with up to two more
+    roundings of the raw logit (``u`` each: a conversion, the post-processing's first step)
+    that error is carried through the family's post-processing, whose last steps round at
+    most twice more (``u`` of the final logit each). Two evaluations: twice that.
+    """
+    head = model.get_output_embeddings()
+    dtype = head.weight.dtype
+    unit = UNIT_ROUNDOFF[dtype]
+    weight_norms = torch.cat(
+        [rows.float().norm(dim=1) for rows in head.weight.detach().split(16384)]
+    ).double()
+    magnitudes = hidden.double().norm(dim=-1, keepdim=True) * weight_norms
+    if head.bias is not None:
+        magnitudes = magnitudes + head.bias.detach().double().abs()
+    raw = torch.nn.functional.linear(hidden, head.weight, head.bias).double()
+    error = dot_rtol(hidden.shape[-1], dtype) * magnitudes + 2 * unit * raw.abs()
+    family, config = family_of(model.config), model.config
+    value = family.logits(config, raw)
+    spread = torch.maximum(
+        (family.logits(config, raw + error) - value).abs(),
+        (family.logits(config, raw - error) - value).abs(),
+    )
+    return 2 * (spread + 2 * unit * value.abs())
+
+
 def check_output_logits(model: torch.nn.Module, allow_unsupported: bool = False) -> None:
     """Compare :func:`output_logits` with the model's own forward on a few tokens.
 
     Both compute the output layer in the model's dtype on the same hidden states, so they agree
-    to the last bits unless the forward post-processes its logits in a way the family table
-    does not know: then the model is refused (or, with ``allow_unsupported``, warned about).
+    within :func:`logits_tolerance` unless the forward post-processes its logits in a way the
+    family table does not know: then the model is refused (or, with ``allow_unsupported``,
+    warned about).
     """
     config = model.config
     device = next(model.parameters()).device
     ids = torch.arange(8, device=device).remainder(config.vocab_size).unsqueeze(0)
     with torch.inference_mode():
-        expected = model(input_ids=ids, use_cache=False).logits.float()
+        expected = model(input_ids=ids, use_cache=False).logits.double()
         hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
-        actual = output_logits(model, hidden).float()
-    eps = torch.finfo(next(model.parameters()).dtype).eps
-    scale = expected.abs().max().item() + eps
-    if (actual - expected).abs().max().item() <= 64 * eps * scale:
+        actual = output_logits(model, hidden).double()
+        tolerance = logits_tolerance(model, hidden)
+    if bool(((actual - expected).abs() <= tolerance).all()):
         return
     message = (
         f"the logits of architecture {architecture_name(model)} are not its output layer's "

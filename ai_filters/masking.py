@@ -36,6 +36,7 @@ MASK_MODES = ("uniform", "zero")
 _PLAN = "_ai_filters_attention_plan"
 _PREFIX = "ai_filters_"
 Observer = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], None]
+Inspector = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], None]
 
 
 class MaskingError(ValueError):
@@ -48,13 +49,16 @@ class AttentionPlan:
 
     ``query_heads`` are zeroed in the query (uniform), ``output_heads`` in the output (zero),
     both in ``rows`` of the batch only; ``observer(module, query, key)`` sees the layer's query
-    and key before the kernel runs (head detection). ``calls`` counts the wrapper's runs.
+    and key before the kernel runs (head detection); ``inspector(module, value, output)``
+    sees the value states ``[batch, kv_heads, seq, dim]`` the kernel got and its output
+    ``[batch, seq, heads, dim]`` (start-up checks). ``calls`` counts the wrapper's runs.
     """
 
     query_heads: list[int] = field(default_factory=list)
     output_heads: list[int] = field(default_factory=list)
     rows: slice = field(default_factory=lambda: slice(None))
     observer: Observer | None = None
+    inspector: Inspector | None = None
     calls: int = 0
 
     def head_mask(self, heads: list[int], batch: int, num_heads: int, device) -> torch.Tensor:
@@ -107,6 +111,8 @@ def _wrapper(kernel: Callable) -> Callable:
             masked = plan.head_mask(plan.query_heads, batch, num_heads, query.device)
             query = query.masked_fill(masked[:, :, None, None], 0)
         output, weights = kernel(module, query, key, value, attention_mask, *args, **kwargs)
+        if plan.inspector is not None:
+            plan.inspector(module, value, output)
         if plan.output_heads:  # the kernels return [batch, seq, heads, dim]
             masked = plan.head_mask(plan.output_heads, batch, num_heads, output.device)
             output = output.masked_fill(masked[:, None, :, None], 0)

@@ -23,6 +23,13 @@ loss moves by ``rtol`` relative: scores are compared with that absolute toleranc
 In bf16 that formula bounds nothing: with ``u = 2**-8`` it comes out near 1 relative for these
 models (0.84 for SmolLM2-135M at 512 tokens). bf16 scores are held to a measured bound instead,
 :data:`BF16_SCORE_DIFF` (:func:`score_tolerance`).
+
+The start-up checks compare one operation evaluated twice, or with its exact result, and use
+the same rule for one dot product (:func:`dot_rtol`). In bf16 and fp16 the operands are stored
+in the half format but CPU and GPU matrix and attention kernels accumulate in fp32, so a dot
+product of length ``k`` carries ``sqrt(k) * u_fp32`` from its sums and one rounding ``u`` of its
+result to the half format: for a hidden size of 576 in bf16, ``1.4e-6 + 0.0039``, where the
+rule of fp32 arithmetic with bf16's ``u`` would give 0.094, 24 times looser.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ UNIT_ROUNDOFF = {
     torch.bfloat16: 2.0**-8,
     torch.float16: 2.0**-11,
 }
+# the format the kernels accumulate sums of each format in
+ACCUMULATOR = {torch.bfloat16: torch.float32, torch.float16: torch.float32}
 
 
 # The largest |score in bf16 - score in fp32| measured on the CPU: 0.01039 over 80 demo
@@ -80,3 +89,20 @@ def score_tolerance(score: float, rtol: float, dtype: torch.dtype = torch.float3
     if dtype == torch.bfloat16:
         return 2.0 * BF16_SCORE_DIFF
     raise ValueError(f"no score tolerance measured for {dtype}")
+
+
+def dot_rtol(length: int, dtype: torch.dtype) -> float:
+    """Rounding error of a dot product of ``length`` terms whose operands are stored in
+    ``dtype``, relative to the sum of the terms' magnitudes: ``sqrt(length)`` unit roundoffs
+    of the accumulator (:data:`ACCUMULATOR`: fp32 for the half formats) plus one of ``dtype``
+    for the rounding of the result."""
+    accumulator = ACCUMULATOR.get(dtype, dtype)
+    return math.sqrt(length) * UNIT_ROUNDOFF[accumulator] + UNIT_ROUNDOFF[dtype]
+
+
+def uniform_mean_rtol(length: int, dtype: torch.dtype) -> float:
+    """Tolerance between an attention kernel's output for a zero query over ``length`` keys
+    (softmax weights ``1/length``, each rounded to ``dtype``, then a weighted sum: one
+    :func:`dot_rtol`) and the exact mean of the value vectors, relative to the mean of their
+    magnitudes; doubled, for the rounding of the mean it is compared with."""
+    return 2.0 * (UNIT_ROUNDOFF[dtype] + dot_rtol(length, dtype))

@@ -44,7 +44,7 @@ from typing import TypeVar
 import torch
 import torch.nn.functional as F
 
-from ai_filters.architectures import OutputHead, check_output_logits, check_supported
+from ai_filters.architectures import OutputHead
 from ai_filters.kernels import (
     ATTENTION_KERNELS,
     compile_layers,
@@ -62,6 +62,7 @@ from ai_filters.masking import (
     wrapped_attention,
 )
 from ai_filters.models import LoadedModel
+from ai_filters.startup_checks import check_engine_model
 
 # Why a document has no score. Every part of the project that skips a document uses these.
 SKIP_TOO_SHORT = "too_short"  # fewer than 2 tokens: nothing to predict
@@ -243,9 +244,7 @@ class ScoringEngine:
             config.attention_kernel, loaded.model, loaded.device, config.packing
         )
         self.config = config = replace(config, attention_kernel=kernel)
-        allow = config.allow_unsupported_architecture
-        check_supported(loaded.model, config.max_tokens, allow)
-        check_output_logits(loaded.model, allow)
+        check_engine_model(loaded.model, self.heads, config)
         self.feed = FeedCounts()
         self.output_head = OutputHead(loaded.model, torch.float32)
         if config.compile:

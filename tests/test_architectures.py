@@ -17,6 +17,7 @@ import transformers
 
 from ai_filters.architectures import (
     SUPPORTED,
+    Family,
     UnsupportedArchitectureError,
     check_output_logits,
     check_supported,
@@ -294,3 +295,118 @@ def test_command_line_refuses_in_one_line_and_accepts_the_risk(tmp_path):
     assert "scoring it anyway (--allow-unsupported-architecture)" in accepted.stderr
     scored = json.loads((tmp_path / "out.jsonl").read_text())
     assert scored["metadata"]["ai_n_tokens"] == 32
+
+
+def tiny_longrope_phi3() -> torch.nn.Module:
+    """Phi-3 with ``longrope`` rotary scaling: long-context frequencies beyond 64 tokens."""
+    half = 16 // 2  # head_dim 16
+    rope = {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "original_max_position_embeddings": 64,
+        "short_factor": [1.0] * half,
+        "long_factor": [4.0] * half,
+    }
+    return tiny_model(
+        "phi3",
+        sliding_window=None,
+        max_position_embeddings=512,
+        original_max_position_embeddings=64,
+        rope_parameters=rope,
+    )
+
+
+def test_length_dependent_rope_scores_alone_padded_and_packed_alike_or_is_refused():
+    """transformers picks longrope's frequencies from the largest position of the whole batch:
+    rows that could pass 64 positions are refused; at 64 the document scores alike alone,
+    padded beside a longer one, and packed."""
+    model = tiny_longrope_phi3()
+    generator = torch.Generator().manual_seed(1)
+    short, other, long = (
+        torch.randint(3, 128, (n,), generator=generator).tolist() for n in (12, 40, 300)
+    )
+    for config in (
+        ScoringConfig(max_tokens=300),
+        ScoringConfig(max_tokens=64, packing=True, pack_tokens=128),
+    ):
+        with pytest.raises(UnsupportedArchitectureError) as refused:
+            ScoringEngine(loaded(model), HEADS, config)
+        message = str(refused.value)
+        assert "\n" not in message
+        assert "'longrope' rotary scaling, whose frequencies change" in message
+        assert "beyond 64 tokens" in message
+    unpacked = ScoringConfig(max_tokens=64, packing=False, batch_tokens=256, min_row_fill=0)
+    packed = ScoringConfig(max_tokens=64, packing=True, batch_tokens=256, min_row_fill=0)
+    alone = ScoringEngine(loaded(model), HEADS, unpacked).score_token_ids([short])[0]
+    padded = ScoringEngine(loaded(model), HEADS, unpacked).score_token_ids([long, short])[1]
+    engine = ScoringEngine(loaded(model), HEADS, packed)
+    beside = engine.score_token_ids([long, other, short])[2]
+    assert engine.feed.fed == 128  # rows [64] and [40 + 12, padding]: packed beside another
+    rtol = loss_rtol(model.config, 64)
+    for score in (padded, beside):
+        assert score.loss_base == pytest.approx(alone.loss_base, rel=rtol)
+        assert score.loss_ref == pytest.approx(alone.loss_ref, rel=rtol)
+    # what the refusal prevents: beside a 300-token document the frequencies are the long ones
+    risky = ScoringConfig(
+        max_tokens=300, packing=False, min_row_fill=0, allow_unsupported_architecture=True
+    )
+    with pytest.warns(UserWarning, match="'longrope' rotary scaling"):
+        engine = ScoringEngine(loaded(model), HEADS, risky)
+    moved = engine.score_token_ids([long, short])[1]
+    assert abs(moved.loss_base - alone.loss_base) > 100 * rtol * alone.loss_base
+
+
+ROPE_PARAMETERS = {
+    "default": {},
+    "linear": {"factor": 2.0},
+    "dynamic": {"factor": 2.0},
+    "yarn": {"factor": 2.0, "original_max_position_embeddings": 64},
+    "longrope": {
+        "short_factor": [1.0] * 8,
+        "long_factor": [4.0] * 8,
+        "original_max_position_embeddings": 64,
+    },
+    "llama3": {
+        "factor": 2.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    },
+    "proportional": {"partial_rotary_factor": 0.5},
+}
+
+
+@pytest.mark.parametrize("rope", list(ROPE_PARAMETERS))
+def test_length_dependent_rope_types_are_those_transformers_rescales(rope):
+    """Every rope type of transformers: the rotary embedding of positions 0-7 changes when the
+    batch also holds position 299 exactly for the types the engine refuses beyond a limit."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from ai_filters.architectures import length_dependent_rope
+
+    assert set(ROPE_PARAMETERS) == {"default", *ROPE_INIT_FUNCTIONS}
+    parameters = {"rope_type": rope, "rope_theta": 10000.0, **ROPE_PARAMETERS[rope]}
+    model = tiny_model("llama", head_dim=16, rope_parameters=parameters)
+    hidden = torch.zeros(1, 300, 64)
+    with torch.no_grad():
+        short = model.model.rotary_emb(hidden[:, :8], torch.arange(8)[None])[0]
+        long = model.model.rotary_emb(hidden, torch.arange(300)[None])[0][:, :8]
+    limits = length_dependent_rope(model.config)
+    assert (not torch.equal(short, long)) == (rope in limits and limits[rope] < 300)
+
+
+def test_a_wrong_logit_post_processing_is_caught_in_bf16(monkeypatch):
+    """In bf16 the start-up logits check tolerates rounding only: a post-processing 10 % off
+    (the engine's table wrong for a listed family) or a missing division by 1.25 (an unlisted
+    family) is refused; the right one passes."""
+    model = tiny_model("granite").to(torch.bfloat16)
+    check_output_logits(model)
+    wrong = Family("granite", lambda config, logits: logits / (config.logits_scaling * 1.1))
+    monkeypatch.setitem(SUPPORTED, "granite", wrong)
+    with pytest.raises(UnsupportedArchitectureError, match="post-processes them"):
+        check_output_logits(model)
+    config = transformers.GraniteMoeConfig(**COMMON, logits_scaling=1.25, num_local_experts=2)
+    torch.manual_seed(0)
+    unlisted = transformers.GraniteMoeForCausalLM(config).eval().to(torch.bfloat16)
+    with pytest.raises(UnsupportedArchitectureError, match="post-processes them"):
+        check_output_logits(unlisted)

@@ -77,3 +77,27 @@ def test_every_declared_dependency_is_imported():
     exempt = {canonicalize_name(name) for name in NOT_IMPORTED}
     unused = sorted(declared() - imported - exempt)
     assert not unused, f"declared in pyproject.toml but imported nowhere in ai_filters/: {unused}"
+
+
+def floor(requirement: Requirement):
+    """The lowest version a requirement admits (its ``>=`` bound)."""
+    from packaging.version import Version
+
+    (bound,) = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+    return Version(bound)
+
+
+def test_torch_floor_is_the_one_installed_transformers_needs():
+    """Below transformers' own torch floor (2.6 for transformers 5) packed rows lose their
+    per-document masks; the declared floors admit the pinned versions the suite runs on."""
+    from importlib.metadata import requires, version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    ours = {Requirement(line).name: Requirement(line) for line in project["dependencies"]}
+    theirs = [Requirement(line) for line in requires("transformers")]
+    torch_for_transformers = next(
+        r for r in theirs if r.name == "torch" and r.marker.evaluate({"extra": "torch"})
+    )
+    assert floor(ours["torch"]) >= floor(torch_for_transformers)
+    for name in ("torch", "transformers"):
+        assert ours[name].specifier.contains(version(name).split("+")[0])

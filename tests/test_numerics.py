@@ -9,9 +9,11 @@ import torch
 
 from ai_filters.numerics import (
     BF16_SCORE_DIFF,
+    dot_rtol,
     loss_rtol,
     score_atol,
     score_tolerance,
+    uniform_mean_rtol,
     widest_sum,
 )
 
@@ -68,3 +70,26 @@ def test_benchmark_comparison_uses_the_bf16_bound():
     assert not bench.comparison(naive, engine, 0.84, torch.bfloat16)["scores_agree"]
     engine = {**naive, "scores": [0.5, 0.2 + BF16_SCORE_DIFF]}
     assert bench.comparison(naive, engine, 0.84, torch.bfloat16)["scores_agree"]
+
+
+def test_half_formats_accumulate_in_fp32_and_round_once():
+    assert dot_rtol(576, torch.bfloat16) == math.sqrt(576) * 2.0**-24 + 2.0**-8
+    assert dot_rtol(576, torch.float32) == (math.sqrt(576) + 1) * 2.0**-24
+    # the fp32 rule with bf16's unit roundoff would be 24 times looser than the bf16 one
+    assert math.sqrt(576) * 2.0**-8 > 23 * dot_rtol(576, torch.bfloat16)
+    assert uniform_mean_rtol(6, torch.bfloat16) == 2 * (2.0**-8 + dot_rtol(6, torch.bfloat16))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_dot_tolerance_bounds_this_machines_kernels(dtype):
+    """bf16 and fp32 matrix products (which sum 576 terms each) stay within dot_rtol of the
+    exact float64 result of their operands, relative to the sum of the terms' magnitudes."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 576, generator=generator).to(dtype)
+    w = torch.randn(512, 576, generator=generator).to(dtype)
+    exact = x.double() @ w.double().T
+    magnitudes = x.double().abs() @ w.double().abs().T
+    error = (torch.nn.functional.linear(x, w).double() - exact).abs()
+    assert bool((error <= dot_rtol(576, dtype) * magnitudes).all())
+    # and the bound is not vacuous: the rounding of the result alone reaches a good part of it
+    assert (error / magnitudes).max().item() > 0.01 * dot_rtol(576, dtype)

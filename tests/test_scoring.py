@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -195,7 +196,10 @@ def test_background_tokenizing_gives_the_same_scores(embedded, documents):
 
 
 @pytest.mark.slow  # inductor compiles three graphs with gcc: 11-47 s on the 2-core CI machine
-def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch):
+@pytest.mark.parametrize("packing", [False, True])
+def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch, packing):
+    """Unpacked, and packed (rows of several documents with their own positions: another
+    graph, with position ids and a block-diagonal mask)."""
     from ai_filters.models import LoadedModel
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # the default cache folder
@@ -204,8 +208,11 @@ def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch):
     generator = torch.Generator().manual_seed(0)
     docs = [torch.randint(0, 97, (n,), generator=generator).tolist() for n in (40, 33, 17, 60)]
     heads = [(1, 0), (2, 5), (3, 3)]
-    eager = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64)).score_token_ids(docs)
-    compiled = ScoringEngine(loaded, heads, ScoringConfig(max_tokens=64, compile=True))
+    config = ScoringConfig(max_tokens=64, packing=packing, pack_tokens=128)
+    eager = ScoringEngine(loaded, heads, config).score_token_ids(docs)
+    compiled = ScoringEngine(loaded, heads, replace(config, compile=True))
+    if packing:  # rows [60 + 40 + 17] and [33]: three documents share a row
+        assert [len(row) for row in compiled._rows(compiled._segments(docs)[0])] == [3, 1]
     assert all(layer.self_attn._compiled_call_impl is not None for layer in tiny_llama.model.layers)
     capability = torch.backends.cpu.get_cpu_capability()  # kernels of one capability only
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith(f"cpu_{capability}")
