@@ -108,10 +108,12 @@ class Run:
     def size(self, step: str) -> list[str]:
         return self.sizes[step].split()
 
-    def report(self, script: str, step: str, *arguments: str | Sequence[str]) -> dict:
-        """Run a benchmark script into its own folder and read its JSON report."""
+    def report(self, script: str, step: str, role: str, *arguments: str | Sequence[str]) -> dict:
+        """Run a benchmark script on the model of ``role`` and the bundle's texts, into its own
+        folder, and read its JSON report."""
         out = self.work / step
-        self.python(script, "--device", self.device, *arguments, "--out-dir", str(out))
+        data = ["--model", str(self.model(role)), "--texts", str(self.texts)]
+        self.python(script, "--device", self.device, data, *arguments, "--out-dir", str(out))
         (path,) = out.glob("*.json")
         return json.loads(path.read_text())
 
@@ -121,7 +123,7 @@ def step_scoring(run: Run) -> dict:
     report = run.report(
         "bench_scoring.py",
         "scoring",
-        ["--model", str(run.model("small")), "--texts", str(run.texts)],
+        "small",
         "--variants",
         "naive,engine,packed,packed_sdpa",
         run.size("scoring"),
@@ -149,7 +151,7 @@ def step_mfu(run: Run) -> dict:
     report = run.report(
         "bench_scoring.py",
         "mfu",
-        ["--model", str(run.model("large")), "--texts", str(run.texts)],
+        "large",
         "--variants",
         "packed",
         run.size("mfu"),
@@ -230,7 +232,7 @@ def step_memory(run: Run) -> dict:
     report = run.report(
         "bench_memory.py",
         "memory",
-        ["--model", str(run.model("large")), "--texts", str(run.texts)],
+        "large",
         run.size("memory"),
     )
     key = "peak_rss_mib" if run.smoke else "peak_gpu_allocated_mib"
@@ -249,7 +251,7 @@ def step_compile(run: Run) -> dict:
     report = run.report(
         "bench_scoring.py",
         "compile",
-        ["--model", str(run.model("medium")), "--texts", str(run.texts)],
+        "medium",
         "--variants",
         "packed,compiled",
         run.size("compile"),
@@ -269,7 +271,7 @@ def step_bf16(run: Run) -> dict:
     report = run.report(
         "bench_bf16.py",
         "bf16",
-        ["--model", str(run.model("small")), "--texts", str(run.texts)],
+        "small",
         run.size("bf16"),
     )
     agreement = report["agreement"]

@@ -24,11 +24,10 @@ from ai_filters.architectures import (
 )
 from ai_filters.kernels import AttentionKernelError, is_block_mask, resolve_attention_kernel
 from ai_filters.masking import MaskingError
-from ai_filters.models import LoadedModel
 from ai_filters.numerics import loss_rtol
 from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix
 from tests.helpers.literal_attention import labels_loss, literal_labels_loss
-from tests.helpers.tiny_families import COMMON, FAMILIES, tiny_model
+from tests.helpers.tiny_families import COMMON, FAMILIES, loaded, tiny_model
 
 LOGIT_POST_PROCESSING = ("granite", "gemma2", "gemma3_text", "cohere", "cohere2")
 HEADS = [(1, 0), (1, 3), (2, 2)]  # layer 0 is shared by the plain and the masked rows
@@ -36,18 +35,7 @@ LENGTHS = [40, 23, 9, 2]
 MAX_TOKENS = 48
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads; on a shared machine they only wait on each other
-    (measured: 8 s with 2 threads on a busy machine, 0.2 s with 1, for the same test)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def loaded(model: torch.nn.Module) -> LoadedModel:
-    return LoadedModel("tiny", model, None, torch.device("cpu"), torch.float32)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def documents(vocab: int) -> list[list[int]]:

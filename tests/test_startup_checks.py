@@ -11,26 +11,15 @@ import torch
 import transformers
 
 from ai_filters.architectures import UnsupportedArchitectureError, check_output_logits
-from ai_filters.models import LoadedModel
 from ai_filters.scoring import ScoringConfig, ScoringEngine
 from ai_filters.startup_checks import PackingError, check_attention, first_nonuniform
 from tests.helpers.biased_attention import BIASED
-from tests.helpers.tiny_families import COMMON, FAMILIES, tiny_model
+from tests.helpers.tiny_families import COMMON, FAMILIES, loaded, tiny_model
 
 HEADS = [(1, 0), (1, 3), (2, 2)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads (see tests/test_architectures.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def loaded(model: torch.nn.Module) -> LoadedModel:
-    return LoadedModel("tiny", model, None, torch.device("cpu"), torch.float32)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def engine(model: torch.nn.Module, heads=HEADS, **config) -> ScoringEngine:

@@ -11,6 +11,7 @@ import torch
 import transformers
 
 from ai_filters.architectures import attention_implementation
+from ai_filters.models import LoadedModel
 
 COMMON = {
     "vocab_size": 128,
@@ -80,3 +81,8 @@ def tiny_model(family: str, **overrides) -> torch.nn.Module:
     config._attn_implementation = attention_implementation(config)
     torch.manual_seed(0)
     return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def loaded(model: torch.nn.Module) -> LoadedModel:
+    """``model`` as the engine takes it: on the CPU, fp32, no tokenizer."""
+    return LoadedModel("tiny", model, None, torch.device("cpu"), torch.float32)
