@@ -21,7 +21,7 @@ from typing import IO
 from datatrove.io import get_datafolder, open_file
 
 from ai_filters.console import error_line
-from ai_filters.scoring import SKIP_UNREADABLE
+from ai_filters.engine.scoring import SKIP_UNREADABLE
 
 FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
 

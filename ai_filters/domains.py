@@ -83,10 +83,10 @@ def check_spec(domain: str, spec: object, where: str = "domains") -> None:
 
 def corpus_domains(demo_corpus: str | None, domains_file: str | None) -> dict[str, dict]:
     """The domain specs a pipeline reads: the demo corpus at ``demo_corpus`` (a local folder or
-    a URL, one jsonl folder per domain of :data:`ai_filters.corpus.DOMAINS`), a domains file,
+    a URL, one jsonl folder per domain of :data:`ai_filters.demo.corpus.DOMAINS`), a domains file,
     or by default the SmolLM corpus on the Hub."""
     if demo_corpus is not None:
-        from ai_filters.corpus import DOMAINS
+        from ai_filters.demo.corpus import DOMAINS
 
         return {d: {"reader": "jsonl", "path": f"{demo_corpus}/{d}"} for d in DOMAINS}
     return load_domains(domains_file) if domains_file else SMOLLM_CORPUS

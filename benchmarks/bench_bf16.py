@@ -34,13 +34,13 @@ from common import (
     write_report,
 )
 
-from ai_filters.compare import jaccard
-from ai_filters.corpus import DOMAINS, local_corpus
-from ai_filters.models import load_model
-from ai_filters.numerics import BF16_SCORE_DIFF
-from ai_filters.report import spearman
-from ai_filters.scoring import DocumentScore, ScoringConfig, ScoringEngine
-from ai_filters.selection import top_fraction_threshold
+from ai_filters.demo.corpus import DOMAINS, local_corpus
+from ai_filters.engine.models import load_model
+from ai_filters.engine.numerics import BF16_SCORE_DIFF
+from ai_filters.engine.scoring import DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.selection.compare import jaccard
+from ai_filters.selection.report import spearman
+from ai_filters.selection.thresholds import top_fraction_threshold
 
 FRACTION = 0.2
 
@@ -116,7 +116,8 @@ def agreement(
     fp32: list[DocumentScore], bf16: list[DocumentScore], domains: list[str]
 ) -> dict[str, object]:
     """Spearman (pooled, per domain), top-20 % Jaccard, the largest differences, and whether
-    every bf16 score lies within :data:`~ai_filters.numerics.BF16_SCORE_DIFF` of its fp32 score
+    every bf16 score lies within :data:`~ai_filters.engine.numerics.BF16_SCORE_DIFF` of its
+    fp32 score
     (the bound measured on the CPU)."""
     both = [i for i, (a, b) in enumerate(zip(fp32, bf16, strict=True)) if a.skip_reason is None]
     both = [i for i in both if bf16[i].skip_reason is None]

@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def scored_documents(selection: Path) -> list[dict]:
     """Every scored document of the selection: id, domain, text."""
     from ai_filters.documents import read_documents
-    from ai_filters.layout import SelectionFolder
+    from ai_filters.selection.folder import SelectionFolder
 
     folder = SelectionFolder(selection)
     return [
@@ -98,8 +98,8 @@ def run_engine(args: argparse.Namespace, payload: dict) -> dict:
     import torch
 
     from ai_filters.blocks import AttentionInfluenceScorer
-    from ai_filters.engine_settings import EngineSettings
-    from ai_filters.scoring import ScoringConfig
+    from ai_filters.engine.scoring import ScoringConfig
+    from ai_filters.engine.settings import EngineSettings
 
     started = time.monotonic()
     block = AttentionInfluenceScorer(

@@ -32,8 +32,8 @@ from common import (
     write_report,
 )
 
-from ai_filters.models import DTYPES, load_model
-from ai_filters.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.models import DTYPES, load_model
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -4,7 +4,7 @@ naive way.
 The naive way is what a user writes first: two model copies (the second with the retrieval
 heads' query rows zeroed, which is exactly uniform masking on these Llama-shaped models), and
 two full Hugging Face forward passes with ``labels=input_ids`` per document at batch size 1.
-The engine is ``ai_filters.scoring.ScoringEngine.score_token_ids``, one document per row
+The engine is ``ai_filters.engine.scoring.ScoringEngine.score_token_ids``, one document per row
 (``engine``), several documents packed per row (``packed``: the engine's kernel choice, flex
 attention on CUDA; ``packed_sdpa``: SDPA with a block-diagonal mask), or packed with the decoder
 layers compiled (``compiled``). All score the same documents: real text of the four demo domains
@@ -53,11 +53,11 @@ from common import (
     write_report,
 )
 
-from ai_filters.corpus import DOMAINS
-from ai_filters.heads import RetrievalHeads
-from ai_filters.models import DTYPES, LoadedModel, default_dtype, load_model, load_tokenizer
-from ai_filters.numerics import loss_rtol
-from ai_filters.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
+from ai_filters.demo.corpus import DOMAINS
+from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.models import DTYPES, LoadedModel, default_dtype, load_model, load_tokenizer
+from ai_filters.engine.numerics import loss_rtol
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
 
 VARIANTS = ("naive", "engine", "packed", "packed_sdpa", "compiled")
 ENGINE_VARIANTS = VARIANTS[1:]
@@ -197,7 +197,7 @@ def model_config(spec: str):
     """The configuration of the benchmarked model, without its weights."""
     from transformers import AutoConfig
 
-    from ai_filters.models import resolve_model_path
+    from ai_filters.engine.models import resolve_model_path
 
     return AutoConfig.from_pretrained(resolve_model_path(spec))
 
@@ -356,7 +356,8 @@ def print_table(report: dict) -> None:
             f"{name}: {diff['speedup']:.2f}x (rounds: {rounds}); scores {verdict} within "
             f"rounding: max |score diff| {diff['max_abs_diff_score']:.2e} = "
             f"{diff['max_score_diff_over_tolerance']:.2f} x its tolerance "
-            f"({diff['dtype']}, loss rtol {diff['loss_rtol']:.1e}, see ai_filters/numerics.py)"
+            f"({diff['dtype']}, loss rtol {diff['loss_rtol']:.1e}, "
+            "see ai_filters/engine/numerics.py)"
         )
 
 

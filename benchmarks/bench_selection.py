@@ -9,7 +9,7 @@ executor, each in a fresh process, and records their wall time and peak resident
 
 The baseline, measured in the same run on the smallest size, is the previous implementation's
 way: every (domain, score, tokens) row in Python lists, then the same rule
-(``ai_filters.selection.compute_thresholds``).
+(``ai_filters.selection.thresholds.compute_thresholds``).
 
     python benchmarks/bench_selection.py --docs 5000000 25000000 \\
         --json benchmarks/results/selection_cpu.json
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ai_filters.blocks.score_table import table_schema
-from ai_filters.layout import (
+from ai_filters.selection.folder import (
     KEPT_STAT,
     READ_STAT,
     REJECTED_STAT,
@@ -93,8 +93,8 @@ BASELINE_SCRIPT = (
     + """
 import json, sys, time
 import pyarrow.parquet as pq
-from ai_filters.layout import SelectionFolder
-from ai_filters.selection import compute_thresholds
+from ai_filters.selection.folder import SelectionFolder
+from ai_filters.selection.thresholds import compute_thresholds
 folder = SelectionFolder(sys.argv[1])
 reset_peak()
 started = time.perf_counter()

@@ -39,10 +39,10 @@ from datatrove.data import Document
 
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import shared_model
-from ai_filters.corpus import local_corpus
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.heads import RetrievalHeads
-from ai_filters.scoring import ScoringConfig, ScoringEngine
+from ai_filters.demo.corpus import local_corpus
+from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 
 
 class TokenizerClock:

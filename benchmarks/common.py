@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ai_filters.corpus import DOMAINS, SOURCES, local_corpus
-from ai_filters.models import LoadedModel
-from ai_filters.numerics import score_tolerance
+from ai_filters.demo.corpus import DOMAINS, SOURCES, local_corpus
+from ai_filters.engine.models import LoadedModel
+from ai_filters.engine.numerics import score_tolerance
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -339,8 +339,10 @@ def naive_losses(
 
 def comparison(baseline: dict, other: dict, rtol: float, dtype: torch.dtype) -> dict:
     """``other``'s speed-up over ``baseline``, the largest absolute differences of their
-    numbers, and whether every score agrees within the tolerance of :mod:`ai_filters.numerics`
-    for ``dtype`` (:func:`~ai_filters.numerics.score_tolerance`: from ``rtol`` per loss in fp32,
+    numbers, and whether every score agrees within the tolerance of
+    :mod:`ai_filters.engine.numerics`
+    for ``dtype`` (:func:`~ai_filters.engine.numerics.score_tolerance`: from ``rtol`` per loss
+    in fp32,
     the bound measured on the CPU in bf16)."""
 
     def largest(key: str) -> float:

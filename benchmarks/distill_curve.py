@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from ai_filters.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
+from ai_filters.demo.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
 from ai_filters.distill import (
     DEFAULT_GROUP_KEY,
     NO_GROUPS,
@@ -58,8 +58,8 @@ from ai_filters.distill import (
     split,
 )
 from ai_filters.documents import DocumentWriter
-from ai_filters.layout import SelectionFolder
-from ai_filters.models import DEFAULT_MODEL
+from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.selection.folder import SelectionFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def detect_heads() -> None:
-        from ai_filters.demo import detect_and_check
+        from ai_filters.demo.steps import detect_and_check
 
         detect_and_check(out, DEFAULT_MODEL)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from common import TOKENIZER_FILES, write_corpus_texts
 from packaging.requirements import Requirement
 
-from ai_filters.demo import write_demo_corpus
+from ai_filters.demo.steps import write_demo_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_LIST = ROOT / "benchmarks" / "gpu_image.txt"
@@ -132,7 +132,7 @@ def download_wheels(names: Sequence[str], pins: dict[str, str], folder: Path) ->
 
 def copy_tokenizer(folder: Path) -> None:
     """The embedded model's tokenizer files (converting the model once if needed)."""
-    from ai_filters.models import embedded_model_folder
+    from ai_filters.engine.models import embedded_model_folder
 
     source = embedded_model_folder()
     folder.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ MUTATIONS = (
     Mutation(
         "tie-rule",
         "documents tied with the threshold are all selected (score >= threshold)",
-        "ai_filters/selection.py",
+        "ai_filters/selection/thresholds.py",
         "selected = scores >= threshold",
         "selected = scores > threshold",
         ("tests/test_selection.py",),
@@ -72,7 +72,7 @@ MUTATIONS = (
     Mutation(
         "skip-accounting",
         "every skipped document is counted: read = scored + skipped",
-        "ai_filters/score_files.py",
+        "ai_filters/engine/score_files.py",
         "summary.skipped[domain, reason] += 1",
         "summary.skipped[domain, reason] += reason != SKIP_UNREADABLE",
         (
@@ -82,7 +82,7 @@ MUTATIONS = (
     Mutation(
         "completed-task-skipping",
         "a rerun skips the tasks that completed",
-        "ai_filters/executors.py",
+        "ai_filters/executors/chain.py",
         '"randomize_start_duration": 0 if stage.one_task else args.randomize_start,',
         '"randomize_start_duration": 0 if stage.one_task else args.randomize_start,\n'
         '            "skip_completed": False,',
@@ -91,7 +91,7 @@ MUTATIONS = (
     Mutation(
         "slurm-dependency",
         "a Slurm stage starts only after the previous one succeeded (afterok)",
-        "ai_filters/executors.py",
+        "ai_filters/executors/chain.py",
         '"mail_type": "NONE",',
         '"mail_type": "NONE",\n        "run_on_dependency_fail": True,',
         (f"{PIPELINE}::test_slurm_selects_the_same_documents",),
@@ -99,7 +99,7 @@ MUTATIONS = (
     Mutation(
         "slurm-partition-check",
         "an unknown Slurm partition is a one-line error before anything is submitted",
-        "ai_filters/executors.py",
+        "ai_filters/executors/chain.py",
         "if args.partition not in partitions:",
         "if args.partition not in partitions + [args.partition]:",
         (f"{PIPELINE}::test_unknown_slurm_partition_is_a_one_line_error",),
@@ -108,7 +108,7 @@ MUTATIONS = (
         "report-conservation",
         "the report stage fails when read = scored + skipped or scored = selected + rejected "
         "breaks",
-        "ai_filters/report.py",
+        "ai_filters/selection/report.py",
         'return row["read_equals_scored_plus_skipped"] and row[',
         'return row["read_equals_scored_plus_skipped"] or row[',
         (f"{PIPELINE}::test_report_stage_fails_when_documents_are_not_accounted_for",),
@@ -124,7 +124,7 @@ MUTATIONS = (
     Mutation(
         "uniform-vs-zero-masking",
         "uniform masking zeroes the query rows, zero masking the outputs",
-        "ai_filters/masking.py",
+        "ai_filters/engine/masking.py",
         '(plan.query_heads if mode == "uniform" else plan.output_heads)',
         '(plan.output_heads if mode == "uniform" else plan.query_heads)',
         ("tests/test_masking.py",),
@@ -132,7 +132,7 @@ MUTATIONS = (
     Mutation(
         "loss-shift",
         "the loss predicts the next token",
-        "ai_filters/scoring.py",
+        "ai_filters/engine/scoring.py",
         "targets=input_ids[row_index, column_index + 1],",
         "targets=input_ids[row_index, column_index],",
         ("tests/test_scoring.py::test_losses_match_huggingface_labels_loss",),
@@ -140,7 +140,7 @@ MUTATIONS = (
     Mutation(
         "packed-per-document-mask",
         "documents packed into one row do not see each other (positions restart per document)",
-        "ai_filters/scoring.py",
+        "ai_filters/engine/scoring.py",
         "positions[row, start : start + length] = torch.arange(length)",
         "positions[row, start : start + length] = torch.arange(start, start + length)",
         ("tests/test_scoring.py::test_packed_documents_score_as_unpacked",),
@@ -148,7 +148,7 @@ MUTATIONS = (
     Mutation(
         "shared-prefix-start",
         "only the layers below the first masked head are shared by plain and masked rows",
-        "ai_filters/scoring.py",
+        "ai_filters/engine/scoring.py",
         "return min(int(layer) for layer, _ in heads)",
         "return min(int(layer) for layer, _ in heads) + 1",
         ("tests/test_scoring.py::test_layers_below_the_first_masked_head_run_once",),
@@ -156,7 +156,7 @@ MUTATIONS = (
     Mutation(
         "score-formula-sign",
         "AttentionInfluence = (L_ref - L_base) / L_base",
-        "ai_filters/scoring.py",
+        "ai_filters/engine/scoring.py",
         "return (self.loss_ref - self.loss_base) / self.loss_base",
         "return (self.loss_base - self.loss_ref) / self.loss_base",
         ("tests/test_scoring.py::test_score_metadata_fields",),
@@ -164,7 +164,7 @@ MUTATIONS = (
     Mutation(
         "heads-fingerprint-check",
         "a heads file made on other weights is refused (strict fingerprint)",
-        "ai_filters/heads.py",
+        "ai_filters/engine/heads.py",
         "if strict_fingerprint and self.model_fingerprint != loaded.fingerprint():",
         "if strict_fingerprint and self.model_fingerprint[:7] != loaded.fingerprint()[:7]:",
         ("tests/test_heads.py::test_heads_file_round_trip_and_errors",),
@@ -188,7 +188,7 @@ MUTATIONS = (
     Mutation(
         "original-text",
         "`score` keeps a non-string text as original_text",
-        "ai_filters/score_files.py",
+        "ai_filters/engine/score_files.py",
         'document["metadata"]["original_text"] = repr(document["text"])[:1000]',
         "pass",
         (
@@ -198,7 +198,7 @@ MUTATIONS = (
     Mutation(
         "refused-credentials",
         "HTTP 401 and 403 are not retried and name the token variable",
-        "ai_filters/hub.py",
+        "ai_filters/hub/folder.py",
         "            if status in (401, 403):\n                raise _refused(error, what,",
         "            if status == 401:\n                raise _refused(error, what,",
         ("tests/test_hub.py",),
@@ -206,7 +206,7 @@ MUTATIONS = (
     Mutation(
         "push-token-check",
         "a folder holding the access token is not pushed",
-        "ai_filters/hub.py",
+        "ai_filters/hub/folder.py",
         "    if token is None:\n        return\n",
         "    if token is None or token:\n        return\n",
         ("tests/test_hub.py",),

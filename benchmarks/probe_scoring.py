@@ -18,10 +18,10 @@ import json
 import time
 from pathlib import Path
 
-from ai_filters.heads import RetrievalHeads, select_top
-from ai_filters.models import DEFAULT_MODEL, load_model
-from ai_filters.probes import build_probes, default_sentence_texts
-from ai_filters.retrieval_scores import PROBE_SCORINGS, probe_scores
+from ai_filters.engine.heads import RetrievalHeads, select_top
+from ai_filters.engine.models import DEFAULT_MODEL, load_model
+from ai_filters.engine.probes import build_probes, default_sentence_texts
+from ai_filters.engine.retrieval_scores import PROBE_SCORINGS, probe_scores
 
 
 def overlap(first: list[tuple[int, int]], second: list[tuple[int, int]]) -> dict:

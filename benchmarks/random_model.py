@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from common import build_random_model, shape_names
 
-from ai_filters.models import DTYPES
+from ai_filters.engine.models import DTYPES
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

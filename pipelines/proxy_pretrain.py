@@ -63,8 +63,8 @@ from pathlib import Path
 
 import torch
 
-from ai_filters.corpus import corpus_fingerprint
-from ai_filters.models import ModelLoadError, load_tokenizer
+from ai_filters.demo.corpus import corpus_fingerprint
+from ai_filters.engine.models import ModelLoadError, load_tokenizer
 from ai_filters.proxy import (
     SIZES,
     Arm,

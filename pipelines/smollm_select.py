@@ -55,11 +55,13 @@ from ai_filters.blocks import (
     ScoreTableWriter,
     SelectionReport,
 )
+from ai_filters.blocks.registry import SCORERS, Scorer, ScorerOptions, get_scorer
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
-from ai_filters.engine_settings import EngineSettings, add_device_options, add_engine_options
-from ai_filters.executors import (
+from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.engine.settings import EngineSettings, add_device_options, add_engine_options
+from ai_filters.executors.chain import (
     Stage,
     add_executor_options,
     chain_executors,
@@ -67,9 +69,7 @@ from ai_filters.executors import (
     describe_chain,
     run_chain,
 )
-from ai_filters.layout import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
-from ai_filters.models import DEFAULT_MODEL
-from ai_filters.scorers import SCORERS, Scorer, ScorerOptions, get_scorer
+from ai_filters.selection.folder import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 def prepare_demo(args, folder: SelectionFolder) -> None:
     """Write the demo corpus and, if missing, detect the heads of the embedded model (neither
     with ``--dry-run``)."""
-    from ai_filters.demo import detect_and_check, write_demo_corpus
+    from ai_filters.demo.steps import detect_and_check, write_demo_corpus
 
     args.max_tokens = args.max_tokens or 192
     if not args.dry_run:

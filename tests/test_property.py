@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from ai_filters.blocks import AttentionInfluenceScorer, DomainsReader
 from ai_filters.documents import read_documents
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.score_files import score_file, skipped_path
-from ai_filters.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.score_files import score_file, skipped_path
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 from tests.helpers.models import TINY_HEADS
 
 MAX_TOKENS = 64

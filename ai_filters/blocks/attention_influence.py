@@ -7,9 +7,9 @@ from pathlib import Path
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import EngineScorer, score_bin
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.heads import RetrievalHeads
-from ai_filters.scoring import DocumentScore, ScoringEngine
+from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.scoring import DocumentScore, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 
 
 class AttentionInfluenceScorer(EngineScorer):
@@ -19,7 +19,7 @@ class AttentionInfluenceScorer(EngineScorer):
         heads_path: heads file from ``ai-filters detect-heads`` (read in the task).
         model: model spec; default: the model named in the heads file.
         engine: every engine setting (max tokens, batching, packing, mask mode, device, dtype,
-            ...); default: :class:`~ai_filters.engine_settings.EngineSettings`'s defaults.
+            ...); default: :class:`~ai_filters.engine.settings.EngineSettings`'s defaults.
         docs_per_batch: documents handed to the engine at once (datatrove's batch); the engine
             sorts them by length, so larger batches pad less.
         ignore_fingerprint: accept a heads file found on other weights of the same shape.

@@ -10,8 +10,8 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
 from ai_filters.distill import DistilledModel, check_folder, load_model
-from ai_filters.models import DEFAULT_MODEL, load_tokenizer
-from ai_filters.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
+from ai_filters.engine.models import DEFAULT_MODEL, load_tokenizer
+from ai_filters.engine.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
 
 POOLED_STAT = "scored_by_pooled_model"  # documents of a domain the model has no own model for
 

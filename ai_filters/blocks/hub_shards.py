@@ -28,7 +28,7 @@ from datatrove.pipeline.writers import ParquetWriter
 from datatrove.utils.logging import logger
 
 from ai_filters.blocks.score_table import table_schema
-from ai_filters.layout import HUB_SHARD
+from ai_filters.selection.folder import HUB_SHARD
 
 SHADOWED_PREFIX = "metadata_"  # a metadata key named like a leading column is kept under this
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import EngineScorer
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.models import DEFAULT_MODEL
-from ai_filters.scoring import DocumentScore, ScoringEngine
+from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.engine.scoring import DocumentScore, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 
 
 class PerplexityScorer(EngineScorer):

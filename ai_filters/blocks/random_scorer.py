@@ -9,8 +9,8 @@ from datatrove.data import Document
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
-from ai_filters.models import DEFAULT_MODEL, load_tokenizer
-from ai_filters.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
+from ai_filters.engine.models import DEFAULT_MODEL, load_tokenizer
+from ai_filters.engine.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
 
 
 class RandomScorer(ScorerBlock):

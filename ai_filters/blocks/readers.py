@@ -22,7 +22,7 @@ from datatrove.pipeline.readers.base import BaseReader
 
 from ai_filters.documents import parse_json_line, repair_strings, unreadable
 from ai_filters.domains import check_spec
-from ai_filters.layout import READ_STAT
+from ai_filters.selection.folder import READ_STAT
 
 
 def broken_bytes(error: BaseException) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from ai_filters.layout import SelectionFolder
-from ai_filters.report import build_report, conserved, format_report
+from ai_filters.selection.folder import SelectionFolder
+from ai_filters.selection.report import build_report, conserved, format_report
 
 
 class SelectionReport(PipelineStep):
     """Writes ``report.md`` / ``report.json`` into the selection folder (one task).
 
-    The report (see :mod:`ai_filters.report`) includes the conservation checks
+    The report (see :mod:`ai_filters.selection.report`) includes the conservation checks
     ``read = scored + skipped`` and ``scored = selected + rejected`` per domain; a broken one
     makes the step fail after the report is written.
     """

@@ -16,7 +16,7 @@ from datatrove.data import Document
 from datatrove.io import DataFolderLike
 from datatrove.pipeline.writers import ParquetWriter
 
-from ai_filters.layout import TABLE_SHARD
+from ai_filters.selection.folder import TABLE_SHARD
 
 
 def table_schema(fields: Sequence[str]) -> pa.Schema:
@@ -42,7 +42,7 @@ class ScoreTableWriter(ParquetWriter):
     Args:
         output_folder: where the tables go (``OUT/scores``; local or any URL datatrove writes).
         fields: the metadata fields to keep, the scorer's score first (see
-            :data:`ai_filters.scorers.SCORERS`' ``table_fields``).
+            :data:`ai_filters.blocks.registry.SCORERS`' ``table_fields``).
         output_filename: default ``<domain>/<rank>.parquet``.
 
     A document without ``metadata["domain"]`` is an error: the tables are split by domain.

@@ -2,7 +2,8 @@
 
 A scorer is a datatrove ``BaseFilter`` that keeps every document it can score, writing its
 score under its ``score_key`` in ``metadata``, and drops the others with
-``metadata["filter_reason"]`` set to the reason (one of :data:`ai_filters.scoring.SKIP_REASONS`);
+``metadata["filter_reason"]`` set to the reason (one of
+:data:`ai_filters.engine.scoring.SKIP_REASONS`);
 the exclusion writer, when given, receives them, and every drop is counted as
 ``dropped_<reason>``.
 
@@ -28,10 +29,10 @@ from datatrove.utils.batching import batched
 from datatrove.utils.typeshelper import StatHints
 
 from ai_filters.documents import repair_text
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.layout import SKIPPED_STAT
-from ai_filters.models import LoadedModel, load_model
-from ai_filters.scoring import SKIP_NO_TEXT, DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.engine.models import LoadedModel, load_model
+from ai_filters.engine.scoring import SKIP_NO_TEXT, DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
+from ai_filters.selection.folder import SKIPPED_STAT
 
 T = TypeVar("T")
 _END = object()
@@ -95,7 +96,7 @@ class ScorerBlock(BaseFilter):
 class EngineScorer(ScorerBlock):
     """What the model-backed scorers share: the lazy engine, the device, batching and skips.
 
-    ``engine`` holds every engine setting (:class:`~ai_filters.engine_settings.EngineSettings`,
+    ``engine`` holds every engine setting (:class:`~ai_filters.engine.settings.EngineSettings`,
     validated before any task starts); ``docs_per_batch`` documents go to the engine at once
     (datatrove's batch: the engine sorts them by length, so larger batches pad less).
 

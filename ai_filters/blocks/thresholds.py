@@ -5,10 +5,10 @@ from __future__ import annotations
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from ai_filters.layout import SelectionFolder
-from ai_filters.score_tables import ScoreTables
-from ai_filters.scoring import SCORE_KEY
-from ai_filters.selection import table_thresholds
+from ai_filters.engine.scoring import SCORE_KEY
+from ai_filters.selection.folder import SelectionFolder
+from ai_filters.selection.score_tables import ScoreTables
+from ai_filters.selection.thresholds import table_thresholds
 
 TOKENS_KEY = "ai_doc_tokens"
 
@@ -18,7 +18,8 @@ class DomainThresholds(PipelineStep):
 
     Reads ``OUT/scores/<domain>/*.parquet`` (written by
     :class:`~ai_filters.blocks.ScoreTableWriter` in the scoring stage), applies the exact rule
-    of :mod:`ai_filters.selection` to the column ``score_key`` and writes ``OUT/thresholds.json``.
+    of :mod:`ai_filters.selection.thresholds` to the column ``score_key`` and writes
+    ``OUT/thresholds.json``.
     Tokens are the documents' full token counts (``tokens_key``). Memory: the scores of the
     largest domain, 8 bytes a document. Documents passing through the step (if any) are yielded
     unchanged.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ai_filters.engine_settings import add_device_options
-from ai_filters.models import DEFAULT_MODEL, LoadedModel
+from ai_filters.engine.models import DEFAULT_MODEL, LoadedModel
+from ai_filters.engine.settings import add_device_options
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -47,7 +47,7 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
 
 def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
     """The model the options of :func:`add_model_options` name, with a note on stderr."""
-    from ai_filters.models import load_model
+    from ai_filters.engine.models import load_model
 
     print(f"loading model {args.model} ...", file=sys.stderr)
     return load_model(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter
-from ai_filters.compare import FIGURES, resolve_specs, write_comparison
+from ai_filters.selection.compare import FIGURES, resolve_specs, write_comparison
 
 
 def run_compare(args: argparse.Namespace) -> int:

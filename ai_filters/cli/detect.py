@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.retrieval_scores import DEFAULT_PROBE_SCORING, PROBE_SCORINGS
+from ai_filters.engine.retrieval_scores import DEFAULT_PROBE_SCORING, PROBE_SCORINGS
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ai_filters.heads import detect_and_save
+    from ai_filters.engine.heads import detect_and_save
 
     detect_and_save(
         load_model_from_args(args),

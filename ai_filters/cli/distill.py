@@ -20,7 +20,7 @@ share words and names, so a model measured on pieces of texts it trained on is m
 documents it has nearly seen. --group-key KEY names the group of a document:
 
   source_text  (default) the metadata field of that name: the text a piece of the local
-               corpus (ai_filters/corpus.py, the demo's) was cut from
+               corpus (ai_filters/demo/corpus.py, the demo's) was cut from
   url_host     the host of metadata['url'] (web data such as FineWeb), as urllib.parse
                gives it: lower-cased, www.example.org and example.org are two groups
   none         no groups: every document is held out or not on its own

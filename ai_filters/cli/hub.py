@@ -9,7 +9,7 @@ import sys
 from huggingface_hub.utils import validate_repo_id
 
 from ai_filters.cli.common import HelpFormatter
-from ai_filters.hub import (
+from ai_filters.hub.folder import (
     PLACEHOLDER_REPO,
     TOKEN_ENV,
     build_hub_folder,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.engine_settings import add_engine_options
+from ai_filters.engine.settings import add_engine_options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -50,10 +50,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ai_filters.console import progress_bar
     from ai_filters.documents import check_writable_folder
-    from ai_filters.engine_settings import EngineSettings
-    from ai_filters.heads import RetrievalHeads
-    from ai_filters.score_files import score_file, skipped_path
-    from ai_filters.scoring import ScoringEngine
+    from ai_filters.engine.heads import RetrievalHeads
+    from ai_filters.engine.score_files import score_file, skipped_path
+    from ai_filters.engine.scoring import ScoringEngine
+    from ai_filters.engine.settings import EngineSettings
 
     heads = RetrievalHeads.load(args.heads)
     missing = [path for path in args.input if not Path(path).is_file()]

@@ -22,7 +22,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ai_filters.status import format_status, run_status
+    from ai_filters.selection.status import format_status, run_status
 
     stages = run_status(args.out)
     print(format_status(stages))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ai_filters.report import spearman
-from ai_filters.selection import top_fraction_threshold
+from ai_filters.selection.report import spearman
+from ai_filters.selection.thresholds import top_fraction_threshold
 
 
 def agreement(

@@ -35,7 +35,7 @@ from ai_filters.distill.heldout import HOLDOUT_RULE, ORDER_SALT, group_counts, s
 from ai_filters.distill.model import POOLED, DistilledModel
 from ai_filters.distill.scored import ScoredDocument, Teacher, read_scored, read_teacher
 from ai_filters.distill.training import SOLVER, TrainingSettings, fit
-from ai_filters.layout import SelectionFolder, write_json
+from ai_filters.selection.folder import SelectionFolder, write_json
 
 FORMAT_VERSION = 1
 RECORD_FILE = "distilled.json"

@@ -6,7 +6,7 @@ seen. So the split holds out whole groups: a document's group is the value of a 
 naming its source (:func:`group_of`), and the held-out rule hashes the group, not the id.
 
 - ``source_text`` (the default, :data:`DEFAULT_GROUP_KEY`): the text a piece of the local
-  corpus was cut from (``ai_filters.corpus``);
+  corpus was cut from (``ai_filters.demo.corpus``);
 - ``url_host`` (:data:`URL_HOST`): the host of ``metadata["url"]``, lower-cased as
   ``urllib.parse`` gives it (``www.example.org`` and ``example.org`` are two groups): web data
   such as FineWeb, whose documents carry their URL;
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ai_filters.corpus import SOURCE_TEXT_KEY
+from ai_filters.demo.corpus import SOURCE_TEXT_KEY
 
 DEFAULT_GROUP_KEY = SOURCE_TEXT_KEY
 URL_HOST = "url_host"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ai_filters.distill.groups import DEFAULT_GROUP_KEY, group_of
 from ai_filters.documents import read_documents
-from ai_filters.heads import HeadsFileError
-from ai_filters.layout import SelectionFolder
+from ai_filters.engine.heads import HeadsFileError
+from ai_filters.selection.folder import SelectionFolder
 
 
 @dataclass(frozen=True)

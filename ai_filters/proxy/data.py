@@ -56,7 +56,8 @@ class TokenCache:
     """
 
     def __init__(self, tokenizer, eos_token: str = EOS_TOKEN) -> None:
-        """``tokenizer``: a transformers fast tokenizer (:func:`ai_filters.models.load_tokenizer`);
+        """``tokenizer``: a transformers fast tokenizer
+        (:func:`ai_filters.engine.models.load_tokenizer`);
         texts are encoded by its ``backend_tokenizer``, without special tokens."""
         self.backend = tokenizer.backend_tokenizer
         self.eos_id = self.backend.token_to_id(eos_token)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from ai_filters.corpus import DOMAINS, SOURCES, split_text
+from ai_filters.demo.corpus import DOMAINS, SOURCES, split_text
 from ai_filters.proxy.data import TokenCache, pack_blocks
 
 REASONING = "reasoning"
@@ -113,7 +113,7 @@ def _ordering_problem(rng: random.Random) -> str:
 def local_heldout(train_ids: Iterable[str], per_domain: int = 20, seed: int = 0) -> list[dict]:
     """Held-out documents of the demo's four domains, from the sources of the demo corpus.
 
-    Texts are cut as the demo cuts them (:func:`ai_filters.corpus.split_text`); a piece is
+    Texts are cut as the demo cuts them (:func:`ai_filters.demo.corpus.split_text`); a piece is
     eligible only if no piece of the same source text is in ``train_ids`` (ids look like
     ``<domain>/<name>#<piece>``), so held-out documents share no text with training documents.
     ``per_domain`` pieces are drawn per domain with ``seed``.

@@ -13,9 +13,9 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import AttentionInfluenceScorer, scorer_base
 from ai_filters.blocks.scorer_base import score_bin
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.numerics import loss_rtol, score_atol
-from ai_filters.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.numerics import loss_rtol, score_atol
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 from tests.helpers.blocks import CODE, HEADS, MAX_TOKENS, WEB, block_stats, read_output, write_jsonl
 
 

@@ -16,10 +16,10 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import DistilledScorer, RandomScorer
 from ai_filters.blocks.distilled import POOLED_STAT
+from ai_filters.blocks.registry import ScorerOptions, get_scorer
 from ai_filters.distill import HELDOUT_TABLE, POOLED, TrainingSettings, distill, save
 from ai_filters.documents import DocumentWriter, read_documents
-from ai_filters.models import load_tokenizer
-from ai_filters.scorers import ScorerOptions, get_scorer
+from ai_filters.engine.models import load_tokenizer
 from tests.helpers.distill import synthetic_documents, write_scored_selection
 
 AWKWARD = [

@@ -8,9 +8,9 @@ import pytest
 from datatrove.data import Document
 
 from ai_filters.blocks import PerplexityScorer
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.numerics import loss_rtol
-from ai_filters.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.numerics import loss_rtol
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
+from ai_filters.engine.settings import EngineSettings
 from tests.helpers.blocks import CODE, HEADS, MAX_TOKENS, WEB
 
 

@@ -9,8 +9,8 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import score_bin
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.scoring import ScoringConfig
+from ai_filters.engine.scoring import ScoringConfig
+from ai_filters.engine.settings import EngineSettings
 from tests.helpers.blocks import MAX_TOKENS, read_output
 
 

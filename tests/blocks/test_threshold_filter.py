@@ -11,7 +11,7 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import DomainThresholdFilter
-from ai_filters.layout import read_thresholds
+from ai_filters.selection.folder import read_thresholds
 from tests.helpers.blocks import block_stats, read_output
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from ai_filters.cli import main as cli_main
-from ai_filters.corpus import local_corpus
+from ai_filters.demo.corpus import local_corpus
 from ai_filters.distill import load_model, read_record
 from ai_filters.documents import read_documents
-from ai_filters.selection import top_fraction_threshold
+from ai_filters.selection.thresholds import top_fraction_threshold
 from tests.helpers.distill import grouped, synthetic_documents, write_scored_selection
 from tests.helpers.models import tiny_model_and_heads
 

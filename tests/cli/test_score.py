@@ -17,7 +17,7 @@ import pytest
 
 from ai_filters.cli import main as cli_main
 from ai_filters.documents import read_documents
-from ai_filters.numerics import loss_rtol, score_atol
+from ai_filters.engine.numerics import loss_rtol, score_atol
 from tests.helpers.broken_inputs import GOOD, line, write_broken_inputs
 from tests.helpers.console import error_line_of
 from tests.helpers.models import other_shape_heads, write_heads_file

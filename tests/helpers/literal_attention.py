@@ -2,7 +2,7 @@
 heads get their attention probabilities replaced literally (uniform over the visible keys, or
 zero), and losses taken from the model's own ``forward(labels=...)``.
 
-It shares nothing with ai_filters.masking: visibility comes from the test's own padding mask
+It shares nothing with ai_filters.engine.masking: visibility comes from the test's own padding mask
 (key j is visible to query i when j <= i, j is a real token, and j lies inside the sliding
 window the layer passes), not from the mask transformers builds.
 """

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import transformers
 
-from ai_filters.architectures import attention_implementation
-from ai_filters.models import LoadedModel
+from ai_filters.engine.architectures import attention_implementation
+from ai_filters.engine.models import LoadedModel
 
 COMMON = {
     "vocab_size": 128,

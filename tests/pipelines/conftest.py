@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_filters.corpus import local_corpus
+from ai_filters.demo.corpus import local_corpus
 from ai_filters.documents import DocumentWriter
 from tests.helpers.broken_inputs import SELECT_CORPUS
 from tests.helpers.models import write_heads_file

@@ -12,8 +12,8 @@ import sys
 import pytest
 from datasets import load_dataset
 
-from ai_filters.layout import SelectionFolder, read_parquet_columns
 from ai_filters.nanotron.data import read_tokenized_folder
+from ai_filters.selection.folder import SelectionFolder, read_parquet_columns
 from tests.helpers.pipelines import ROOT
 
 BUCKET = "bucket"

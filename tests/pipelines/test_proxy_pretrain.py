@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ai_filters.corpus import corpus_fingerprint
+from ai_filters.demo.corpus import corpus_fingerprint
 from tests.proxy.helpers import write_demo_layout
 
 
@@ -28,7 +28,7 @@ proxy_pretrain = load_pipeline()
 
 @pytest.fixture(scope="module")
 def corpus() -> list[dict]:
-    from ai_filters.corpus import local_corpus
+    from ai_filters.demo.corpus import local_corpus
 
     return local_corpus(6, seed=0, chunk_chars=1200)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_filters.executors import wait_for_jobs
-from ai_filters.numerics import loss_rtol, score_atol
+from ai_filters.engine.numerics import loss_rtol, score_atol
+from ai_filters.executors.chain import wait_for_jobs
 from tests.helpers.pipelines import (
     DOMAINS,
     MAX_TOKENS,
@@ -240,7 +240,7 @@ def test_unknown_slurm_partition_is_a_one_line_error(inputs, tmp_path):
 def test_pipeline_output_becomes_a_loadable_hub_dataset(local_run, tmp_path, monkeypatch):
     from datasets import load_dataset
 
-    from ai_filters.hub import build_hub_folder
+    from ai_filters.hub.folder import build_hub_folder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub = build_hub_folder(local_run, tmp_path / "hub")

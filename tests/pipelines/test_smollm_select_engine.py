@@ -8,8 +8,8 @@ import argparse
 import pytest
 
 from ai_filters.cli import build_parser as cli_parser
-from ai_filters.engine_settings import EngineSettings
-from ai_filters.scoring import ScoringConfig
+from ai_filters.engine.scoring import ScoringConfig
+from ai_filters.engine.settings import EngineSettings
 from tests.helpers.pipelines import load_select_main, load_select_module
 
 GIVEN = {  # option -> value on the command line (flags: None)

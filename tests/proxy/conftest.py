@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ai_filters.corpus import local_corpus
-from ai_filters.models import load_tokenizer
+from ai_filters.demo.corpus import local_corpus
+from ai_filters.engine.models import load_tokenizer
 from ai_filters.proxy import TokenCache
 
 

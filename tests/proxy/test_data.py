@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ai_filters.corpus import local_corpus
-from ai_filters.models import load_tokenizer, resolve_model_path
+from ai_filters.demo.corpus import local_corpus
+from ai_filters.engine.models import load_tokenizer, resolve_model_path
 from ai_filters.proxy import TokenCache, pack_blocks, token_matched_random, tokens_per_domain
 from tests.proxy.helpers import top_fraction, with_random_scores
 

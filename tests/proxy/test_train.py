@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ai_filters.numerics import loss_rtol
+from ai_filters.engine.numerics import loss_rtol
 from ai_filters.proxy import (
     Arm,
     BlockDataset,

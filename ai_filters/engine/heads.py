@@ -1,0 +1,266 @@
+"""Retrieval-head detection: which (layer, query head) pairs copy the answer from the context.
+
+Every head's retrieval score on the probes (:mod:`ai_filters.engine.retrieval_scores`, under the
+``gold`` or ``generated`` scoring); the top ``top_fraction`` of all heads are the retrieval
+heads, written with their scores and the detection settings to ``heads.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ai_filters.engine.architectures import check_supported
+from ai_filters.engine.models import LoadedModel
+from ai_filters.engine.probes import Probe
+from ai_filters.engine.retrieval_scores import DEFAULT_PROBE_SCORING, probe_scores
+
+HEADS_FORMAT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------ selection
+def select_top(scores: torch.Tensor, top_fraction: float) -> list[tuple[int, int]]:
+    """The best ``ceil(top_fraction * layers * heads)`` heads, best first (ties: lower index)."""
+    if not 0 < top_fraction <= 1:
+        raise ValueError(f"top fraction must be in (0, 1], got {top_fraction}")
+    count = max(1, math.ceil(top_fraction * scores.numel() - 1e-9))
+    flat = scores.flatten().tolist()
+    order = sorted(range(len(flat)), key=lambda index: (-flat[index], index))[:count]
+    heads_per_layer = scores.shape[1]
+    return [(index // heads_per_layer, index % heads_per_layer) for index in order]
+
+
+def random_other_heads(
+    selected: Sequence[tuple[int, int]], num_layers: int, num_heads: int, seed: int = 0
+) -> list[tuple[int, int]]:
+    """As many heads as ``selected``, drawn at random from the heads not in it (the control)."""
+    chosen = set(map(tuple, selected))
+    every_head = [(layer, head) for layer in range(num_layers) for head in range(num_heads)]
+    others = [pair for pair in every_head if pair not in chosen]
+    return random.Random(seed).sample(others, len(chosen))
+
+
+# ------------------------------------------------------------------------------ heads file
+class HeadsFileError(ValueError):
+    """A heads file is malformed or belongs to another model."""
+
+
+@dataclass
+class RetrievalHeads:
+    """The content of ``heads.json``."""
+
+    model: str
+    model_fingerprint: str
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    scores: list[list[float]]
+    selected: list[list[int]]
+    settings: dict = field(default_factory=dict)
+    format_version: int = HEADS_FORMAT_VERSION
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(path.name + ".tmp")
+        staging.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        staging.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RetrievalHeads:
+        """A heads file: a local path or any URL datatrove reads (``s3://...``)."""
+        from datatrove.io import get_datafolder
+
+        parent, _, name = str(path).rstrip("/").rpartition("/")
+        folder = get_datafolder(parent or ".")
+        if not folder.isfile(name):
+            raise HeadsFileError(
+                f"heads file {path} does not exist; create it with 'ai-filters detect-heads'"
+            )
+        try:
+            with folder.open(name, "rt") as file:
+                data = json.load(file)
+            heads = cls(**data)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise HeadsFileError(f"{path} is not a heads file: {error}") from error
+        heads._check_shape(str(path))
+        return heads
+
+    def _check_shape(self, where: str) -> None:
+        rows = len(self.scores)
+        if rows != self.num_layers or any(len(row) != self.num_heads for row in self.scores):
+            raise HeadsFileError(f"{where}: scores are not {self.num_layers} x {self.num_heads}")
+        if not self.selected:
+            raise HeadsFileError(f"{where} selects no heads: there is nothing to mask")
+        for layer, head in self.selected:
+            if not (0 <= layer < self.num_layers and 0 <= head < self.num_heads):
+                raise HeadsFileError(f"{where}: selected head [{layer}, {head}] is out of range")
+
+    def check_model(self, loaded: LoadedModel, strict_fingerprint: bool = False) -> None:
+        """Raise :class:`HeadsFileError` when these heads were not made for ``loaded``'s shape.
+
+        With ``strict_fingerprint`` the weights must also be the ones the heads were found on.
+        """
+        found = (self.num_layers, self.num_heads, self.num_kv_heads)
+        expected = (loaded.num_layers, loaded.num_heads, loaded.num_kv_heads)
+        if found != expected:
+            raise HeadsFileError(
+                f"heads file was made for model '{self.model}' with (layers, heads, kv heads) = "
+                f"{found}, but '{loaded.spec}' has {expected}; run 'ai-filters detect-heads "
+                f"--model {loaded.spec}' to make a heads file for it"
+            )
+        if strict_fingerprint and self.model_fingerprint != loaded.fingerprint():
+            raise HeadsFileError(
+                f"heads file was made for other weights ({self.model_fingerprint[:19]}...) than "
+                f"'{loaded.spec}' ({loaded.fingerprint()[:19]}...); run detect-heads again"
+            )
+
+    @property
+    def selected_heads(self) -> list[tuple[int, int]]:
+        return [(int(layer), int(head)) for layer, head in self.selected]
+
+    @property
+    def probe_scoring(self) -> str:
+        """How the scores were computed
+        (:data:`~ai_filters.engine.retrieval_scores.PROBE_SCORINGS`);
+        files written before the setting existed were scored with the gold answer."""
+        return self.settings.get("probe_scoring", "gold")
+
+
+def detect_heads(
+    loaded: LoadedModel,
+    probes: Sequence[Probe],
+    top_fraction: float = 0.05,
+    settings: dict | None = None,
+    progress: Callable | None = None,
+    allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
+) -> tuple[RetrievalHeads, list[float]]:
+    """Score every head on ``probes`` under ``probe_scoring`` and keep the top fraction; also
+    returns the probes' answer losses. The settings record the scoring and how many probes
+    the scores average over (``generated``: those the model retrieved)."""
+    run = probe_scores(loaded, probes, (probe_scoring,), progress, allow_unsupported)
+    scores = run.scores[probe_scoring]
+    heads = RetrievalHeads(
+        model=loaded.spec,
+        model_fingerprint=loaded.fingerprint(),
+        num_layers=loaded.num_layers,
+        num_heads=loaded.num_heads,
+        num_kv_heads=loaded.num_kv_heads,
+        scores=[[round(value, 6) for value in row] for row in scores.tolist()],
+        selected=[list(head) for head in select_top(scores, top_fraction)],
+        settings=dict(
+            settings or {},
+            top_fraction=top_fraction,
+            num_probes=len(probes),
+            probe_scoring=probe_scoring,
+            probes_counted=run.probes_counted[probe_scoring],
+        ),
+    )
+    return heads, run.losses
+
+
+def plot_heads(heads: RetrievalHeads, path: str | Path) -> None:
+    """Heatmap of retrieval scores (layers x heads) with the selected heads outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = torch.tensor(heads.scores)
+    width = max(4.0, 0.45 * heads.num_heads + 2)
+    fig, axis = plt.subplots(figsize=(width, max(4.0, 0.22 * heads.num_layers + 1.5)))
+    image = axis.imshow(scores.numpy(), aspect="auto", cmap="viridis", origin="lower")
+    for layer, head in heads.selected:
+        axis.add_patch(
+            plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5)
+        )
+    axis.set_xlabel("query head")
+    axis.set_ylabel("layer")
+    axis.set_title(f"retrieval scores: {heads.model}\n(red: top {len(heads.selected)} heads)")
+    fig.colorbar(image, ax=axis, label="fraction of answer tokens copied")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def find_retrieval_heads(
+    loaded: LoadedModel,
+    sentence_texts: Sequence[str],
+    num_probes: int = 800,
+    max_tokens: int | None = None,
+    top_fraction: float = 0.05,
+    seed: int = 0,
+    progress: Callable | None = None,
+    allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
+) -> tuple[RetrievalHeads, list[Probe], list[float]]:
+    """Build the probes and detect the heads; returns heads, probes and unmasked answer losses.
+
+    ``max_tokens`` defaults to ``min(4096, model context)``, the paper's probe length. A model
+    the engine does not handle exactly on probes of that length is refused before any probe is
+    built, unless ``allow_unsupported``.
+    """
+    from ai_filters.engine.probes import build_probes
+
+    max_tokens = max_tokens or min(4096, loaded.max_context)
+    check_supported(loaded.model, max_tokens, allow_unsupported)
+    probes = build_probes(loaded.tokenizer, sentence_texts, num_probes, max_tokens, seed)
+    settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3, "probe_encoding": "full_text"}
+    heads, losses = detect_heads(
+        loaded, probes, top_fraction, settings, progress, allow_unsupported, probe_scoring
+    )
+    return heads, probes, losses
+
+
+def detect_and_save(
+    loaded: LoadedModel,
+    out: Path,
+    plot: Path | None,
+    num_probes: int,
+    probe_tokens: int | None,
+    top_fraction: float = 0.05,
+    seed: int = 0,
+    sentences: str | None = None,
+    allow_unsupported: bool = False,
+    probe_scoring: str = DEFAULT_PROBE_SCORING,
+) -> tuple[RetrievalHeads, list[Probe], list[float]]:
+    """Detect heads with a progress bar, write ``out`` (and the heatmap ``plot``), print the
+    top heads. Returns the heads, the probes and the probes' unmasked answer losses."""
+    from ai_filters.console import progress_bar
+    from ai_filters.engine.probes import load_sentence_texts
+
+    texts = load_sentence_texts(sentences)
+    bar, update = progress_bar(num_probes, "probe", "retrieval probes")
+    with bar:
+        heads, probes, losses = find_retrieval_heads(
+            loaded,
+            texts,
+            num_probes,
+            probe_tokens,
+            top_fraction,
+            seed,
+            progress=lambda tokens: update(1, tokens),
+            allow_unsupported=allow_unsupported,
+            probe_scoring=probe_scoring,
+        )
+    heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
+    heads.save(out)
+    if plot:
+        plot_heads(heads, plot)
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""), file=sys.stderr)
+    print(
+        f"top heads (layer, head: retrieval score, {heads.probe_scoring} scoring over "
+        f"{heads.settings['probes_counted']} of {len(probes)} probes):"
+    )
+    for layer, head in heads.selected_heads[:10]:
+        print(f"  {layer:3d} {head:3d}: {heads.scores[layer][head]:.3f}")
+    return heads, probes, losses
