@@ -57,7 +57,8 @@ from ai_filters.demo.corpus import DOMAINS
 from ai_filters.engine.heads import RetrievalHeads
 from ai_filters.engine.models import DTYPES, LoadedModel, default_dtype, load_model, load_tokenizer
 from ai_filters.engine.numerics import loss_rtol
-from ai_filters.engine.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
+from ai_filters.engine.prefix import shared_prefix_layers
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 
 VARIANTS = ("naive", "engine", "packed", "packed_sdpa", "compiled")
 ENGINE_VARIANTS = VARIANTS[1:]

@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from ai_filters.demo.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
+from ai_filters.demo.corpus import DOMAINS, local_corpus
 from ai_filters.distill import (
     DEFAULT_GROUP_KEY,
     NO_GROUPS,
@@ -59,6 +59,7 @@ from ai_filters.distill import (
 )
 from ai_filters.documents import DocumentWriter
 from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.fields import SOURCE_TEXT_KEY
 from ai_filters.selection.folder import SelectionFolder
 
 ROOT = Path(__file__).resolve().parents[1]

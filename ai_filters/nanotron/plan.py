@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
+from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER
 from ai_filters.nanotron.checks import global_batch_size, largest_divisor, validate
 from ai_filters.nanotron.data import (
     READER,
@@ -38,8 +39,6 @@ from ai_filters.nanotron.schema import (
     TokensArgs,
 )
 from ai_filters.training import FINAL_LR_DIVISOR, SHAPES, LlamaShape, parameter_count, wsd_phases
-
-DEFAULT_TOKENIZER = "HuggingFaceTB/cosmo2-tokenizer"
 
 
 @dataclass(frozen=True)
@@ -323,12 +322,12 @@ def _dataset_tokens(
     if token_counts is not None:
         if len(token_counts) != len(folders):
             raise ValueError(f"token_counts needs one count per folder ({len(folders)})")
-        return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TOKENIZER, False
+        return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TRAINING_TOKENIZER, False
     infos = [read_tokenized_folder(folder, scan_tokens=0) for folder in folders]  # sizes only
     names = {info.tokenizer_name for info in infos if info.tokenizer_name is not None}
     if len(names) > 1:
         raise ValueError(f"the folders were tokenized with different tokenizers: {sorted(names)}")
-    tokenizer = names.pop() if names else tokenizer_name or DEFAULT_TOKENIZER
+    tokenizer = names.pop() if names else tokenizer_name or DEFAULT_TRAINING_TOKENIZER
     return [info.tokens for info in infos], tokenizer, True
 
 
