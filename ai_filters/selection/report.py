@@ -1,11 +1,14 @@
 """The selection report: every document accounted for, and how a selection relates to length
 and loss.
 
-:func:`build_report` reads a finished selection folder (scored, skipped, selected and rejected
-documents, ``thresholds.json`` and the scoring stage's stats) and returns what ``report.json``
-holds: per domain, documents read, scored, skipped (by reason), selected and rejected with their
-tokens, the threshold, and the conservation checks ``read = scored + skipped`` and
-``scored = selected + rejected``; and the score statistics of :func:`table_statistics`.
+:func:`build_report` reads a finished selection folder without reading a document again: the
+score tables (``OUT/scores/``, :class:`~ai_filters.selection.score_tables.ScoreTables`),
+``thresholds.json``, ``scorer.json`` and the stats the score and select stages recorded under
+``OUT/logs/``. It returns what ``report.json`` holds: per domain, documents read, scored,
+skipped (by reason), selected and rejected, tokens before and selected, the threshold, and the
+conservation checks ``read = scored + skipped`` and ``scored = selected + rejected``; and the
+score statistics of :func:`table_statistics`, which the Hub card shows too.
+:func:`format_report` turns it into ``report.md``.
 
 AttentionInfluence correlates with the base loss (negatively) and with length; a user deciding
 whether to trust a selection needs to see how much of it a perplexity filter would also pick.
