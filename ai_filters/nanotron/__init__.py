@@ -8,7 +8,8 @@ folders are blended with weights proportional to their token counts, read from t
 
 One module per concern:
 
-- ``schema``: nanotron main's config dataclasses, field for field, and the strict loader;
+- ``schema``: nanotron main's config dataclasses, field for field;
+- ``loading``: ``load_config``, the strict loader, ``config_to_dict`` and ``NanotronConfigError``;
 - ``checks``: ``validate``, the rules nanotron asserts and the ones it gets silently wrong;
 - ``data``: the tokenized ``.ds`` folders a run reads;
 - ``schedule``: nanotron's learning rate per step (``lr_at``) and its plot;
@@ -20,16 +21,11 @@ One module per concern:
 
 from ai_filters.nanotron.checks import global_batch_size, validate
 from ai_filters.nanotron.data import TokenizedFolder, read_tokenized_folder, token_size_for
+from ai_filters.nanotron.loading import NanotronConfigError, config_to_dict, load_config
 from ai_filters.nanotron.plan import PRESETS, Plan, build_config, split_batch
 from ai_filters.nanotron.preflight import Preflight, preflight
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES, LR_WARMUP_STYLES, lr_at, plot_schedule
-from ai_filters.nanotron.schema import (
-    NANOTRON_COMMIT,
-    NanotronConfig,
-    NanotronConfigError,
-    config_to_dict,
-    load_config,
-)
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
 from ai_filters.nanotron.writer import (
     LaunchSettings,
     write_config,

@@ -15,9 +15,10 @@ from pathlib import Path
 import yaml
 
 from ai_filters.nanotron.checks import validate
+from ai_filters.nanotron.loading import config_to_dict
 from ai_filters.nanotron.plan import Plan, build_config
 from ai_filters.nanotron.schedule import plot_schedule
-from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig, config_to_dict
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
 
 PAPER_TOKENS = {"corpus": 238_300_000_000, "selected": 73_100_000_000}
 SHIPPED_NODES, SHIPPED_GPUS_PER_NODE, SHIPPED_TP = 64, 8, 2
