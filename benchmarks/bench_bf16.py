@@ -19,7 +19,6 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from common import (
     EMBEDDED,
     add_model_option,
@@ -148,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     fp32, fp32_s = score_in("float32", args, texts)
     bf16, bf16_s = score_in("bfloat16", args, texts)
     report = {
-        **report_head("bf16", torch.device(args.device)),
+        **report_head("bf16", args.device),
         "settings": {
             "device": args.device,
             "model": args.model,
@@ -160,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "seconds": {"float32": fp32_s, "bfloat16": bf16_s},
         "speed_bf16_over_fp32": fp32_s / bf16_s,
-        "peak_rss_mib": peak_memory(torch.device("cpu"))["peak_rss_mib"],
+        "peak_rss_mib": peak_memory("cpu")["peak_rss_mib"],
         "agreement": agreement(fp32, bf16, domains),
     }
     shown = {key: value for key, value in report["agreement"].items() if key != "documents"}

@@ -25,7 +25,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from common import (
     EMBEDDED,
     EMBEDDED_HEADS,
@@ -158,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     loaded = shared_model(EMBEDDED, args.device, None)
     engine = ScoringEngine(loaded, EMBEDDED_HEADS, ScoringConfig(max_tokens=args.max_tokens))
     report = {
-        **report_head("tokenization", torch.device(args.device)),
+        **report_head("tokenization", args.device),
         "settings": {
             "device": args.device,
             "model": EMBEDDED,
@@ -171,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "block": block,
         "overlap": overlapped(args, texts, engine),
         "tokenizer": tokenizer_alone(engine, texts),
-        "peak_rss_mib": peak_memory(torch.device("cpu"))["peak_rss_mib"],
+        "peak_rss_mib": peak_memory("cpu")["peak_rss_mib"],
     }
     print(json.dumps({key: report[key] for key in ("block", "overlap", "tokenizer")}, indent=1))
     print(f"wrote {write_report(report, args.out_dir, 'tokenization', args.device)}")

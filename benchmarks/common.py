@@ -69,7 +69,7 @@ def cpu_model() -> str:
 
 
 def machine(
-    device: torch.device,
+    device: torch.device | str,
     packages: Sequence[str] = (),
     load_start: tuple[float, float, float] | None = None,
 ) -> dict:
@@ -78,6 +78,7 @@ def machine(
     when the run began), the load averages at the start and the end; the GPU on CUDA."""
     import transformers
 
+    device = torch.device(device)
     description = {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -107,7 +108,7 @@ def device_kind(device: torch.device) -> str:
 
 
 # ------------------------------------------------------------------------------ the results
-def report_head(benchmark: str, device: torch.device, **machine_options) -> dict:
+def report_head(benchmark: str, device: torch.device | str, **machine_options) -> dict:
     """The first keys of every result: the benchmark's name, when, and :func:`machine`."""
     return {
         "benchmark": benchmark,
@@ -277,8 +278,9 @@ def timed(function: Callable[[], object], device: torch.device) -> tuple[object,
     return result, time.perf_counter() - start
 
 
-def peak_memory(device: torch.device) -> dict:
+def peak_memory(device: torch.device | str) -> dict:
     """This process's peak resident memory, and on a GPU its peak allocated memory (MiB)."""
+    device = torch.device(device)
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         memory["peak_gpu_allocated_mib"] = torch.cuda.max_memory_allocated(device) / MIB
