@@ -105,7 +105,7 @@ def run_engine(args: argparse.Namespace, payload: dict) -> dict:
     started = time.monotonic()
     block = AttentionInfluenceScorer(
         str(Path(payload["heads"]).resolve()),
-        engine=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), "cpu", "float32"),
+        settings=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), "cpu", "float32"),
     )
     block.filter_batch(as_documents(payload["sample"][:1]))
     warm = time.monotonic() - started

@@ -79,9 +79,9 @@ STAGE_SCRIPT = (
     + """
 import json, sys, time
 from datatrove.executor import LocalPipelineExecutor
-from ai_filters.blocks import DomainThresholds, SelectionReport
+from ai_filters.blocks import ThresholdFinder, SelectionReport
 out, stage = sys.argv[1], sys.argv[2]
-step = DomainThresholds(out, 0.2) if stage == "thresholds" else SelectionReport(out)
+step = ThresholdFinder(out, 0.2) if stage == "thresholds" else SelectionReport(out)
 executor = LocalPipelineExecutor([step], tasks=1, logging_dir=f"{out}/logs/{stage}")
 reset_peak()
 started = time.perf_counter()

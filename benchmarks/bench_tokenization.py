@@ -95,11 +95,11 @@ def through_the_block(args: argparse.Namespace, texts: list[str], heads: Path) -
     """Step 1: the block's wall time and the part of it spent in the engine's tokenizer."""
     block = AttentionInfluenceScorer(
         heads,
-        engine=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), args.device),
+        settings=EngineSettings(ScoringConfig(max_tokens=args.max_tokens), args.device),
         docs_per_batch=args.batch_size,
     )
     documents = [Document(text=text, id=str(i)) for i, text in enumerate(texts)]
-    block.scorer.score_texts(texts[:2])  # build the engine and warm up outside the clock
+    block.engine.score_texts(texts[:2])  # build the engine and warm up outside the clock
     with TokenizerClock() as clock:
         start = time.perf_counter()
         kept = sum(1 for _ in block.run(iter(documents)))

@@ -49,13 +49,13 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import (
     DomainsReader,
-    DomainThresholdFilter,
-    DomainThresholds,
     HubShardWriter,
     ScoreTableWriter,
     SelectionReport,
+    ThresholdFilter,
+    ThresholdFinder,
 )
-from ai_filters.blocks.registry import SCORERS, Scorer, ScorerOptions, get_scorer
+from ai_filters.blocks.registry import SCORERS, ScorerEntry, ScorerOptions, get_scorer
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
@@ -155,13 +155,13 @@ def stage_pipelines(args) -> dict[str, Stage]:
     options = ScorerOptions(
         heads_path=args.heads,
         model=args.model,
-        engine=engine_settings(args, scorer),
+        engine_settings=engine_settings(args, scorer),
         docs_per_batch=args.docs_per_batch,
         seed=args.seed,
         exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
         distilled_model=args.distilled_model,
     )
-    selector = DomainThresholdFilter(
+    selector = ThresholdFilter(
         str(folder.thresholds_file),
         score_key=scorer.score_key,
         exclusion_writer=HubShardWriter(folder.rejected, scorer.table_fields),
@@ -181,7 +181,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
             gpus=True,
         ),
         "thresholds": Stage(
-            [DomainThresholds(folder.root, args.fraction, scorer.score_key)], 1, one_task=True
+            [ThresholdFinder(folder.root, args.fraction, scorer.score_key)], 1, one_task=True
         ),
         "select": Stage(
             [
@@ -197,7 +197,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
     }
 
 
-def engine_settings(args, scorer: Scorer) -> EngineSettings:
+def engine_settings(args, scorer: ScorerEntry) -> EngineSettings:
     """The engine settings the options give, checked against the scorer: a mask mode is for
     scorers with heads, and each of those has its own (the ablation is ``--scorer
     zero_ablation``)."""

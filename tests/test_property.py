@@ -162,7 +162,7 @@ def test_datatrove_block_accounts_for_random_documents(engine, tiny, documents):
         scorer = AttentionInfluenceScorer(
             heads,
             model=str(heads.parent / "model"),
-            engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+            settings=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
             docs_per_batch=4,
             exclusion_writer=JsonlWriter(str(folder / "skipped")),
         )

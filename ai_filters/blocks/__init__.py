@@ -4,8 +4,8 @@ Scorers (keep every document they can score, its score under their ``score_key``
 :class:`AttentionInfluenceScorer` (the method; ``mask_mode="zero"``: the zero ablation),
 :class:`PerplexityScorer` and :class:`RandomScorer` (the controls), :class:`DistilledScorer`
 (a fast text model distilled from a selection's scores). Selection:
-:class:`ScoreTableWriter` (every scored document without its text), :class:`DomainThresholds`
-(one task: the per-domain thresholds from those tables), :class:`DomainThresholdFilter` and
+:class:`ScoreTableWriter` (every scored document without its text), :class:`ThresholdFinder`
+(one task: the per-domain thresholds from those tables), :class:`ThresholdFilter` and
 :class:`HubShardWriter` (the selected and rejected documents, flat columns in the Hub's layout).
 Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing for nanotron:
 :class:`FolderTokenizer`.
@@ -19,15 +19,15 @@ from ai_filters.blocks.random_scorer import RandomScorer
 from ai_filters.blocks.readers import DomainsReader
 from ai_filters.blocks.report import SelectionReport
 from ai_filters.blocks.score_table import ScoreTableWriter
-from ai_filters.blocks.threshold_filter import DomainThresholdFilter
-from ai_filters.blocks.thresholds import DomainThresholds
+from ai_filters.blocks.threshold_filter import ThresholdFilter
+from ai_filters.blocks.threshold_finder import ThresholdFinder
 from ai_filters.blocks.tokens import FolderTokenizer
 
 __all__ = [
     "AttentionInfluenceScorer",
     "DistilledScorer",
-    "DomainThresholdFilter",
-    "DomainThresholds",
+    "ThresholdFilter",
+    "ThresholdFinder",
     "DomainsReader",
     "FolderTokenizer",
     "HubShardWriter",

@@ -19,7 +19,7 @@ class AttentionInfluenceScorer(EngineScorer):
     Args:
         heads_path: heads file from ``ai-filters detect-heads`` (read in the task).
         model: model spec; default: the model named in the heads file.
-        engine: every engine setting (max tokens, batching, packing, mask mode, device, dtype,
+        settings: every engine setting (max tokens, batching, packing, mask mode, device, dtype,
             ...); default: :class:`~ai_filters.engine.settings.EngineSettings`'s defaults.
         docs_per_batch: documents handed to the engine at once (datatrove's batch); the engine
             sorts them by length, so larger batches pad less.
@@ -39,12 +39,12 @@ class AttentionInfluenceScorer(EngineScorer):
         self,
         heads_path: str | Path,
         model: str | None = None,
-        engine: EngineSettings | None = None,
+        settings: EngineSettings | None = None,
         docs_per_batch: int = 64,
         ignore_fingerprint: bool = False,
         exclusion_writer: DiskWriter | None = None,
     ) -> None:
-        super().__init__(model, engine or EngineSettings(), docs_per_batch, exclusion_writer)
+        super().__init__(model, settings or EngineSettings(), docs_per_batch, exclusion_writer)
         self.heads_path = str(heads_path)
         self.ignore_fingerprint = ignore_fingerprint
 

@@ -27,11 +27,11 @@ class PerplexityScorer(EngineScorer):
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        engine: EngineSettings | None = None,
+        settings: EngineSettings | None = None,
         docs_per_batch: int = 64,
         exclusion_writer: DiskWriter | None = None,
     ) -> None:
-        super().__init__(model, engine or EngineSettings(), docs_per_batch, exclusion_writer)
+        super().__init__(model, settings or EngineSettings(), docs_per_batch, exclusion_writer)
 
     def _build_engine(self) -> ScoringEngine:
         return ScoringEngine(self._shared_model(self.model), [], self.config)

@@ -16,7 +16,7 @@ from pathlib import Path
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from ai_filters.engine.masking import MASK_MODES
+from ai_filters.engine.masking import UNIFORM, ZERO
 from ai_filters.engine.models import DEFAULT_MODEL
 from ai_filters.engine.settings import EngineSettings
 from ai_filters.fields import (
@@ -36,13 +36,13 @@ class ScorerOptions:
     """What a selection run passes to its scorer; a scorer uses the options it needs.
 
     ``model=None`` means the heads file's model (scorers with heads) or the embedded default.
-    ``engine`` goes whole to the model-backed scorers (their own mask mode replaces its one);
+    ``engine_settings`` go whole to the model-backed scorers (their own mask mode replaces its one);
     ``docs_per_batch`` documents go to a scorer at once.
     """
 
     heads_path: str | None = None
     model: str | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
     docs_per_batch: int = 64
     seed: int = 0
     exclusion_writer: DiskWriter | None = None
@@ -50,7 +50,7 @@ class ScorerOptions:
 
 
 @dataclass(frozen=True)
-class Scorer:
+class ScorerEntry:
     """One registry entry: how a scorer is named, what it writes and how its block is built."""
 
     name: str
@@ -72,7 +72,7 @@ def _attention_influence(mask_mode: str) -> Callable[[ScorerOptions], BaseFilter
         return AttentionInfluenceScorer(
             str(Path(options.heads_path).resolve()),
             model=options.model,
-            engine=options.engine.with_scoring(mask_mode=mask_mode),
+            settings=options.engine_settings.with_scoring(mask_mode=mask_mode),
             docs_per_batch=options.docs_per_batch,
             exclusion_writer=options.exclusion_writer,
         )
@@ -85,7 +85,7 @@ def _perplexity(options: ScorerOptions) -> BaseFilter:
 
     return PerplexityScorer(
         model=options.model or DEFAULT_MODEL,
-        engine=options.engine,
+        settings=options.engine_settings,
         docs_per_batch=options.docs_per_batch,
         exclusion_writer=options.exclusion_writer,
     )
@@ -120,14 +120,14 @@ _AI_TEXT = (
     "next-token loss, `(loss_ref - loss_base) / loss_base`{reading}."
 )
 
-SCORERS: dict[str, Scorer] = {
+SCORERS: dict[str, ScorerEntry] = {
     scorer.name: scorer
     for scorer in (
-        Scorer(
+        ScorerEntry(
             name="attention_influence",
             score_key=SCORE_KEY,
             needs_heads=True,
-            mask_mode=MASK_MODES[0],
+            mask_mode=UNIFORM,
             summary="(L_ref - L_base) / L_base with the retrieval heads made uniform (the method)",
             card_text="**AttentionInfluence** ([arXiv 2505.07293](https://arxiv.org/abs/2505.07293"
             ")). "
@@ -136,13 +136,13 @@ SCORERS: dict[str, Scorer] = {
                 reading="; the paper reads a higher score as a more reasoning-intensive document",
             ),
             table_fields=ENGINE_FIELDS,
-            build=_attention_influence(MASK_MODES[0]),
+            build=_attention_influence(UNIFORM),
         ),
-        Scorer(
+        ScorerEntry(
             name="zero_ablation",
             score_key=SCORE_KEY,
             needs_heads=True,
-            mask_mode=MASK_MODES[1],
+            mask_mode=ZERO,
             summary="the same with the heads' outputs zeroed instead (the ablation)",
             card_text="**zero ablation of the retrieval heads**, a control of AttentionInfluence "
             "([arXiv 2505.07293](https://arxiv.org/abs/2505.07293)). "
@@ -151,9 +151,9 @@ SCORERS: dict[str, Scorer] = {
                 reading="",
             ),
             table_fields=ENGINE_FIELDS,
-            build=_attention_influence(MASK_MODES[1]),
+            build=_attention_influence(ZERO),
         ),
-        Scorer(
+        ScorerEntry(
             name="perplexity",
             score_key=PERPLEXITY_SCORE_KEY,
             needs_heads=False,
@@ -170,7 +170,7 @@ SCORERS: dict[str, Scorer] = {
             ),
             build=_perplexity,
         ),
-        Scorer(
+        ScorerEntry(
             name="random",
             score_key=RANDOM_SCORE_KEY,
             needs_heads=False,
@@ -182,7 +182,7 @@ SCORERS: dict[str, Scorer] = {
             table_fields=(RANDOM_SCORE_KEY, DOCUMENT_TOKENS_KEY),
             build=_random,
         ),
-        Scorer(
+        ScorerEntry(
             name="distilled",
             score_key=DISTILLED_SCORE_KEY,
             needs_heads=False,
@@ -200,7 +200,7 @@ SCORERS: dict[str, Scorer] = {
 }
 
 
-def get_scorer(name: str) -> Scorer:
+def get_scorer(name: str) -> ScorerEntry:
     """The registry entry ``name``; a ``ValueError`` naming the choices otherwise."""
     if name not in SCORERS:
         raise ValueError(f"unknown scorer '{name}'; choose one of {', '.join(SCORERS)}")

@@ -97,7 +97,7 @@ class ScorerBlock(BaseFilter):
 class EngineScorer(ScorerBlock):
     """What the model-backed scorers share: the lazy engine, the device, batching and skips.
 
-    ``engine`` holds every engine setting (:class:`~ai_filters.engine.settings.EngineSettings`,
+    ``settings`` holds every engine setting (:class:`~ai_filters.engine.settings.EngineSettings`,
     validated before any task starts); ``docs_per_batch`` documents go to the engine at once
     (datatrove's batch: the engine sorts them by length, so larger batches pad less).
 
@@ -115,37 +115,37 @@ class EngineScorer(ScorerBlock):
     def __init__(
         self,
         model: str | None,
-        engine: EngineSettings,
+        settings: EngineSettings,
         docs_per_batch: int,
         exclusion_writer: DiskWriter | None,
     ) -> None:
         super().__init__(exclusion_writer, batch_size=docs_per_batch)
         self.model = model
-        self.engine = engine
+        self.settings = settings
         self._rank = 0
-        self._scorer: ScoringEngine | None = None
+        self._engine: ScoringEngine | None = None
 
     @property
     def config(self) -> ScoringConfig:
         """The engine's settings as given (``None`` fields resolved when the engine is built)."""
-        return self.engine.scoring
+        return self.settings.scoring
 
     def __getstate__(self) -> dict:
         """Copies and pickles of the block never carry a loaded model."""
-        return dict(self.__dict__, _scorer=None)
+        return dict(self.__dict__, _engine=None)
 
     @property
-    def scorer(self) -> ScoringEngine:
+    def engine(self) -> ScoringEngine:
         """The engine, built on first use (in the task) from the shared model."""
-        if self._scorer is None:
+        if self._engine is None:
             cpus = os.environ.get("SLURM_CPUS_PER_TASK")
             if cpus and self._device() == "cpu":  # one thread per allocated core, no more
                 torch.set_num_threads(int(cpus))
-            self._scorer = self._build_engine()
-        return self._scorer
+            self._engine = self._build_engine()
+        return self._engine
 
     def _shared_model(self, spec: str) -> LoadedModel:
-        return shared_model(spec, self._device(), self.engine.dtype)
+        return shared_model(spec, self._device(), self.settings.dtype)
 
     def _build_engine(self) -> ScoringEngine:
         raise NotImplementedError
@@ -154,8 +154,8 @@ class EngineScorer(ScorerBlock):
         raise NotImplementedError
 
     def _device(self) -> str:
-        if self.engine.device is not None:
-            return self.engine.device
+        if self.settings.device is not None:
+            return self.settings.device
         if torch.cuda.is_available():
             return f"cuda:{self._rank % torch.cuda.device_count()}"
         return "cpu"
@@ -167,9 +167,9 @@ class EngineScorer(ScorerBlock):
         """
         self._rank = rank
         started = time.perf_counter()
-        model_seconds = self.scorer.feed.model_seconds
+        model_seconds = self.engine.feed.model_seconds
         batches = batched(data, self.batch_size)
-        scored = self.scorer.score_batches(batches, texts=scorable_texts)
+        scored = self.engine.score_batches(batches, texts=scorable_texts)
         with self.exclusion_writer or contextlib.nullcontext() as writer:
             for batch, scores in self._timed(scored):
                 if self.batch_size > 1:
@@ -186,7 +186,7 @@ class EngineScorer(ScorerBlock):
                     if writer:
                         doc.metadata[FILTER_REASON_KEY] = reason
                         writer.write(doc, rank)
-        spent = self.scorer.feed.model_seconds - model_seconds
+        spent = self.engine.feed.model_seconds - model_seconds
         self.stat_update("model_seconds", value=spent, unit="task")
         self.stat_update("task_seconds", value=time.perf_counter() - started, unit="task")
 
@@ -208,7 +208,7 @@ class EngineScorer(ScorerBlock):
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         """Score the batch in one engine call; ``True`` or ``(False, reason)`` per document."""
-        return self._results(batch, self.scorer.score_texts(scorable_texts(batch)))
+        return self._results(batch, self.engine.score_texts(scorable_texts(batch)))
 
     def _results(
         self, batch: list[Document], scores: list[DocumentScore]

@@ -15,7 +15,7 @@ from ai_filters.selection.folder import KEPT_STAT, REJECTED_STAT, read_threshold
 BELOW_THRESHOLD = "below_threshold"
 
 
-class DomainThresholdFilter(BaseFilter):
+class ThresholdFilter(BaseFilter):
     """Keeps a document when ``metadata[score_key] >= threshold[domain]``.
 
     Args:

@@ -13,9 +13,6 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.examples < 0:
         raise ValueError(f"--examples must be >= 0, got {args.examples}")
     specs = resolve_specs(args.selections)
-    for spec in specs:
-        if spec.note:
-            print(f"{spec.name} ({spec.folder}): {spec.note}")
     out = Path(args.out)
     only_ids = Path(args.only_ids) if args.only_ids else None
     result = write_comparison(specs, out, args.examples, only_ids)
@@ -38,9 +35,9 @@ random, ...) made of the same corpus, per domain:
 - the top and bottom documents of each scorer (id, score, tokens, first 200 characters).
 
 Each SEL is an output folder of pipelines/smollm_select.py, as FOLDER or NAME=FOLDER. It must
-hold scored/<domain>/*.jsonl.gz, selected/data/<domain>/*.parquet and thresholds.json.
-scorer.json ({"scorer", "score_key", "fraction"}) gives the score's metadata key and the
-default name; without it the key is attention_influence and the name the folder's.
+hold scored/<domain>/*.jsonl.gz, selected/data/<domain>/*.parquet, thresholds.json and
+scorer.json ({"scorer", "score_key", "fraction"}), which gives the score's metadata key and
+the default name.
 
 With --only-ids PATH (a file of ids, one per line, or a model folder of 'ai-filters distill',
 for its held-out ids) every statistic counts those documents alone, and each selection is made

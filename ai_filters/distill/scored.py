@@ -51,7 +51,7 @@ def read_teacher(folder: SelectionFolder) -> Teacher:
             retrieval.selected,
         )
     return Teacher(
-        folder.root, record.scorer, record.score_key, record.fraction, model, fingerprint, heads
+        folder.root, record.name, record.score_key, record.fraction, model, fingerprint, heads
     )
 
 

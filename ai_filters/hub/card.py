@@ -251,7 +251,7 @@ def caveats(record: ScorerRecord, statistics: dict, fraction: str, token_share: 
             "`spearman_` columns); `ppl_overlap` shows how much of the selection a plain "
             "perplexity filter would also pick."
         )
-    if record.scorer == METHOD:
+    if record.name == METHOD:
         lines.append(
             "The paper has no random-subset control: its model trains on the full corpus plus "
             "the selected subset against the full corpus alone, so part of the gain may come "
@@ -263,7 +263,7 @@ def caveats(record: ScorerRecord, statistics: dict, fraction: str, token_share: 
         )
     else:
         lines.append(
-            f"This is a control selection (`{record.scorer}`): it answers whether "
+            f"This is a control selection (`{record.name}`): it answers whether "
             "AttentionInfluence's subset helps more than this one when trained on with the "
             "same recipe (corpus + subset of the same size per domain)."
         )
@@ -284,7 +284,7 @@ def card_values(
     kept = sum(e.tokens_selected for e in thresholds.values())
     statistics = selection.report.get("statistics") or {}
     domains = list(rows)
-    scorer = SCORERS.get(record.scorer)
+    scorer = SCORERS.get(record.name)
     return {
         "pretty_name": selection.pretty_name(repo_id),
         "fraction": fraction,

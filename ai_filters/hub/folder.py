@@ -88,13 +88,13 @@ class Selection:
     @property
     def fields(self) -> tuple[str, ...]:
         """The scorer's fields (score first), as its score tables hold them."""
-        if self.scorer.scorer in SCORERS:
-            return SCORERS[self.scorer.scorer].table_fields
+        if self.scorer.name in SCORERS:
+            return SCORERS[self.scorer.name].table_fields
         return (self.scorer.score_key,)
 
     def pretty_name(self, repo_id: str | None) -> str:
-        name = repo_id.split("/")[-1] if repo_id else f"{self.scorer.scorer} selection"
-        return f"{name} ({self.scorer.scorer} selection)" if repo_id else name
+        name = repo_id.split("/")[-1] if repo_id else f"{self.scorer.name} selection"
+        return f"{name} ({self.scorer.name} selection)" if repo_id else name
 
 
 def load_selection(out_dir: str | Path) -> Selection:
@@ -111,7 +111,7 @@ def load_selection(out_dir: str | Path) -> Selection:
         )
     thresholds = folder.read_thresholds()
     scorer = folder.read_scorer()
-    needs_heads = SCORERS[scorer.scorer].needs_heads if scorer.scorer in SCORERS else True
+    needs_heads = SCORERS[scorer.name].needs_heads if scorer.name in SCORERS else True
     shards, tables = folder.selected_shards(), folder.score_tables()
     unknown = sorted(set(shards) - set(thresholds))
     if unknown:
@@ -384,7 +384,7 @@ def build_hub_folder(
         raise FileExistsError(f"{hub} exists; choose another --hub-dir or pass --overwrite")
     fraction = min(entry.fraction for entry in selection.thresholds.values())
     commands = commands or default_commands(
-        selection.folder, out_dir, hub_dir, repo_id, selection.scorer.scorer, fraction
+        selection.folder, out_dir, hub_dir, repo_id, selection.scorer.name, fraction
     )
     hub.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{hub.name}.", suffix=".staging", dir=hub.parent))

@@ -64,7 +64,6 @@ class SelectionSpec:
     scorer: str
     score_key: str
     fraction: float | None
-    note: str | None = None  # set when scorer.json is absent and defaults were assumed
 
 
 @dataclass
@@ -90,7 +89,7 @@ def split_argument(argument: str) -> tuple[str | None, Path]:
 
 
 def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
-    """Describe the selection in ``folder`` (``scorer.json``, else the documented fallback).
+    """Describe the selection in ``folder`` (from its ``scorer.json``).
 
     Raises ``FileNotFoundError`` naming what is missing when ``folder`` is not a complete
     selection output, ``ValueError`` when ``scorer.json`` is malformed.
@@ -98,18 +97,8 @@ def load_spec(folder: Path, name: str | None = None) -> SelectionSpec:
     selection = SelectionFolder(folder)
     selection.require_complete()
     record = selection.read_scorer()
-    if selection.has_scorer_record():
-        return SelectionSpec(
-            name or record.scorer, folder, record.scorer, record.score_key, record.fraction
-        )
     return SelectionSpec(
-        name or folder.resolve().name,
-        folder,
-        record.scorer,
-        record.score_key,
-        record.fraction,
-        note=f"no scorer.json: score key '{record.score_key}' assumed"
-        + ("" if name else ", named after the folder"),
+        name or record.name, folder, record.name, record.score_key, record.fraction
     )
 
 
@@ -314,7 +303,6 @@ def compare_selections(
                 "scorer": spec.scorer,
                 "score_key": spec.score_key,
                 "fraction": spec.fraction,
-                "note": spec.note,
             }
             for spec in specs
         ],

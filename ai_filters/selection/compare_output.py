@@ -76,11 +76,10 @@ def _examples_table(examples: dict[str, list[dict]]) -> list[str]:
 
 def _selections_table(selections: list[dict]) -> list[str]:
     rows = [
-        [s["name"], s["folder"], s["scorer"], s["score_key"]]
-        + [_number(s["fraction"], "{:g}"), s["note"] or ""]
+        [s["name"], s["folder"], s["scorer"], s["score_key"], _number(s["fraction"], "{:g}")]
         for s in selections
     ]
-    return _table(["name", "folder", "scorer", "score key", "fraction", "note"], rows)
+    return _table(["name", "folder", "scorer", "score key", "fraction"], rows)
 
 
 def _thresholds_table(thresholds: dict[str, dict[str, float]]) -> list[str]:

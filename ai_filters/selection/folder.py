@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
@@ -48,7 +48,7 @@ HUB_GLOB = "data/*/*.parquet"
 # The stats the stages record per domain, from which the report counts every document:
 READ_STAT = "read_{domain}"  # a record read (DomainsReader)
 SKIPPED_STAT = "skipped/{domain}/{reason}"  # a document without a score ('/' is in no domain)
-KEPT_STAT = "kept_{domain}"  # at or above the domain's threshold (DomainThresholdFilter)
+KEPT_STAT = "kept_{domain}"  # at or above the domain's threshold (ThresholdFilter)
 REJECTED_STAT = "below_threshold_{domain}"  # below it
 
 
@@ -60,14 +60,12 @@ class SelectionFolderError(FileNotFoundError):
 class ScorerRecord:
     """``scorer.json``: which scorer made a selection folder, its score field, the fraction."""
 
-    scorer: str
+    name: str  # the registry name (``--scorer``), stored as "scorer"
     score_key: str
     fraction: float
 
-
-# Folders made before the pipeline had --scorer have no scorer.json: AttentionInfluence made
-# them, with the paper's fraction.
-LEGACY_SCORER = ScorerRecord("attention_influence", "attention_influence", 0.2)
+    def as_json(self) -> dict:
+        return {"scorer": self.name, "score_key": self.score_key, "fraction": self.fraction}
 
 
 class SelectionFolder:
@@ -150,8 +148,9 @@ class SelectionFolder:
             missing.append("scored/<domain>/*.jsonl.gz")
         if not self.selected_shards():
             missing.append("selected/data/<domain>/*.parquet")
-        if not self.exists("thresholds.json"):
-            missing.append("thresholds.json")
+        for record in ("scorer.json", "thresholds.json"):
+            if not self.exists(record):
+                missing.append(record)
         return missing
 
     def require_complete(self) -> None:
@@ -167,29 +166,23 @@ class SelectionFolder:
 
     # --- records ---------------------------------------------------------------------------
     def read_scorer(self) -> ScorerRecord:
-        """``scorer.json``; for a folder made before it existed, :data:`LEGACY_SCORER` with the
-        fraction ``thresholds.json`` records (when all its domains share one)."""
-        if not self.has_scorer_record():
-            fractions = set()
-            if self.exists("thresholds.json"):
-                fractions = {entry.fraction for entry in self.read_thresholds().values()}
-            if len(fractions) == 1:
-                return replace(LEGACY_SCORER, fraction=fractions.pop())
-            return LEGACY_SCORER
+        """``scorer.json``. Raises :class:`SelectionFolderError` when it is missing and
+        ``ValueError`` when it is not a scorer record."""
+        if not self.exists("scorer.json"):
+            raise SelectionFolderError(
+                f"{self.scorer_file} is missing (the pipeline writes it before scoring; run "
+                "pipelines/smollm_select.py)"
+            )
         data = self._read_json("scorer.json")
-        try:
-            return ScorerRecord(**data)
-        except TypeError:
+        if not isinstance(data, dict) or set(data) != {"scorer", "score_key", "fraction"}:
             raise ValueError(
                 f"{self.scorer_file} is not a scorer record; expected "
                 '{"scorer": ..., "score_key": ..., "fraction": ...}'
-            ) from None
-
-    def has_scorer_record(self) -> bool:
-        return self.exists("scorer.json")
+            )
+        return ScorerRecord(data["scorer"], data["score_key"], data["fraction"])
 
     def write_scorer(self, record: ScorerRecord) -> None:
-        self._write_json("scorer.json", asdict(record))
+        self._write_json("scorer.json", record.as_json())
 
     def read_thresholds(self) -> dict[str, DomainThreshold]:
         """``thresholds.json`` as typed entries, in the file's (sorted) domain order."""
@@ -239,7 +232,7 @@ def read_thresholds(source: str | Path) -> dict[str, DomainThreshold]:
     """A ``thresholds.json`` (local path or any URL datatrove reads) as typed entries.
 
     Raises ``ValueError`` naming the file and the domain when an entry is not a full threshold
-    entry (as :class:`~ai_filters.blocks.DomainThresholds` writes them).
+    entry (as :class:`~ai_filters.blocks.ThresholdFinder` writes them).
     """
     thresholds = {}
     for domain, entry in _threshold_entries(source).items():

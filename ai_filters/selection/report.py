@@ -215,7 +215,7 @@ def build_report(folder: SelectionFolder) -> dict:
         row = table_statistics(tables, domain, record.score_key, record.fraction)
         if row is not None:
             statistics[domain] = row
-    return {"scorer": record.scorer, "domains": domains, "statistics": statistics}
+    return {"scorer": record.name, "domains": domains, "statistics": statistics}
 
 
 def conserved(row: dict) -> bool:

@@ -25,7 +25,7 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
     models_before = dict(scorer_base._MODELS)
     scorer = AttentionInfluenceScorer(
         heads_file,
-        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+        settings=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
         docs_per_batch=2,
         exclusion_writer=JsonlWriter(str(tmp_path / "skipped")),
     )
@@ -71,7 +71,9 @@ def test_scorer_pipeline_annotates_every_scorable_document(loaded, heads_file, t
 
 def test_scorer_rejects_bad_settings_before_loading(heads_file):
     with pytest.raises(ValueError, match="mask mode"):
-        AttentionInfluenceScorer(heads_file, engine=EngineSettings(ScoringConfig(mask_mode="nope")))
+        AttentionInfluenceScorer(
+            heads_file, settings=EngineSettings(ScoringConfig(mask_mode="nope"))
+        )
 
 
 def test_scorer_reads_the_next_batch_in_the_background(heads_file):
@@ -86,7 +88,7 @@ def test_scorer_reads_the_next_batch_in_the_background(heads_file):
 
     scorer = AttentionInfluenceScorer(
         heads_file,
-        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+        settings=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
         docs_per_batch=2,
     )
     kept = [doc.id for doc in scorer.run(documents())]

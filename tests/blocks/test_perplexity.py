@@ -19,7 +19,7 @@ def test_perplexity_scorer_keeps_minus_the_base_loss(loaded):
     engine = ScoringEngine(loaded, HEADS, ScoringConfig(max_tokens=MAX_TOKENS))
     expected = engine.score_texts([d.text for d in documents])
     scorer = PerplexityScorer(
-        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32")
+        settings=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32")
     )
     rtol = loss_rtol(loaded.config, MAX_TOKENS)  # one pass instead of a doubled batch
     for document, score in zip(scorer(copy.deepcopy(documents)), expected, strict=True):

@@ -31,7 +31,7 @@ def test_entry_builds_a_block_that_writes_its_score_key(name, tiny, request):
     options = ScorerOptions(
         heads_path=str(heads) if entry.needs_heads else None,
         model=str(heads.parent / "model"),  # the tiny model: milliseconds per document
-        engine=EngineSettings(ScoringConfig(max_tokens=32)),
+        engine_settings=EngineSettings(ScoringConfig(max_tokens=32)),
         distilled_model=request.getfixturevalue("distilled_model") if name == "distilled" else None,
     )
     block = entry.build(options)

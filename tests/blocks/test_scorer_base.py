@@ -32,7 +32,7 @@ def test_scorer_excludes_empty_and_non_string_texts(heads_file, tmp_path):
     ]
     scorer = AttentionInfluenceScorer(
         heads_file,
-        engine=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
+        settings=EngineSettings(ScoringConfig(max_tokens=MAX_TOKENS), "cpu", "float32"),
         exclusion_writer=JsonlWriter(str(tmp_path / "skipped")),
     )
     kept = list(scorer(documents))  # run() closes the exclusion writer at the end
@@ -43,4 +43,4 @@ def test_scorer_excludes_empty_and_non_string_texts(heads_file, tmp_path):
         "none": "missing_text",
     }
     assert scorer.stats["dropped_missing_text"].total == 1
-    assert scorer._scorer is not None and copy.deepcopy(scorer)._scorer is None
+    assert scorer._engine is not None and copy.deepcopy(scorer)._engine is None

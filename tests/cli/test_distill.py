@@ -126,7 +126,7 @@ def test_distill_writes_the_model_and_its_record(teacher, model_dir, capsys):
     assert cli_main(["distill", str(teacher["ai"]), "--out", str(model_dir)]) == 2
     assert "give --overwrite" in capsys.readouterr().err
     assert cli_main(["distill", str(teacher["folder"] / "corpus"), "--out", "unused"]) == 2
-    assert "no scored documents" in capsys.readouterr().err
+    assert "scorer.json is missing" in capsys.readouterr().err
 
 
 def test_pipeline_selects_with_the_distilled_scorer(teacher, model_dir, distilled_run):

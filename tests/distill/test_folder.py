@@ -29,6 +29,7 @@ from ai_filters.distill import (
     read_record,
     save,
 )
+from ai_filters.selection.folder import ScorerRecord, SelectionFolder
 from tests.helpers.distill import (
     HEADS_FILE,
     grouped,
@@ -104,6 +105,9 @@ def test_pooled_only_model_with_fewer_training_documents(selection, tmp_path):
 
 
 def test_bad_selection_is_a_clear_error(tmp_path, selection):
+    with pytest.raises(FileNotFoundError, match="scorer.json is missing"):
+        distill(tmp_path, TrainingSettings())
+    SelectionFolder(tmp_path).write_scorer(ScorerRecord("random", "random_score", 0.2))
     with pytest.raises(ValueError, match="no scored documents"):
         distill(tmp_path, TrainingSettings())
     broken = tmp_path / "broken"

@@ -20,6 +20,11 @@ from ai_filters.hub import folder as hub
 from ai_filters.hub.folder import HubPushError, build_hub_folder, push_folder
 
 RANDOM_CONTROL = {"scorer": "random", "score_key": "random_score", "fraction": 0.2}
+METHOD_RECORD = {
+    "scorer": "attention_influence",
+    "score_key": "attention_influence",
+    "fraction": 0.2,
+}
 TOKEN = "hf_" + "S3cr3tT0kenValueForTests" * 2
 # domain -> (rows per selected shard, rejected rows, extra metadata field of the domain)
 DOMAINS = {"web": ([3, 2], 12, None), "code": ([2], 6, "repo")}
@@ -70,9 +75,9 @@ def make_out(out: Path, scorer: dict | None = None) -> Path:
     """A selection output folder as pipelines/smollm_select.py leaves it, for DOMAINS, with
     shards in the older layout (a nested ``metadata`` struct) and score tables.
 
-    Without ``scorer``, the method's folder from before scorer.json existed; with ``scorer``
-    (a scorer.json record of a control), that control's folder: its scorer.json, its score
-    field in the metadata, and no heads.json.
+    Without ``scorer``, the method's folder (its heads.json); with ``scorer`` (a scorer.json
+    record of a control), that control's folder: its score field in the metadata, and no
+    heads.json.
     """
     score_key = scorer["score_key"] if scorer else "attention_influence"
     thresholds, report = {}, {"domains": {}, "statistics": {}}
@@ -121,7 +126,7 @@ def make_out(out: Path, scorer: dict | None = None) -> Path:
         "settings": {"num_probes": 800, "max_tokens": 4096, "top_fraction": 0.05, "seed": 0},
     }
     records = {"thresholds": thresholds, "report": report}
-    records |= {"scorer": scorer} if scorer else {"heads": heads}
+    records |= {"scorer": scorer} if scorer else {"scorer": METHOD_RECORD, "heads": heads}
     for name, content in records.items():
         (out / f"{name}.json").write_text(json.dumps(content))
     return out

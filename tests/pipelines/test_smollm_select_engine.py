@@ -94,8 +94,8 @@ def test_engine_options_reach_the_engine(select_inputs, tmp_path):
     module = load_select_module()
     args = module.build_parser().parse_args(command_line(select_inputs, tmp_path / "out"))
     block = module.stage_pipelines(args)["score"].pipeline[1]
-    assert block.engine == EXPECTED
-    engine = block.scorer  # built as a task builds it
+    assert block.settings == EXPECTED
+    engine = block.engine  # built as a task builds it
     assert engine.config == EXPECTED.scoring
     assert engine.loaded.device.type == "cpu"
     assert str(engine.loaded.dtype) == "torch.float32"
@@ -108,8 +108,8 @@ def test_no_packing_and_the_ablation_mask_reach_the_engine(select_inputs, tmp_pa
     arguments = [a for a in arguments if a not in ("--packing", "--compile")]
     arguments += ["--no-packing", "--scorer", "zero_ablation", "--mask-mode", "zero"]
     block = module.stage_pipelines(module.build_parser().parse_args(arguments))["score"].pipeline[1]
-    assert block.engine.scoring.packing is False
-    assert block.engine.scoring.mask_mode == "zero"
+    assert block.settings.scoring.packing is False
+    assert block.settings.scoring.mask_mode == "zero"
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import pytest
 
 from ai_filters.selection.folder import (
-    LEGACY_SCORER,
     ScorerRecord,
     SelectionFolder,
     SelectionFolderError,
@@ -64,24 +62,18 @@ def test_shards_are_listed_by_domain_in_order(tmp_path):
 
 def test_scorer_record_round_trip(tmp_path):
     folder = SelectionFolder(tmp_path)
+    with pytest.raises(SelectionFolderError, match="scorer.json is missing"):
+        folder.read_scorer()
+    assert "scorer.json" in folder.missing()
     record = ScorerRecord("random", "random_score", 0.1)
     folder.write_scorer(record)
-    assert json.loads((tmp_path / "scorer.json").read_text()) == asdict(record)
-    assert folder.has_scorer_record() and folder.read_scorer() == record
-    (tmp_path / "scorer.json").write_text(json.dumps({"scorer": "random"}))
-    with pytest.raises(ValueError, match="is not a scorer record"):
-        folder.read_scorer()
-
-
-def test_folder_without_scorer_record_is_attention_influence_with_its_fraction(tmp_path):
-    """Folders made before scorer.json existed: the method, at the fraction thresholds.json
-    records when every domain shares one, else the paper's."""
-    folder = SelectionFolder(tmp_path)
-    assert not folder.has_scorer_record() and folder.read_scorer() == LEGACY_SCORER
-    folder.write_thresholds({"web": entry(0.3), "code": entry(0.3)})
-    assert folder.read_scorer() == ScorerRecord("attention_influence", "attention_influence", 0.3)
-    folder.write_thresholds({"web": entry(0.3), "code": entry(0.1)})
-    assert folder.read_scorer() == LEGACY_SCORER
+    expected = {"scorer": "random", "score_key": "random_score", "fraction": 0.1}
+    assert json.loads((tmp_path / "scorer.json").read_text()) == expected
+    assert folder.read_scorer() == record and "scorer.json" not in folder.missing()
+    for bad in ({"scorer": "random"}, {**expected, "extra": 1}):
+        (tmp_path / "scorer.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="is not a scorer record"):
+            folder.read_scorer()
 
 
 def test_thresholds_round_trip_and_errors_name_the_domain(tmp_path):
@@ -108,11 +100,12 @@ def test_require_complete_names_what_is_missing(tmp_path):
     folder = SelectionFolder(tmp_path)
     message = (
         "missing scored/<domain>/\\*.jsonl.gz, selected/data/<domain>/\\*.parquet, "
-        "thresholds.json \\(run pipelines/smollm_select.py"
+        "scorer.json, thresholds.json \\(run pipelines/smollm_select.py"
     )
     with pytest.raises(SelectionFolderError, match=message):
         folder.require_complete()
     folder.write_thresholds({"web": entry()})
+    folder.write_scorer(ScorerRecord("random", "random_score", 0.2))
     (tmp_path / "scored" / "web").mkdir(parents=True)
     (tmp_path / "scored" / "web" / "00000.jsonl.gz").touch()
     with pytest.raises(

@@ -11,7 +11,7 @@ from ai_filters.selection.score_tables import ScoreTables
 from ai_filters.selection.thresholds import table_thresholds
 
 
-class DomainThresholds(PipelineStep):
+class ThresholdFinder(PipelineStep):
     """Computes every domain's top-``fraction`` threshold over all score tables (one task).
 
     Reads ``OUT/scores/<domain>/*.parquet`` (written by
@@ -45,7 +45,7 @@ class DomainThresholds(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
         if world_size != 1:
-            raise ValueError("DomainThresholds needs every score table: run it with tasks=1")
+            raise ValueError("ThresholdFinder needs every score table: run it with tasks=1")
         folder = SelectionFolder(self.output_folder)
         with self.track_time():
             thresholds = table_thresholds(
