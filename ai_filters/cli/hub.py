@@ -9,13 +9,9 @@ import sys
 from huggingface_hub.utils import validate_repo_id
 
 from ai_filters.cli.common import HelpFormatter
-from ai_filters.hub.folder import (
-    PLACEHOLDER_REPO,
-    TOKEN_ENV,
-    build_hub_folder,
-    hf_upload_command,
-    push_folder,
-)
+from ai_filters.hub.card import PLACEHOLDER_REPO, TOKEN_ENV
+from ai_filters.hub.folder import build_hub_folder
+from ai_filters.hub.push import hf_upload_command, push_folder
 
 
 def run_hub_folder(args: argparse.Namespace) -> int:
