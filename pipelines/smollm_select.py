@@ -56,12 +56,17 @@ from ai_filters.blocks import (
     SelectionReport,
 )
 from ai_filters.blocks.registry import SCORERS, Scorer, ScorerOptions, get_scorer
+from ai_filters.cli.engine_options import (
+    add_device_options,
+    add_engine_options,
+    engine_settings_from_args,
+)
 from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.engine.models import DEFAULT_MODEL
-from ai_filters.engine.settings import EngineSettings, add_device_options, add_engine_options
+from ai_filters.engine.settings import EngineSettings
 from ai_filters.executors.chain import (
     Stage,
     chain_executors,
@@ -209,7 +214,7 @@ def engine_settings(args, scorer: Scorer) -> EngineSettings:
             f"--scorer {scorer.name} masks with '{scorer.mask_mode}'; --mask-mode "
             f"{args.mask_mode} is --scorer {same} (its own folder and record)"
         )
-    return EngineSettings.from_options(vars(args))
+    return engine_settings_from_args(args)
 
 
 def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ai_filters.cli.engine_options import add_device_options
 from ai_filters.engine.models import DEFAULT_MODEL, LoadedModel
-from ai_filters.engine.settings import add_device_options
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.engine.settings import add_engine_options
+from ai_filters.cli.engine_options import add_engine_options, engine_settings_from_args
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
     from ai_filters.engine.heads import RetrievalHeads
     from ai_filters.engine.score_files import score_file, skipped_path
     from ai_filters.engine.scoring import ScoringEngine
-    from ai_filters.engine.settings import EngineSettings
 
     heads = RetrievalHeads.load(args.heads)
     missing = [path for path in args.input if not Path(path).is_file()]
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
     check_writable_folder(Path(args.output).parent, "--output")
     args.model = args.model or heads.model
-    settings = EngineSettings.from_options(vars(args))  # a bad setting fails before loading
+    settings = engine_settings_from_args(args)  # a bad setting fails before loading
     loaded = load_model_from_args(args)
     heads.check_model(loaded, strict_fingerprint=not args.ignore_fingerprint)
     scorer = ScoringEngine(loaded, heads.selected_heads, settings.scoring)
