@@ -21,7 +21,7 @@ from typing import IO
 from datatrove.io import get_datafolder, open_file
 
 from ai_filters.console import error_line
-from ai_filters.engine.scoring import SKIP_UNREADABLE
+from ai_filters.fields import SKIP_REASON_KEY, SKIP_UNREADABLE
 
 FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
 
@@ -55,7 +55,7 @@ def unreadable(path: str | Path, line: int | None, detail: str) -> dict:
     """The record standing for input that could not be parsed: it names the file and line."""
     name = _file_name(path)
     where = f"{name}/{line}" if line is not None else f"{name}/file"
-    metadata = {"skip_reason": SKIP_UNREADABLE, "skip_detail": detail, "source_file": str(path)}
+    metadata = {SKIP_REASON_KEY: SKIP_UNREADABLE, "skip_detail": detail, "source_file": str(path)}
     if line is not None:
         metadata["source_line"] = line + 1
     return {"text": "", "id": where, "metadata": metadata}
@@ -77,7 +77,7 @@ def read_documents(
     reader = _read_parquet(path, text_key) if kind == ".parquet" else _read_jsonl(path, text_key)
     for document in reader:
         metadata = document["metadata"]
-        if strict and metadata.get("skip_reason") == SKIP_UNREADABLE:
+        if strict and metadata.get(SKIP_REASON_KEY) == SKIP_UNREADABLE:
             line = f":{metadata['source_line']}" if "source_line" in metadata else ""
             raise DocumentReadError(f"{metadata['source_file']}{line}: {metadata['skip_detail']}")
         yield document

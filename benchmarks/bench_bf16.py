@@ -15,22 +15,21 @@ Targets: Spearman >= 0.99 and top-20 % Jaccard >= 0.9.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import resource
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import torch
 from common import (
     EMBEDDED,
-    EMBEDDED_HEADS,
+    add_model_option,
+    add_texts_option,
+    checked,
     corpus_texts,
     demo_documents_parser,
-    machine,
-    random_heads,
+    heads_of,
+    peak_memory,
+    report_head,
+    timed,
     write_report,
 )
 
@@ -47,29 +46,13 @@ FRACTION = 0.2
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = demo_documents_parser(__doc__.split("\n\n")[0], docs_per_domain=25, max_tokens=256)
-    parser.add_argument(
-        "--model",
-        default=EMBEDDED,
-        help=f"{EMBEDDED} (real weights: the agreement a selection sees) or a model folder, "
+    add_model_option(
+        parser,
+        f"{EMBEDDED} (real weights: the agreement a selection sees) or a model folder, "
         "e.g. random weights from benchmarks/random_model.py (the numerics only)",
     )
-    parser.add_argument(
-        "--texts",
-        type=Path,
-        default=None,
-        help="documents to score (.jsonl.gz of the demo domains, as make gpu-bundle writes); "
-        "default: the local demo corpus",
-    )
-    return parser.parse_args(argv)
-
-
-def heads_of(model: str) -> list[tuple[int, int]]:
-    """The embedded model's detected heads, or 5 % of a random-weight model's, seeded."""
-    if model == EMBEDDED:
-        return list(EMBEDDED_HEADS)
-    from transformers import AutoConfig
-
-    return random_heads(AutoConfig.from_pretrained(model))
+    add_texts_option(parser)
+    return checked(parser, argv)
 
 
 def documents_of(args: argparse.Namespace) -> list[dict]:
@@ -88,16 +71,10 @@ def score_in(
     dtype: str, args: argparse.Namespace, texts: list[str]
 ) -> tuple[list[DocumentScore], float]:
     """The engine's scores of ``texts`` with ``--model`` in ``dtype``, and the seconds."""
-    device = args.device
-    loaded = load_model(args.model, device=device, dtype=dtype)
-    config = ScoringConfig(max_tokens=args.max_tokens)
-    engine = ScoringEngine(loaded, heads_of(args.model), config)
+    loaded = load_model(args.model, device=args.device, dtype=dtype)
+    engine = ScoringEngine(loaded, heads_of(args.model), ScoringConfig(max_tokens=args.max_tokens))
     engine.score_texts(texts[:1])
-    start = time.perf_counter()
-    scores = engine.score_texts(texts)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return scores, time.perf_counter() - start
+    return timed(lambda: engine.score_texts(texts), loaded.device)
 
 
 def selected(scores: Sequence[float], domains: Sequence[str], tokens: Sequence[int]) -> set[int]:
@@ -170,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     fp32, fp32_s = score_in("float32", args, texts)
     bf16, bf16_s = score_in("bfloat16", args, texts)
     report = {
-        "benchmark": "bf16",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(torch.device(args.device)),
+        **report_head("bf16", args.device),
         "settings": {
             "device": args.device,
             "model": args.model,
@@ -184,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "seconds": {"float32": fp32_s, "bfloat16": bf16_s},
         "speed_bf16_over_fp32": fp32_s / bf16_s,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_memory("cpu")["peak_rss_mib"],
         "agreement": agreement(fp32, bf16, domains),
     }
     shown = {key: value for key, value in report["agreement"].items() if key != "documents"}

@@ -24,27 +24,32 @@ Prints a summary and writes ``benchmarks/results/distilled_cpu_<YYYYmmdd-HHMMSS>
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-MIB = 2**20
+import torch
+from common import (
+    MIB,
+    RESULTS_DIR,
+    add_variant_options,
+    base_parser,
+    peak_memory,
+    report_head,
+    variant_in_subprocess,
+    write_report,
+)
+
+VARIANTS = ("engine", "distilled")
 TARGET_RATIO = 1000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = base_parser(__doc__, raw=True)
     parser.add_argument("--selection", type=Path, required=True, help="AttentionInfluence OUT")
     parser.add_argument("--model-dir", type=Path, required=True, help="ai-filters distill output")
     parser.add_argument("--engine-docs", type=int, default=16, help="documents the engine scores")
@@ -52,9 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-seconds", type=float, default=5.0, help="distilled: timed at least")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds, fastest kept")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
-    parser.add_argument("--variant", choices=("engine", "distilled"), help=argparse.SUPPRESS)
-    parser.add_argument("--docs-file", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
+    add_variant_options(parser, VARIANTS)
     return parser.parse_args(argv)
 
 
@@ -95,8 +98,6 @@ def as_documents(rows: list[dict]):
 
 def run_engine(args: argparse.Namespace, payload: dict) -> dict:
     """The engine block on the sample: one warm-up document, then the sample once."""
-    import torch
-
     from ai_filters.blocks import AttentionInfluenceScorer
     from ai_filters.engine.scoring import ScoringConfig
     from ai_filters.engine.settings import EngineSettings
@@ -177,50 +178,17 @@ def run_distilled(args: argparse.Namespace, payload: dict) -> dict:
 
 
 def run_variant(args: argparse.Namespace) -> None:
+    """Subprocess entry: run ``--variant`` on ``--docs-file``, write ``--result-file``."""
     payload = json.loads(args.docs_file.read_text())
     runner = run_engine if args.variant == "engine" else run_distilled
     result = runner(args, payload)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB
+    result["peak_rss_mib"] = peak_memory("cpu")["peak_rss_mib"]
     args.result_file.write_text(json.dumps(result))
 
 
-def in_subprocess(args: argparse.Namespace, variant: str, docs_file: Path) -> dict:
-    with tempfile.TemporaryDirectory() as scratch:
-        result_file = Path(scratch) / "result.json"
-        command = [sys.executable, __file__, "--variant", variant, "--docs-file", str(docs_file)]
-        command += ["--result-file", str(result_file), "--selection", str(args.selection)]
-        command += ["--model-dir", str(args.model_dir), "--max-tokens", str(args.max_tokens)]
-        command += ["--min-seconds", str(args.min_seconds)]
-        subprocess.run(command, check=True)
-        return json.loads(result_file.read_text())
-
-
 # ------------------------------------------------------------------------------- the report
-def machine() -> dict:
-    import sklearn
-    import torch
-    import transformers
-
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "scikit-learn": sklearn.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.variant:
         run_variant(args)
@@ -234,23 +202,21 @@ def main(argv: list[str] | None = None) -> int:
     documents = scored_documents(args.selection)
     sample = engine_sample(documents, args.engine_docs)
     load_start = os.getloadavg()
-    rounds: dict[str, list[dict]] = {"engine": [], "distilled": []}
+    rounds: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
     with tempfile.TemporaryDirectory() as scratch:
         docs_file = Path(scratch) / "docs.json"
         payload = {"heads": str(heads), "model_dir": str(args.model_dir)}
         docs_file.write_text(json.dumps({**payload, "sample": sample, "all": documents}))
         for _ in range(args.rounds):
             for variant in rounds:
-                rounds[variant].append(in_subprocess(args, variant, docs_file))
+                work = Path(scratch)
+                rounds[variant].append(
+                    variant_in_subprocess(__file__, argv, variant, docs_file, work)
+                )
     best = {name: max(runs, key=lambda run: run["docs_per_s"]) for name, runs in rounds.items()}
     ratio = best["distilled"]["docs_per_s"] / best["engine"]["docs_per_s"]
     result = {
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            **machine(),
-            "load_average_start": load_start,
-            "load_average_end": os.getloadavg(),
-        },
+        **report_head("distilled", "cpu", packages=("scikit-learn",), load_start=load_start),
         "settings": {
             "selection": str(args.selection),
             "model_dir": str(args.model_dir),
@@ -269,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = args.out_dir / f"distilled_cpu_{stamp}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = write_report(result, args.out_dir, "distilled", "cpu")
     engine, distilled = best["engine"], best["distilled"]
     print(
         f"engine: {engine['docs_per_s']:.3f} documents/s on {engine['documents']} documents "

@@ -11,52 +11,37 @@ known, which never goes down (read the GPU figures). Writes
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from common import (
-    EMBEDDED,
-    EMBEDDED_HEADS,
     MIB,
-    RESULTS_DIR,
     benchmark_documents,
+    checked,
     corpus_texts,
     document_lengths,
-    machine,
+    heads_of,
+    model_documents_parser,
     peak_memory,
-    random_heads,
+    report_head,
     timed,
     write_report,
 )
 
-from ai_filters.engine.models import DTYPES, load_model
+from ai_filters.engine.models import load_model
 from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--model", default=EMBEDDED, help="model spec or folder")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: by device")
-    parser.add_argument("--texts", type=Path, default=None, help="as bench_scoring.py --texts")
-    parser.add_argument("--num-docs", type=int, default=64, help="documents scored per setting")
-    parser.add_argument("--max-tokens", type=int, default=2048, help="the longest document")
-    parser.add_argument("--median-tokens", type=int, default=600, help="median document length")
+    parser = model_documents_parser(__doc__.split("\n\n")[0], num_docs=64)
     parser.add_argument(
         "--batch-tokens",
         default="8192,16384,32768,65536",
         help="comma-separated batch sizes in tokens to measure",
     )
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
-    args = parser.parse_args(argv)
+    args = checked(parser, argv)
     args.batch_token_list = [int(value) for value in args.batch_tokens.split(",") if value]
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
     return args
 
 
@@ -82,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
     loaded = load_model(args.model, device=device, dtype=args.dtype)
-    heads = EMBEDDED_HEADS if args.model == EMBEDDED else random_heads(loaded.config)
+    heads = heads_of(args.model)
     lengths = document_lengths(
         args.num_docs, "web-mix", 0, args.median_tokens, 1.0, args.max_tokens
     )
@@ -94,9 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results[str(batch_tokens)] = measure(ScoringEngine(loaded, heads, config), ids, device)
         print(f"batch_tokens {batch_tokens}: {json.dumps(results[str(batch_tokens)])}")
     report = {
-        "benchmark": "memory",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(device),
+        **report_head("memory", device),
         "settings": {
             "model": args.model,
             "device": args.device,

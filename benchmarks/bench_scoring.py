@@ -23,9 +23,7 @@ measures a matmul peak on the same device and writes one JSON file under
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,62 +33,49 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import (
-    EMBEDDED,
-    EMBEDDED_HEADS,
-    RESULTS_DIR,
+    add_variant_options,
     benchmark_documents,
-    comparison,
+    checked,
     corpus_texts,
     document_lengths,
-    machine,
-    matmul_peak,
-    naive_losses,
+    heads_of,
+    model_config,
+    model_documents_parser,
     peak_memory,
-    random_heads,
-    reference_copy,
-    scoring_flops,
-    timed,
+    report_head,
+    variant_in_subprocess,
     write_report,
+)
+from scoring_variants import (
+    ENGINE_VARIANTS,
+    VARIANTS,
+    EngineOptions,
+    comparison,
+    matmul_peak,
+    run_scoring_variant,
+    variant_summary,
 )
 
 from ai_filters.demo.corpus import DOMAINS
 from ai_filters.engine.heads import RetrievalHeads
-from ai_filters.engine.models import DTYPES, LoadedModel, default_dtype, load_model, load_tokenizer
+from ai_filters.engine.models import DTYPES, default_dtype, load_model, load_tokenizer
 from ai_filters.engine.numerics import loss_rtol
-from ai_filters.engine.scoring import ScoringConfig, ScoringEngine, shared_prefix_layers
-
-VARIANTS = ("naive", "engine", "packed", "packed_sdpa", "compiled")
-ENGINE_VARIANTS = VARIANTS[1:]
+from ai_filters.engine.scoring import ScoringConfig
 
 
 # ------------------------------------------------------------------------------- arguments
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line; ``--variant``, ``--docs-file`` and ``--result-file`` are internal."""
     defaults = ScoringConfig()
-    parser = argparse.ArgumentParser(
-        description=(
-            "Benchmark AttentionInfluence scoring: the naive baseline (two model copies, two "
-            "Hugging Face forward passes with labels per document, batch size 1) against "
-            "ai_filters' ScoringEngine (one document per row, packed, or packed and compiled), "
-            "on the same real documents. Reports tokens/s, the speed-ups, the share of fed "
-            "tokens that are padding, the largest score and loss differences, each variant's "
-            "peak memory (each runs in its own subprocess) and model FLOP utilisation against a "
-            "matmul peak measured in the same run; writes JSON to benchmarks/results/."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
-    parser.add_argument(
-        "--dtype",
-        choices=tuple(DTYPES),
-        default=None,
-        help="model dtype; default float32 on cpu, bfloat16 on cuda (also the matmul peak's)",
-    )
-    parser.add_argument(
-        "--model",
-        default=EMBEDDED,
-        help=f"{EMBEDDED} (the embedded SmolLM2-135M) or a model folder, for example random "
-        "weights in a SmolLM2 shape written by benchmarks/random_model.py",
+    parser = model_documents_parser(
+        "Benchmark AttentionInfluence scoring: the naive baseline (two model copies, two "
+        "Hugging Face forward passes with labels per document, batch size 1) against "
+        "ai_filters' ScoringEngine (one document per row, packed, or packed and compiled), "
+        "on the same real documents. Reports tokens/s, the speed-ups, the share of fed "
+        "tokens that are padding, the largest score and loss differences, each variant's "
+        "peak memory (each runs in its own subprocess) and model FLOP utilisation against a "
+        "matmul peak measured in the same run; writes JSON to benchmarks/results/.",
+        num_docs=32,
     )
     parser.add_argument(
         "--heads",
@@ -100,14 +85,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "of the heads of the model's middle layers drawn with a fixed seed",
     )
     parser.add_argument(
-        "--texts",
-        type=Path,
-        default=None,
-        help="documents to cut the benchmark's documents from (.jsonl.gz of the four demo "
-        "domains, as make gpu-bundle writes); default: the local corpus of this machine",
-    )
-    parser.add_argument("--num-docs", type=int, default=32, help="documents to score")
-    parser.add_argument(
         "--lengths",
         choices=("fixed", "web-mix"),
         default="fixed",
@@ -115,10 +92,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--median-tokens, sigma --length-sigma) truncated at --max-tokens",
     )
     parser.add_argument("--doc-tokens", type=int, default=512, help="fixed: tokens per document")
-    parser.add_argument(
-        "--max-tokens", type=int, default=2048, help="web-mix: the longest document"
-    )
-    parser.add_argument("--median-tokens", type=int, default=600, help="web-mix: the median")
     parser.add_argument(
         "--length-sigma",
         type=float,
@@ -152,21 +125,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run the variants alternately this many times and keep each one's fastest round "
         "(on a noisy machine; every round's time and speed-up is in the JSON)",
     )
-    parser.add_argument(
-        "--out-dir", type=Path, default=RESULTS_DIR, help="folder for the JSON result"
-    )
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--docs-file", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    add_variant_options(parser, VARIANTS)
+    args = checked(parser, argv)
     args.variant_list = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = set(args.variant_list) - set(VARIANTS)
     if unknown or not args.variant_list:
         parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     if not set(args.variant_list) & set(ENGINE_VARIANTS):
         parser.error("--variants must include an engine variant")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
     if args.num_docs < 1 or args.doc_tokens < 2 or args.max_tokens < 2:
         parser.error("--num-docs must be at least 1, --doc-tokens and --max-tokens at least 2")
     return args
@@ -192,94 +158,14 @@ def lengths_of(args: argparse.Namespace) -> list[int]:
     )
 
 
-# ---------------------------------------------------------------------------------- models
-def model_config(spec: str):
-    """The configuration of the benchmarked model, without its weights."""
-    from transformers import AutoConfig
-
-    from ai_filters.engine.models import resolve_model_path
-
-    return AutoConfig.from_pretrained(resolve_model_path(spec))
-
-
 def benchmark_heads(args: argparse.Namespace) -> list[tuple[int, int]]:
-    """The heads to mask: ``--heads``, the embedded model's detected ones, or random ones."""
+    """The heads to mask: ``--heads``, else :func:`common.heads_of` the model."""
     if args.heads is not None:
         return RetrievalHeads.load(args.heads).selected_heads
-    if args.model == EMBEDDED:
-        return list(EMBEDDED_HEADS)
-    return random_heads(model_config(args.model))
+    return heads_of(args.model)
 
 
 # -------------------------------------------------------------------------------- variants
-def run_naive(
-    loaded: LoadedModel, heads: list[tuple[int, int]], documents: list[list[int]]
-) -> dict:
-    """The naive baseline: warm up on one document, then time all of them. Every row holds one
-    whole document, so no position fed is padding."""
-    reference = reference_copy(loaded, heads)
-
-    def score(docs: list[list[int]]) -> list[tuple[float, float]]:
-        return naive_losses(loaded.model, reference, docs, loaded.device)
-
-    _, warmup = timed(lambda: score(documents[:1]), loaded.device)
-    losses, elapsed = timed(lambda: score(documents), loaded.device)
-    lengths = [len(ids) for ids in documents]
-    return {
-        "losses": losses,
-        "warmup_s": warmup,
-        "elapsed_s": elapsed,
-        "flops": scoring_flops(loaded, lengths, shared_layers=0),
-        "fed_tokens": sum(lengths),
-        "real_tokens": sum(lengths),
-    }
-
-
-def engine_config(args: argparse.Namespace, variant: str) -> ScoringConfig:
-    """The engine's configuration for an engine variant."""
-    return ScoringConfig(
-        max_tokens=longest_document(args),
-        batch_size=args.batch_size,
-        batch_tokens=args.batch_tokens,
-        packing=variant != "engine",
-        pack_tokens=args.pack_tokens,
-        compile=variant == "compiled",
-        attention_kernel="sdpa" if variant == "packed_sdpa" else "auto",
-    )
-
-
-def run_engine(
-    loaded: LoadedModel,
-    heads: list[tuple[int, int]],
-    documents: list[list[int]],
-    args: argparse.Namespace,
-) -> dict:
-    """An engine variant: warm up on a few documents (compiling, for ``compiled``), then time
-    all documents."""
-    engine = ScoringEngine(loaded, heads, engine_config(args, args.variant))
-    warm = documents[: max(1, min(8, len(documents) // 4))]
-    _, warmup = timed(lambda: engine.score_token_ids(warm), loaded.device)
-    engine.feed.real = engine.feed.fed = 0
-    scores, elapsed = timed(lambda: engine.score_token_ids(documents), loaded.device)
-    skipped = [score.skip_reason for score in scores if score.skip_reason is not None]
-    if skipped:
-        raise RuntimeError(f"the engine skipped {len(skipped)} documents: {skipped[:3]}")
-    shared = shared_prefix_layers(heads)
-    return {
-        "losses": [(score.loss_base, score.loss_ref) for score in scores],
-        "warmup_s": warmup,
-        "elapsed_s": elapsed,
-        "flops": scoring_flops(loaded, [len(ids) for ids in documents], shared),
-        "shared_layers": shared,
-        "batch_tokens": engine.config.batch_tokens,
-        "packing": engine.config.packing,
-        "compile": engine.config.compile,
-        "attention_kernel": engine.config.attention_kernel,
-        "fed_tokens": engine.feed.fed,
-        "real_tokens": engine.feed.real,
-    }
-
-
 def run_variant(args: argparse.Namespace) -> None:
     """Subprocess entry: load, score the documents of ``--docs-file``, write ``--result-file``."""
     documents = json.loads(args.docs_file.read_text())["documents"]
@@ -287,43 +173,15 @@ def run_variant(args: argparse.Namespace) -> None:
     loaded = load_model(args.model, device=args.device, dtype=run_dtype(args))
     heads = benchmark_heads(args)
     load_s = time.perf_counter() - start
-    if args.variant == "naive":
-        result = run_naive(loaded, heads, documents)
-    else:
-        result = run_engine(loaded, heads, documents, args)
+    options = EngineOptions(
+        longest_document(args), args.batch_size, args.batch_tokens, args.pack_tokens
+    )
+    result = run_scoring_variant(args.variant, loaded, heads, documents, options)
     result.update(peak_memory(loaded.device), load_s=load_s, threads=torch.get_num_threads())
     args.result_file.write_text(json.dumps(result))
 
 
-def spawn_variant(variant: str, argv: Sequence[str], docs_file: Path, work: Path) -> dict:
-    """Run one variant in a fresh interpreter and read back its JSON result."""
-    result_file = work / f"{variant}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), *argv]
-    command += ["--variant", variant, "--docs-file", str(docs_file)]
-    command += ["--result-file", str(result_file)]
-    print(f"running the {variant} variant ...", flush=True)
-    subprocess.run(command, check=True)
-    return json.loads(result_file.read_text())
-
-
 # ---------------------------------------------------------------------------------- summary
-def variant_summary(result: dict, scored_tokens: int, peak: float) -> dict:
-    """A variant's speed, padding, FLOP utilisation, memory and per-document numbers."""
-    losses = result.pop("losses")
-    flops_per_s = result["flops"] / result["elapsed_s"]
-    fed, real = result["fed_tokens"], result["real_tokens"]
-    return {
-        **result,
-        "tokens_per_s": scored_tokens / result["elapsed_s"],
-        "padding_share": (fed - real) / fed,
-        "flops_per_s": flops_per_s,
-        "mfu": flops_per_s / peak,
-        "loss_base": [base for base, _ in losses],
-        "loss_ref": [ref for _, ref in losses],
-        "scores": [(ref - base) / base for base, ref in losses],
-    }
-
-
 def print_table(report: dict) -> None:
     """The human-readable summary of a report."""
     setup, host = report["settings"], report["machine"]
@@ -406,7 +264,9 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         rounds: dict[str, list[dict]] = {v: [] for v in variants}
         for _ in range(args.rounds):
             for variant in variants:
-                rounds[variant].append(spawn_variant(variant, argv, docs_file, Path(work)))
+                rounds[variant].append(
+                    variant_in_subprocess(__file__, argv, variant, docs_file, Path(work))
+                )
     results = {v: min(runs, key=lambda run: run["elapsed_s"]) for v, runs in rounds.items()}
     device = torch.device(args.device)
     peak = matmul_peak(device, run_dtype(args))
@@ -425,9 +285,7 @@ def benchmark(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         ]
         comparisons[f"{name}/{baseline}"] = diff
     return {
-        "benchmark": "scoring",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(device),
+        **report_head("scoring", device),
         "settings": settings(args, documents, shared_layers),
         "matmul_peak": peak,
         "variants": summaries,

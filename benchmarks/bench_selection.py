@@ -23,13 +23,8 @@ high-water mark of the stage alone, reset once the imports are done (Linux only)
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +32,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from common import (
+    MIB,
+    RESULTS_DIR,
+    base_parser,
+    peak_memory,
+    report_head,
+    result_path,
+    run_python,
+    write_json,
+)
 
 from ai_filters.blocks.score_table import table_schema
 from ai_filters.selection.folder import (
@@ -48,13 +53,11 @@ from ai_filters.selection.folder import (
     SelectionFolder,
 )
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SHARES = {"web": 0.782, "textbook": 0.161, "code": 0.032, "math": 0.026}  # of 243.3M documents
 FIELDS = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens")
 ROWS_PER_FILE = 2_000_000
 SKIPPED_SHARE = 0.001
 FULL_CORPUS = 240_000_000
-MIB = 2**20
 TARGET_BYTES_PER_DOC = 16
 TARGET_DOCS_PER_S = 1_000_000
 
@@ -112,10 +115,9 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib()}))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Peak memory and speed of the selection's thresholds and report stages on "
-        "synthetic score tables of N documents (see the module docstring).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = base_parser(
+        "Peak memory and speed of the selection's thresholds and report stages on "
+        "synthetic score tables of N documents (see the module docstring)."
     )
     parser.add_argument(
         "--docs",
@@ -180,12 +182,8 @@ def write_stage_stats(folder: SelectionFolder, stage: str, counters: dict[str, i
 
 def run_stage(script: str, *arguments: str) -> dict:
     """Run ``script`` in a fresh interpreter and read the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"a stage failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    printed = run_python(["-c", script, *arguments], capture=True)
+    return json.loads(printed.strip().splitlines()[-1])
 
 
 def measure(work: Path, docs: int, seed: int) -> dict:
@@ -278,17 +276,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     result = {
-        "benchmark": "selection",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": sys.version},
+        **report_head("selection", "cpu"),
         "sizes": sizes,
         "summary": summarize(sizes, baseline),
-        "peak_rss_mib_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib_this_process": peak_memory("cpu")["peak_rss_mib"],
     }
     print(json.dumps(result["summary"], indent=1))
-    path = args.json or RESULTS_DIR / f"selection_cpu_{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = write_json(result, args.json or result_path(RESULTS_DIR, "selection", "cpu"))
     print(f"wrote {path}")
 
 

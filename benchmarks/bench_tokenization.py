@@ -19,20 +19,18 @@ Writes ``benchmarks/results/tokenization_<device>_<stamp>.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import resource
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from common import (
     EMBEDDED,
     EMBEDDED_HEADS,
     demo_documents_parser,
-    machine,
+    peak_memory,
+    report_head,
     write_report,
 )
 from datatrove.data import Document
@@ -159,9 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     loaded = shared_model(EMBEDDED, args.device, None)
     engine = ScoringEngine(loaded, EMBEDDED_HEADS, ScoringConfig(max_tokens=args.max_tokens))
     report = {
-        "benchmark": "tokenization",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(torch.device(args.device)),
+        **report_head("tokenization", args.device),
         "settings": {
             "device": args.device,
             "model": EMBEDDED,
@@ -174,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "block": block,
         "overlap": overlapped(args, texts, engine),
         "tokenizer": tokenizer_alone(engine, texts),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_memory("cpu")["peak_rss_mib"],
     }
     print(json.dumps({key: report[key] for key in ("block", "overlap", "tokenizer")}, indent=1))
     print(f"wrote {write_report(report, args.out_dir, 'tokenization', args.device)}")

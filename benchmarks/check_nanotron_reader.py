@@ -3,7 +3,7 @@
 
     python benchmarks/check_nanotron_reader.py CONFIG.yaml [--out nanotron_reader.json]
 
-Run with the training environment's Python (README, "Training environment") and this checkout
+Run with the training environment's Python (docs/nanotron.md) and this checkout
 on ``PYTHONPATH``. The config is loaded with nanotron's own loader (``get_config_from_file``:
 dacite, strict, and ``NanosetDatasetsArgs``' check of the folders' ``.metadata``); every folder
 of the data stage nanotron trains on is built with nanotron's ``build_dataset`` and the config's

@@ -1,5 +1,12 @@
-"""What the benchmark scripts share: the machine description, timing, memory, the matmul peak,
-the JSON result writer, the documents they score and the random-weight models they build.
+"""What the benchmark scripts share: the machine description, the JSON result writer, the
+subprocess runner, the command-line options, timing, memory, the matmul peak, the documents
+they score, the heads they mask and the random-weight models they build.
+
+A script under ``benchmarks/`` imports the ``ai_filters`` package, third-party libraries and
+the shared benchmark modules only: this one, ``scoring_variants.py`` (the scoring variants that
+``bench_scoring.py`` times and ``gpu_check.py`` runs through it) and ``gpu_image.py`` (the GPU
+machine's image against this project's requirements). A shared module is imported, never run;
+no script imports another script.
 
 Random-weight models: ``benchmarks/model_shapes/<name>.json`` are Hugging Face configs in the
 shapes of SmolLM2-135M, 360M and 1.7B (and a toy shape for CPU smoke runs);
@@ -10,9 +17,9 @@ tokenizer's files), so nothing is downloaded and no weights travel to a GPU mach
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import gzip
+import importlib.metadata
 import itertools
 import json
 import math
@@ -22,6 +29,8 @@ import random
 import re
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,10 +39,10 @@ import numpy as np
 import torch
 
 from ai_filters.demo.corpus import DOMAINS, SOURCES, local_corpus
-from ai_filters.engine.models import LoadedModel
-from ai_filters.engine.numerics import score_tolerance
+from ai_filters.engine.models import DTYPES
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
 SHAPES_DIR = HERE / "model_shapes"
 EMBEDDED = "smollm2-135m"
@@ -44,7 +53,6 @@ EMBEDDED_HEADS = [
 ]  # fmt: skip
 HEAD_FRACTION = 0.05
 SEED = 0
-PEAK_SECONDS = 2.0
 MIB = 2**20
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -60,10 +68,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(device: torch.device) -> dict:
-    """What the numbers were measured on."""
+def machine(
+    device: torch.device | str,
+    packages: Sequence[str] = (),
+    load_start: tuple[float, float, float] | None = None,
+) -> dict:
+    """What the numbers were measured on: CPU, threads, versions (torch, transformers and
+    ``packages``), the 1-minute load average now and, given ``load_start`` (``os.getloadavg()``
+    when the run began), the load averages at the start and the end; the GPU on CUDA."""
     import transformers
 
+    device = torch.device(device)
     description = {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -71,10 +86,13 @@ def machine(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        **{name: importlib.metadata.version(name) for name in packages},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_1min": os.getloadavg()[0],
     }
+    if load_start is not None:
+        description |= {"load_average_start": load_start, "load_average_end": os.getloadavg()}
     if device.type == "cuda":
         description["gpu"] = torch.cuda.get_device_name(device)
         description["cuda"] = torch.version.cuda
@@ -89,13 +107,160 @@ def device_kind(device: torch.device) -> str:
     return f"cuda-{name}"
 
 
-def write_report(report: dict, out_dir: Path, prefix: str, device: str) -> Path:
-    """Write ``report`` as ``<prefix>_<device kind>_<stamp>.json`` in ``out_dir``."""
+# ------------------------------------------------------------------------------ the results
+def report_head(benchmark: str, device: torch.device | str, **machine_options) -> dict:
+    """The first keys of every result: the benchmark's name, when, and :func:`machine`."""
+    return {
+        "benchmark": benchmark,
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine(device, **machine_options),
+    }
+
+
+def result_path(out_dir: Path, prefix: str, device: str, suffix: str = ".json") -> Path:
+    """``out_dir/<prefix>_<device kind>_<YYYYmmdd-HHMMSS><suffix>`` (``out_dir`` made)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"{prefix}_{device_kind(torch.device(device))}_{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    return out_dir / f"{prefix}_{device_kind(torch.device(device))}_{stamp}{suffix}"
+
+
+def write_json(report: dict, path: Path) -> Path:
+    """Write ``report`` as indented JSON to ``path`` (its folder made); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
     return path
+
+
+def write_report(report: dict, out_dir: Path, prefix: str, device: str) -> Path:
+    """Write ``report`` as ``<prefix>_<device kind>_<stamp>.json`` in ``out_dir``."""
+    return write_json(report, result_path(out_dir, prefix, device))
+
+
+# ------------------------------------------------------------------------------ subprocesses
+def run_python(
+    arguments: Sequence[str], cwd: Path | None = None, capture: bool = False, label: str = ""
+) -> str:
+    """Run this interpreter on ``arguments`` (a script and its arguments, ``-m MODULE ...`` or
+    ``-c CODE ...``) in a fresh process; with ``label``, print ``[label] arguments`` first.
+    Returns the captured standard output (``capture``; else ""). A non-zero exit raises
+    ``RuntimeError`` naming the command (and, captured, the end of its standard error)."""
+    if label:
+        print(f"[{label}] {' '.join(arguments)}", flush=True)
+    result = subprocess.run(
+        [sys.executable, *arguments], cwd=cwd, capture_output=capture, text=True, check=False
+    )
+    if result.returncode != 0:
+        shown = " ".join(arguments)[:200]
+        tail = f":\n{result.stderr[-3000:]}" if capture else ""
+        raise RuntimeError(f"python {shown} exited with status {result.returncode}{tail}")
+    return result.stdout if capture else ""
+
+
+def add_variant_options(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    """The hidden options with which a script re-invokes itself for one variant:
+    ``--variant``, ``--docs-file`` (its input) and ``--result-file`` (its JSON result)."""
+    parser.add_argument("--variant", choices=tuple(variants), help=argparse.SUPPRESS)
+    parser.add_argument("--docs-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
+
+
+def variant_in_subprocess(
+    script: str, argv: Sequence[str], variant: str, docs_file: Path, work: Path
+) -> dict:
+    """Run ``script`` with its command line ``argv`` and :func:`add_variant_options` for
+    ``variant`` in a fresh interpreter, so its peak memory is its own; its JSON result."""
+    result_file = work / f"{variant}.json"
+    hidden = [
+        "--variant",
+        variant,
+        "--docs-file",
+        str(docs_file),
+        "--result-file",
+        str(result_file),
+    ]
+    print(f"running the {variant} variant ...", flush=True)
+    run_python([str(Path(script).resolve()), *argv, *hidden])
+    return json.loads(result_file.read_text())
+
+
+# ---------------------------------------------------------------------------------- options
+def base_parser(description: str, raw: bool = False) -> argparse.ArgumentParser:
+    """A parser that shows defaults (``raw``: keeps the description's line breaks)."""
+    formatter = (
+        argparse.RawDescriptionHelpFormatter if raw else argparse.ArgumentDefaultsHelpFormatter
+    )
+    return argparse.ArgumentParser(description=description, formatter_class=formatter)
+
+
+def add_model_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--model", default=EMBEDDED, help=help_text)
+
+
+def add_texts_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="documents to cut the benchmark's documents from (.jsonl.gz of the four demo "
+        "domains, as make gpu-bundle writes); default: the local corpus of this machine",
+    )
+
+
+def model_documents_parser(description: str, num_docs: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks that score token documents cut from the demo domains with
+    a model: device, dtype, model, texts, how many documents, the web-mix lengths (median,
+    longest) and the JSON's folder. :func:`checked` parses them."""
+    parser = base_parser(description)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        default=None,
+        help="model dtype; default float32 on cpu, bfloat16 on cuda (also the matmul peak's)",
+    )
+    add_model_option(
+        parser,
+        f"{EMBEDDED} (the embedded SmolLM2-135M) or a model folder, for example random "
+        "weights in a SmolLM2 shape written by benchmarks/random_model.py",
+    )
+    add_texts_option(parser)
+    parser.add_argument("--num-docs", type=int, default=num_docs, help="documents to score")
+    parser.add_argument(
+        "--max-tokens", type=int, default=2048, help="web-mix: the longest document"
+    )
+    parser.add_argument("--median-tokens", type=int, default=600, help="web-mix: the median")
+    parser.add_argument(
+        "--out-dir", type=Path, default=RESULTS_DIR, help="folder for the JSON result"
+    )
+    return parser
+
+
+def demo_documents_parser(
+    description: str, docs_per_domain: int, max_tokens: int
+) -> argparse.ArgumentParser:
+    """The options shared by the benchmarks that score demo-corpus documents: the device, how
+    many documents per domain, how the corpus is cut, tokens scored each, the JSON's folder."""
+    parser = base_parser(description)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--docs-per-domain", type=int, default=docs_per_domain, help="demo documents per domain"
+    )
+    parser.add_argument(
+        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=max_tokens, help="tokens scored per document"
+    )
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    return parser
+
+
+def checked(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser``'s arguments; ``--device cuda`` without a CUDA device is a usage error."""
+    args = parser.parse_args(argv)
+    if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    return args
 
 
 # --------------------------------------------------------------------------- time and memory
@@ -113,60 +278,16 @@ def timed(function: Callable[[], object], device: torch.device) -> tuple[object,
     return result, time.perf_counter() - start
 
 
-def peak_memory(device: torch.device) -> dict:
+def peak_memory(device: torch.device | str) -> dict:
     """This process's peak resident memory, and on a GPU its peak allocated memory (MiB)."""
+    device = torch.device(device)
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         memory["peak_gpu_allocated_mib"] = torch.cuda.max_memory_allocated(device) / MIB
     return memory
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
-    """Achieved FLOP/s of square matmuls repeated for about ``PEAK_SECONDS`` seconds."""
-    size = 2048 if device.type == "cpu" else 8192
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    out = torch.empty_like(a)
-
-    def multiply(repeats: int) -> None:
-        for _ in range(repeats):
-            torch.matmul(a, b, out=out)
-
-    multiply(1)
-    _, twice = timed(lambda: multiply(2), device)
-    repeats = max(1, math.ceil(PEAK_SECONDS / (twice / 2)))
-    _, seconds = timed(lambda: multiply(repeats), device)
-    return {
-        "size": size,
-        "dtype": str(dtype).removeprefix("torch."),
-        "repeats": repeats,
-        "seconds": seconds,
-        "flops_per_s": 2 * size**3 * repeats / seconds,
-    }
-
-
 # -------------------------------------------------------------------------------- documents
-def demo_documents_parser(
-    description: str, docs_per_domain: int, max_tokens: int
-) -> argparse.ArgumentParser:
-    """The options shared by the benchmarks that score demo-corpus documents: the device, how
-    many documents per domain, how the corpus is cut, tokens scored each, the JSON's folder."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument(
-        "--docs-per-domain", type=int, default=docs_per_domain, help="demo documents per domain"
-    )
-    parser.add_argument(
-        "--chunk-chars", type=int, default=3000, help="demo corpus pieces of about this many chars"
-    )
-    parser.add_argument(
-        "--max-tokens", type=int, default=max_tokens, help="tokens scored per document"
-    )
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    return parser
-
-
 def corpus_texts(texts_file: Path | None = None) -> list[dict]:
     """Documents of the four demo domains: ``texts_file`` (JSON lines, gzip, as
     :func:`write_corpus_texts` writes them), or every text the local corpus finds here."""
@@ -280,83 +401,18 @@ def random_heads(config) -> list[tuple[int, int]]:
     return sorted(random.Random(SEED).sample(pool, count))
 
 
-# --------------------------------------------------------------------- naive baseline, FLOPs
-def reference_copy(loaded: LoadedModel, heads: Sequence[tuple[int, int]]) -> torch.nn.Module:
-    """A deep copy of the model whose masked heads have zero ``q_proj`` output rows (exactly
-    uniform attention for Llama-shaped models, which have no norm after ``q_proj``)."""
-    reference = copy.deepcopy(loaded.model)
-    rows = loaded.head_dim
-    with torch.no_grad():
-        for layer, head in heads:
-            q_proj = reference.model.layers[layer].self_attn.q_proj
-            q_proj.weight[head * rows : (head + 1) * rows] = 0
-            if q_proj.bias is not None:
-                q_proj.bias[head * rows : (head + 1) * rows] = 0
-    return reference
+def model_config(spec: str):
+    """The configuration of model ``spec`` (a name or folder), without its weights."""
+    from transformers import AutoConfig
+
+    from ai_filters.engine.models import resolve_model_path
+
+    return AutoConfig.from_pretrained(resolve_model_path(spec))
 
 
-def layer_linear_flops(layer: torch.nn.Module) -> int:
-    """FLOPs per token of a decoder layer's linear maps: 2 per weight (one multiply-add)."""
-    return sum(
-        2 * module.weight.numel()
-        for module in layer.modules()
-        if isinstance(module, torch.nn.Linear)
-    )
-
-
-def attention_flops(layer: torch.nn.Module, tokens: int) -> int:
-    """FLOPs of causal QK^T and AV over one document: position i sees i + 1 keys."""
-    query_width = layer.self_attn.q_proj.out_features
-    return 2 * 2 * query_width * tokens * (tokens + 1) // 2
-
-
-def scoring_flops(loaded: LoadedModel, lengths: Sequence[int], shared_layers: int) -> int:
-    """Useful FLOPs of scoring documents of ``lengths``: the bottom ``shared_layers`` layers
-    once, the others and the output layer twice (padding and packing overheads not counted)."""
-    total = 0
-    head = loaded.model.get_output_embeddings().weight.numel()
-    for tokens in lengths:
-        for index, layer in enumerate(loaded.model.model.layers):
-            passes = 1 if index < shared_layers else 2
-            total += passes * (layer_linear_flops(layer) * tokens + attention_flops(layer, tokens))
-        total += 2 * 2 * head * tokens
-    return total
-
-
-def naive_losses(
-    base: torch.nn.Module, reference: torch.nn.Module, documents: Sequence[list[int]], device
-) -> list[tuple[float, float]]:
-    """``(loss_base, loss_ref)`` per document, one document and two forward passes at a time."""
-    losses = []
-    with torch.inference_mode():
-        for ids in documents:
-            input_ids = torch.tensor([ids], device=device)
-            loss_base = base(input_ids=input_ids, labels=input_ids).loss.item()
-            loss_ref = reference(input_ids=input_ids, labels=input_ids).loss.item()
-            losses.append((loss_base, loss_ref))
-    return losses
-
-
-def comparison(baseline: dict, other: dict, rtol: float, dtype: torch.dtype) -> dict:
-    """``other``'s speed-up over ``baseline``, the largest absolute differences of their
-    numbers, and whether every score agrees within the tolerance of
-    :mod:`ai_filters.engine.numerics`
-    for ``dtype`` (:func:`~ai_filters.engine.numerics.score_tolerance`: from ``rtol`` per loss
-    in fp32,
-    the bound measured on the CPU in bf16)."""
-
-    def largest(key: str) -> float:
-        return max(abs(a - b) for a, b in zip(baseline[key], other[key], strict=True))
-
-    pairs = zip(baseline["scores"], other["scores"], strict=True)
-    score_ratios = [abs(a - b) / score_tolerance(a, rtol, dtype) for a, b in pairs]
-    return {
-        "speedup": other["tokens_per_s"] / baseline["tokens_per_s"],
-        "max_abs_diff_score": largest("scores"),
-        "max_abs_diff_loss_base": largest("loss_base"),
-        "max_abs_diff_loss_ref": largest("loss_ref"),
-        "loss_rtol": rtol,
-        "dtype": str(dtype).removeprefix("torch."),
-        "max_score_diff_over_tolerance": max(score_ratios),
-        "scores_agree": max(score_ratios) <= 1.0,
-    }
+def heads_of(model: str) -> list[tuple[int, int]]:
+    """The heads a benchmark masks: the embedded model's detected ones, or
+    :func:`random_heads` of any other model."""
+    if model == EMBEDDED:
+        return list(EMBEDDED_HEADS)
+    return random_heads(model_config(model))

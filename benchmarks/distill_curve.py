@@ -32,17 +32,16 @@ at the start and the end (this machine is shared: the scoring step's time depend
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ai_filters.demo.corpus import DOMAINS, SOURCE_TEXT_KEY, local_corpus
+from common import RESULTS_DIR, ROOT, base_parser, report_head, result_path, run_python
+
+from ai_filters.demo.corpus import DOMAINS, local_corpus
 from ai_filters.distill import (
     DEFAULT_GROUP_KEY,
     NO_GROUPS,
@@ -59,17 +58,14 @@ from ai_filters.distill import (
 )
 from ai_filters.documents import DocumentWriter
 from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.fields import SOURCE_TEXT_KEY
 from ai_filters.selection.folder import SelectionFolder
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 SHARDS_PER_DOMAIN = 16  # one datatrove task per shard: a killed run loses at most one shard
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = base_parser(__doc__, raw=True)
     parser.add_argument("--out", type=Path, default=Path("out/distill"), help="output folder")
     parser.add_argument(
         "--docs-per-domain", type=int, default=680, help="corpus size per domain (math has 698)"
@@ -115,10 +111,10 @@ def write_corpus(out: Path, docs_per_domain: int, seed: int, chunk_chars: int) -
 
 def select(out: Path, selection: Path, max_tokens: int, *extra: str) -> None:
     """Run ``pipelines/smollm_select.py`` on the corpus (it resumes what completed)."""
-    command = [sys.executable, str(ROOT / "pipelines" / "smollm_select.py")]
+    command = [str(ROOT / "pipelines" / "smollm_select.py")]
     command += ["--domains", str(out / "domains.yaml"), "--out", str(selection)]
     command += ["--max-tokens", str(max_tokens), "--tasks", str(SHARDS_PER_DOMAIN), *extra]
-    subprocess.run(command, check=True)
+    run_python(command)
 
 
 def training_sizes(text: str) -> list[int | None]:
@@ -344,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     compared: dict = {}
     steps.run("compare", False, lambda: compared.update(heldout_comparison(out, largest)))
     result = {
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": os.getloadavg(),
-        },
+        **report_head("distill_curve", "cpu", load_start=load_start),
         "settings": {
             "docs_per_domain": args.docs_per_domain,
             "chunk_chars": args.chunk_chars,
@@ -373,10 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "curve.json").write_text(json.dumps(result, indent=1) + "\n")
     plot_curve(points, out / "curve.png")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(out / "curve.json", args.results_dir / f"distill_curve_cpu_{stamp}.json")
-    shutil.copy(out / "curve.png", args.results_dir / f"distill_curve_cpu_{stamp}.png")
+    copy = result_path(args.results_dir, "distill_curve", "cpu")
+    shutil.copy(out / "curve.json", copy)
+    shutil.copy(out / "curve.png", copy.with_suffix(".png"))
     print(f"wrote {out / 'curve.json'}, {out / 'curve.png'} and their copies in {args.results_dir}")
     return 0
 

@@ -23,96 +23,26 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import json
-import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import TOKENIZER_FILES, write_corpus_texts
-from packaging.requirements import Requirement
+from common import MIB, ROOT, TOKENIZER_FILES, write_corpus_texts
+from gpu_image import (
+    TARGET,
+    image_packages,
+    pinned_versions,
+    project_requirements,
+    requirement_closure,
+)
 
 from ai_filters.demo.steps import write_demo_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGE_LIST = ROOT / "benchmarks" / "gpu_image.txt"
-CONSTRAINTS = ROOT / "constraints.txt"
 DEMO_DOCS_PER_DOMAIN = 50
-TARGET = {  # the GPU machine: its interpreter, for evaluating requirement markers
-    "python_version": "3.12",
-    "python_full_version": "3.12.3",
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-    "platform_machine": "x86_64",
-    "os_name": "posix",
-    "implementation_name": "cpython",
-    "platform_python_implementation": "CPython",
-    "extra": "",
-}
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-MIB = 2**20
-
-
-def normalized(name: str) -> str:
-    """A distribution name as pip compares them (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def image_packages(path: Path = IMAGE_LIST) -> dict[str, str | None]:
-    """The image's packages: normalized name -> recorded version (``None`` when unrecorded)."""
-    packages: dict[str, str | None] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            packages[normalized(name)] = version or None
-    return packages
-
-
-def project_requirements() -> list[Requirement]:
-    """This project's runtime requirements (pyproject.toml), without extras of dependencies."""
-    import tomllib
-
-    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    requirements = [Requirement(text) for text in listed]
-    for requirement in requirements:
-        requirement.extras = set()
-    return requirements
-
-
-def requirement_closure(
-    requirements: list[Requirement], image: set[str]
-) -> tuple[list[str], list[str]]:
-    """What the run needs, split into what ``image`` has and what it lacks: ``requirements``
-    and, recursively, the requirements of each one it lacks (read from this environment's
-    installed metadata; the image's packages bring their own)."""
-    from_image: set[str] = set()
-    missing: set[str] = set()
-    pending = list(requirements)
-    while pending:
-        requirement = pending.pop()
-        if requirement.marker is not None and not requirement.marker.evaluate(TARGET):
-            continue
-        name = normalized(requirement.name)
-        if name in image:
-            from_image.add(name)
-        elif name not in missing:
-            missing.add(name)
-            pending += [Requirement(text) for text in importlib.metadata.requires(name) or []]
-    return sorted(from_image), sorted(missing)
-
-
-def pinned_versions(path: Path = CONSTRAINTS) -> dict[str, str]:
-    """``constraints.txt``'s pins: normalized name -> version."""
-    pins = {}
-    for line in path.read_text().splitlines():
-        name, separator, version = line.split("#")[0].strip().partition("==")
-        if separator:
-            pins[normalized(name)] = version.strip()
-    return pins
 
 
 def download_wheels(names: Sequence[str], pins: dict[str, str], folder: Path) -> list[Path]:

@@ -26,9 +26,7 @@ subprocess, each recorded with ``ok`` and its figures even when another fails:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +34,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from common import HERE, ROOT, base_parser, report_head, run_python
+
 TARGETS = {  # figure -> least value wanted on one H100
     "mfu_1p7b_packed": 0.45,
     "packed_over_engine": 1.3,
@@ -56,6 +54,13 @@ GPU_SIZES = {
     "memory": "--num-docs 64 --batch-tokens 8192,16384,32768,65536",
     "compile": "--lengths web-mix --max-tokens 1024 --num-docs 128",
     "bf16": "--docs-per-domain 32 --max-tokens 512",
+}
+BENCHMARKS = {  # step -> the benchmark script it runs, its model role, its options but sizes
+    "scoring": ("bench_scoring.py", "small", "--variants naive,engine,packed,packed_sdpa"),
+    "mfu": ("bench_scoring.py", "large", "--variants packed"),
+    "memory": ("bench_memory.py", "large", ""),
+    "compile": ("bench_scoring.py", "medium", "--variants packed,compiled"),
+    "bf16": ("bench_bf16.py", "small", ""),
 }
 SMOKE_SIZES = {
     "scoring": "--lengths web-mix --max-tokens 48 --median-tokens 24 --num-docs 4",
@@ -101,33 +106,26 @@ class Run:
         """Run ``script`` (under benchmarks/, or a module with ``-m``) with ``arguments``."""
         flat = [item for part in arguments for item in ([part] if isinstance(part, str) else part)]
         target = [str(HERE / script)] if script.endswith(".py") else ["-m", script]
-        command = [sys.executable, *target, *flat]
-        print(f"[gpu_check] {' '.join(command[1:])}", flush=True)
-        subprocess.run(command, check=True, cwd=ROOT)
+        run_python([*target, *flat], cwd=ROOT, label="gpu_check")
 
     def size(self, step: str) -> list[str]:
         return self.sizes[step].split()
 
-    def report(self, script: str, step: str, role: str, *arguments: str | Sequence[str]) -> dict:
-        """Run a benchmark script on the model of ``role`` and the bundle's texts, into its own
-        folder, and read its JSON report."""
+    def report(self, step: str) -> dict:
+        """Run the benchmark script of ``step`` (:data:`BENCHMARKS`) at the step's sizes on the
+        model of its role and the bundle's texts, into its own folder; its JSON report."""
+        script, role, options = BENCHMARKS[step]
         out = self.work / step
         data = ["--model", str(self.model(role)), "--texts", str(self.texts)]
-        self.python(script, "--device", self.device, data, *arguments, "--out-dir", str(out))
+        arguments = [*options.split(), *self.size(step), "--out-dir", str(out)]
+        self.python(script, "--device", self.device, data, arguments)
         (path,) = out.glob("*.json")
         return json.loads(path.read_text())
 
 
 # ------------------------------------------------------------------------------------ steps
 def step_scoring(run: Run) -> dict:
-    report = run.report(
-        "bench_scoring.py",
-        "scoring",
-        "small",
-        "--variants",
-        "naive,engine,packed,packed_sdpa",
-        run.size("scoring"),
-    )
+    report = run.report("scoring")
     variants, comparisons = report["variants"], report["comparisons"]
     figures = {
         "tokens_per_s": {name: v["tokens_per_s"] for name, v in variants.items()},
@@ -148,14 +146,7 @@ def step_scoring(run: Run) -> dict:
 
 
 def step_mfu(run: Run) -> dict:
-    report = run.report(
-        "bench_scoring.py",
-        "mfu",
-        "large",
-        "--variants",
-        "packed",
-        run.size("mfu"),
-    )
+    report = run.report("mfu")
     packed = report["variants"]["packed"]
     return {
         "ok": packed["mfu"] > 0,
@@ -229,12 +220,7 @@ def pipeline_figures(selection: Path, wall: float) -> dict:
 
 
 def step_memory(run: Run) -> dict:
-    report = run.report(
-        "bench_memory.py",
-        "memory",
-        "large",
-        run.size("memory"),
-    )
+    report = run.report("memory")
     key = "peak_rss_mib" if run.smoke else "peak_gpu_allocated_mib"
     by_tokens = report["by_batch_tokens"]
     return {
@@ -248,14 +234,7 @@ def step_memory(run: Run) -> dict:
 
 
 def step_compile(run: Run) -> dict:
-    report = run.report(
-        "bench_scoring.py",
-        "compile",
-        "medium",
-        "--variants",
-        "packed,compiled",
-        run.size("compile"),
-    )
+    report = run.report("compile")
     variants = report["variants"]
     (comparison,) = report["comparisons"].values()
     return {
@@ -268,12 +247,7 @@ def step_compile(run: Run) -> dict:
 
 
 def step_bf16(run: Run) -> dict:
-    report = run.report(
-        "bench_bf16.py",
-        "bf16",
-        "small",
-        run.size("bf16"),
-    )
+    report = run.report("bf16")
     agreement = report["agreement"]
     return {
         "ok": agreement["documents_scored"] > 0,
@@ -299,9 +273,7 @@ STEPS: dict[str, Callable[[Run], dict]] = {
 
 # ------------------------------------------------------------------------------------- run
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--bundle", type=Path, required=True, help="folder written by make gpu-bundle"
     )
@@ -364,9 +336,6 @@ def targets(steps: dict[str, dict], total_seconds: float) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    import torch
-    from common import machine
-
     started = time.perf_counter()
     steps: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="gpu_check.") as folder:
@@ -375,10 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps[name] = run_step(name, run)
     total = time.perf_counter() - started
     result = {
-        "benchmark": "gpu_check",
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **report_head("gpu_check", run.device),
         "mode": "cpu-smoke" if args.cpu_smoke else "gpu",
-        "machine": machine(torch.device(run.device)),
         "bundle": json.loads((args.bundle / "manifest.json").read_text()),
         "total_seconds": total,
         "all_ok": all(step["ok"] for step in steps.values()),

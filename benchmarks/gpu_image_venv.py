@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpu_bundle import (
+from gpu_image import (
     image_packages,
     normalized,
     pinned_versions,

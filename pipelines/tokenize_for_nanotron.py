@@ -44,10 +44,8 @@ from ai_filters.executors.chain import (
     describe_chain,
     run_chain,
 )
+from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER, END_OF_TEXT
 from ai_filters.selection.folder import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
-
-DEFAULT_TOKENIZER = "HuggingFaceTB/cosmo2-tokenizer"
-EOS_TOKEN = "<|endoftext|>"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--tokenizer",
         default=None,
-        help=f"tokenizer name, tokenizer.json or folder (default: {DEFAULT_TOKENIZER})",
+        help=f"tokenizer name, tokenizer.json or folder (default: {DEFAULT_TRAINING_TOKENIZER})",
     )
-    data.add_argument("--eos-token", default=EOS_TOKEN, help="appended after every document")
+    data.add_argument("--eos-token", default=END_OF_TEXT, help="appended after every document")
     data.add_argument("--seed", type=int, default=0, help="shuffling seed")
     data.add_argument(
         "--merge",
@@ -89,7 +87,7 @@ def tokenizer_path(args) -> str:
         from ai_filters.engine.models import DEFAULT_MODEL, resolve_model_path
 
         return resolve_model_path(DEFAULT_MODEL)  # a folder: FolderTokenizer reads it
-    return DEFAULT_TOKENIZER
+    return DEFAULT_TRAINING_TOKENIZER
 
 
 def stages(args, folder: SelectionFolder) -> dict[str, Stage]:

@@ -5,9 +5,9 @@ whitespace-only, very long; text missing, null or not a string), every document 
 or skipped with a reason, per domain read = scored + skipped, every score is finite, and text
 with at least two tokens is never skipped.
 
-Bounded on purpose (see README, bad input): the tiny random Llama with the real embedded
-tokenizer, loaded once per session; at most a few thousand characters per generated text, one
-explicit long example; no deadline; no example database. These tests take seconds.
+Bounded on purpose (see docs/command-line.md, Bad input): the tiny random Llama with the real
+embedded tokenizer, loaded once per session; at most a few thousand characters per generated
+text, one explicit long example; no deadline; no example database. These tests take seconds.
 """
 
 from __future__ import annotations

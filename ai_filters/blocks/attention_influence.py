@@ -10,6 +10,7 @@ from ai_filters.blocks.scorer_base import EngineScorer, score_bin
 from ai_filters.engine.heads import RetrievalHeads
 from ai_filters.engine.scoring import DocumentScore, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
+from ai_filters.fields import SCORE_KEY
 
 
 class AttentionInfluenceScorer(EngineScorer):
@@ -32,7 +33,7 @@ class AttentionInfluenceScorer(EngineScorer):
 
     name = "🧠 AttentionInfluence scorer"
     type = "📊 - SCORER"
-    score_key = "attention_influence"
+    score_key = SCORE_KEY
 
     def __init__(
         self,

@@ -11,7 +11,12 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
 from ai_filters.distill import DistilledModel, check_folder, load_model
 from ai_filters.engine.models import DEFAULT_MODEL, load_tokenizer
-from ai_filters.engine.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
+from ai_filters.fields import (
+    DISTILLED_SCORE_KEY,
+    DOCUMENT_TOKENS_KEY,
+    SKIP_BAD_TEXT,
+    SKIP_TOO_SHORT,
+)
 
 POOLED_STAT = "scored_by_pooled_model"  # documents of a domain the model has no own model for
 
@@ -33,7 +38,7 @@ class DistilledScorer(ScorerBlock):
 
     name = "🧪 distilled scorer"
     type = "📊 - SCORER"
-    score_key = "distilled_score"
+    score_key = DISTILLED_SCORE_KEY
 
     def __init__(
         self,
@@ -110,7 +115,7 @@ class DistilledScorer(ScorerBlock):
         if doc.metadata.get("domain") not in self.model.own_domains:
             self.stat_update(POOLED_STAT)
         doc.metadata[self.score_key] = value
-        doc.metadata["ai_doc_tokens"] = tokens
+        doc.metadata[DOCUMENT_TOKENS_KEY] = tokens
         self.stat_update("tokens_scored", value=tokens)
         self.stat_update(self.score_key, value=value)
         return True

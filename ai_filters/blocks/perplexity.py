@@ -8,6 +8,7 @@ from ai_filters.blocks.scorer_base import EngineScorer
 from ai_filters.engine.models import DEFAULT_MODEL
 from ai_filters.engine.scoring import DocumentScore, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
+from ai_filters.fields import PERPLEXITY_SCORE_KEY
 
 
 class PerplexityScorer(EngineScorer):
@@ -21,7 +22,7 @@ class PerplexityScorer(EngineScorer):
 
     name = "📉 perplexity scorer"
     type = "📊 - SCORER"
-    score_key = "perplexity_score"
+    score_key = PERPLEXITY_SCORE_KEY
 
     def __init__(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 
 from datatrove.data import Document
@@ -10,7 +9,13 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import ScorerBlock, unscorable
 from ai_filters.engine.models import DEFAULT_MODEL, load_tokenizer
-from ai_filters.engine.scoring import SKIP_BAD_TEXT, SKIP_TOO_SHORT
+from ai_filters.fields import (
+    DOCUMENT_TOKENS_KEY,
+    RANDOM_SCORE_KEY,
+    SKIP_BAD_TEXT,
+    SKIP_TOO_SHORT,
+    id_hash,
+)
 
 
 class RandomScorer(ScorerBlock):
@@ -27,7 +32,7 @@ class RandomScorer(ScorerBlock):
 
     name = "🎲 random scorer"
     type = "📊 - SCORER"
-    score_key = "random_score"
+    score_key = RANDOM_SCORE_KEY
 
     def __init__(
         self,
@@ -52,8 +57,7 @@ class RandomScorer(ScorerBlock):
 
     def random_score(self, document_id: str) -> float:
         """Uniform in [0, 1), a pure function of (seed, ``document_id``)."""
-        digest = hashlib.blake2b(f"{self.seed}\0{document_id}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") / 2**64
+        return id_hash(document_id, salt=str(self.seed))
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         if unscorable(doc) is not None:
@@ -66,7 +70,7 @@ class RandomScorer(ScorerBlock):
             return self.skip(doc, SKIP_TOO_SHORT)
         value = self.random_score(str(doc.id))
         doc.metadata[self.score_key] = value
-        doc.metadata["ai_doc_tokens"] = tokens
+        doc.metadata[DOCUMENT_TOKENS_KEY] = tokens
         self.stat_update("tokens_scored", value=tokens)
         self.stat_update(self.score_key, value=value)
         return True

@@ -18,8 +18,17 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.engine.masking import MASK_MODES
 from ai_filters.engine.models import DEFAULT_MODEL
-from ai_filters.engine.scoring import SCORE_KEY
 from ai_filters.engine.settings import EngineSettings
+from ai_filters.fields import (
+    DISTILLED_SCORE_KEY,
+    DOCUMENT_TOKENS_KEY,
+    ENGINE_FIELDS,
+    LOSS_BASE_KEY,
+    PERPLEXITY_SCORE_KEY,
+    RANDOM_SCORE_KEY,
+    SCORE_KEY,
+    SCORED_TOKENS_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ SCORERS: dict[str, Scorer] = {
                 how=" (their attention spread uniformly over the visible prefix)",
                 reading="; the paper reads a higher score as a more reasoning-intensive document",
             ),
-            table_fields=(SCORE_KEY, "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens"),
+            table_fields=ENGINE_FIELDS,
             build=_attention_influence(MASK_MODES[0]),
         ),
         Scorer(
@@ -141,36 +150,41 @@ SCORERS: dict[str, Scorer] = {
                 how=" (their outputs set to zero, instead of the method's uniform attention)",
                 reading="",
             ),
-            table_fields=(SCORE_KEY, "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens"),
+            table_fields=ENGINE_FIELDS,
             build=_attention_influence(MASK_MODES[1]),
         ),
         Scorer(
             name="perplexity",
-            score_key="perplexity_score",
+            score_key=PERPLEXITY_SCORE_KEY,
             needs_heads=False,
             mask_mode=None,
             summary="minus the base loss: the lowest-loss documents (a perplexity filter)",
             card_text="**a perplexity filter**, a control of AttentionInfluence: the score is "
             "minus the mean next-token loss of a small pretrained language model, "
             "`perplexity_score = -loss_base`, so the documents it predicts best are kept.",
-            table_fields=("perplexity_score", "ai_loss_base", "ai_n_tokens", "ai_doc_tokens"),
+            table_fields=(
+                PERPLEXITY_SCORE_KEY,
+                LOSS_BASE_KEY,
+                SCORED_TOKENS_KEY,
+                DOCUMENT_TOKENS_KEY,
+            ),
             build=_perplexity,
         ),
         Scorer(
             name="random",
-            score_key="random_score",
+            score_key=RANDOM_SCORE_KEY,
             needs_heads=False,
             mask_mode=None,
             summary="uniform in [0, 1) from a seeded hash of the id (the random-subset control)",
             card_text="**a random subset**, a control of AttentionInfluence: the score is "
             "uniform in [0, 1), a hash of the seed and the document id, so the selection is a "
             "random sample of each domain that a rerun reproduces.",
-            table_fields=("random_score", "ai_doc_tokens"),
+            table_fields=(RANDOM_SCORE_KEY, DOCUMENT_TOKENS_KEY),
             build=_random,
         ),
         Scorer(
             name="distilled",
-            score_key="distilled_score",
+            score_key=DISTILLED_SCORE_KEY,
             needs_heads=False,
             mask_mode=None,
             summary="a linear model on hashed n-grams distilled from a selection's scores "
@@ -179,7 +193,7 @@ SCORERS: dict[str, Scorer] = {
             "n-grams of the text, trained (`ai-filters distill`) to rank documents within their "
             "domain as AttentionInfluence scores ranked a scored sample of the corpus, then "
             "applied to every document at CPU speed; `distilled_score` is its prediction.",
-            table_fields=("distilled_score", "ai_doc_tokens"),
+            table_fields=(DISTILLED_SCORE_KEY, DOCUMENT_TOKENS_KEY),
             build=_distilled,
         ),
     )

@@ -30,8 +30,9 @@ from datatrove.utils.typeshelper import StatHints
 
 from ai_filters.documents import repair_text
 from ai_filters.engine.models import LoadedModel, load_model
-from ai_filters.engine.scoring import SKIP_NO_TEXT, DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.engine.scoring import DocumentScore, ScoringConfig, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
+from ai_filters.fields import FILTER_REASON_KEY, SKIP_NO_TEXT, SKIP_REASON_KEY
 from ai_filters.selection.folder import SKIPPED_STAT
 
 T = TypeVar("T")
@@ -183,7 +184,7 @@ class EngineScorer(ScorerBlock):
                         continue
                     self.stat_update(StatHints.dropped, f"dropped_{reason}")
                     if writer:
-                        doc.metadata["filter_reason"] = reason
+                        doc.metadata[FILTER_REASON_KEY] = reason
                         writer.write(doc, rank)
         spent = self.scorer.feed.model_seconds - model_seconds
         self.stat_update("model_seconds", value=spent, unit="task")
@@ -242,6 +243,6 @@ def scorable_texts(batch: list[Document]) -> list[str]:
 def unscorable(doc: Document) -> str | None:
     """Why ``doc`` cannot go to a scorer at all: its reader's ``skip_reason`` (unreadable input)
     or text that is not a string; ``None`` when it can."""
-    if doc.metadata.get("skip_reason"):
-        return str(doc.metadata["skip_reason"])
+    if doc.metadata.get(SKIP_REASON_KEY):
+        return str(doc.metadata[SKIP_REASON_KEY])
     return None if isinstance(doc.text, str) else SKIP_NO_TEXT

@@ -9,7 +9,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from ai_filters.engine.scoring import SCORE_KEY
+from ai_filters.fields import SCORE_KEY
 from ai_filters.selection.folder import KEPT_STAT, REJECTED_STAT, read_threshold_values
 
 BELOW_THRESHOLD = "below_threshold"

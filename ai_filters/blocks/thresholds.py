@@ -5,12 +5,10 @@ from __future__ import annotations
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from ai_filters.engine.scoring import SCORE_KEY
+from ai_filters.fields import DOCUMENT_TOKENS_KEY, SCORE_KEY
 from ai_filters.selection.folder import SelectionFolder
 from ai_filters.selection.score_tables import ScoreTables
 from ai_filters.selection.thresholds import table_thresholds
-
-TOKENS_KEY = "ai_doc_tokens"
 
 
 class DomainThresholds(PipelineStep):
@@ -35,7 +33,7 @@ class DomainThresholds(PipelineStep):
         output_folder: str,
         fraction: float = 0.2,
         score_key: str = SCORE_KEY,
-        tokens_key: str = TOKENS_KEY,
+        tokens_key: str = DOCUMENT_TOKENS_KEY,
     ) -> None:
         super().__init__()
         if not 0 < fraction <= 1:

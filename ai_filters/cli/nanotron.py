@@ -19,6 +19,7 @@ from ai_filters.nanotron import (
     PRESETS,
     LaunchSettings,
     NanotronConfigError,
+    PlanSettings,
     build_config,
     load_config,
     preflight,
@@ -127,25 +128,9 @@ def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_nanotron_config(args: argparse.Namespace) -> int:
     """Build, validate and write the run; print the plan. Exit code 2 on an invalid config."""
     launch = LaunchSettings(args.partition, args.time, args.qos, args.account, args.env_command)
+    settings = _plan_settings(args)
     try:
-        plan = build_config(
-            args.corpus_tokenized,
-            args.selected_tokenized,
-            model=args.model,
-            tokens=args.tokens,
-            global_batch=args.global_batch,
-            seq_len=args.seq_len,
-            lr=args.lr,
-            min_lr=args.min_lr,
-            decay_style=args.decay_style,
-            nodes=args.nodes,
-            gpus_per_node=args.gpus_per_node,
-            tp=args.tp,
-            pp=args.pp,
-            max_micro_batch=args.max_micro_batch,
-            run_name=args.run_name,
-            checkpoints_path=args.checkpoints_path,
-        )
+        plan = build_config(settings)
         validate(plan.config, check_folders=True)
     except NanotronConfigError as error:
         print(f"ai-filters: error: {error}", file=sys.stderr)
@@ -154,6 +139,28 @@ def run_nanotron_config(args: argparse.Namespace) -> int:
     print("\n".join(plan.summary()))
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _plan_settings(args: argparse.Namespace) -> PlanSettings:
+    """The ``PlanSettings`` of ``nanotron-config``'s options (``ValueError`` for a bad value)."""
+    return PlanSettings(
+        corpus_tokenized=args.corpus_tokenized,
+        selected_tokenized=args.selected_tokenized,
+        model=args.model,
+        tokens=args.tokens,
+        global_batch=args.global_batch,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        min_lr=args.min_lr,
+        decay_style=args.decay_style,
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        tp=args.tp,
+        pp=args.pp,
+        max_micro_batch=args.max_micro_batch,
+        run_name=args.run_name,
+        checkpoints_path=args.checkpoints_path,
+    )
 
 
 def run_nanotron_check(args: argparse.Namespace) -> int:

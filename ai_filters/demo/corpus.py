@@ -34,10 +34,11 @@ import sysconfig
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ai_filters.fields import SOURCE_TEXT_KEY
+
 DOMAINS = ("web", "textbook", "code", "math")
 # The metadata field naming the text a document was cut from (``<domain>/<name>``, the id
 # without its ``#<piece>`` suffix); pieces of one text share it, a whole text is its own.
-SOURCE_TEXT_KEY = "source_text"
 MIN_CHARS = 1500
 
 

@@ -58,7 +58,6 @@ from ai_filters.distill.heldout import (
     HOLDOUT_RULE,
     group_counts,
     holdout_key,
-    id_hash,
     is_heldout,
     split,
 )
@@ -92,7 +91,6 @@ __all__ = [
     "group_counts",
     "group_of",
     "holdout_key",
-    "id_hash",
     "is_heldout",
     "load_model",
     "rank_targets",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ai_filters.demo.corpus import SOURCE_TEXT_KEY
+from ai_filters.fields import SOURCE_TEXT_KEY
 
 DEFAULT_GROUP_KEY = SOURCE_TEXT_KEY
 URL_HOST = "url_host"

@@ -12,23 +12,17 @@ second hash of their id, so a smaller training set is a subset of a larger one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from ai_filters.distill.scored import ScoredDocument
 from ai_filters.distill.training import TrainingSettings
+from ai_filters.fields import id_hash
 
 HOLDOUT_RULE = (
     "held out when int.from_bytes(blake2b(f'{salt}\\0{group}', digest_size=8), 'big') / 2**64 "
     "< share, group the document's group, its id when it has none"
 )
 ORDER_SALT = "training-order"  # the salt of the training order (max_train)
-
-
-def id_hash(key: str, salt: str) -> float:
-    """``blake2b(salt, key)`` mapped to [0, 1): uniform, a pure function of both."""
-    digest = hashlib.blake2b(f"{salt}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def holdout_key(document: ScoredDocument) -> str:

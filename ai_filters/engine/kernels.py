@@ -1,6 +1,4 @@
-"""How the engine runs the model's layers: compiled or not, and on which attention kernel.
-
-:func:`compile_layers` compiles the decoder layers around the attention function.
+"""Which attention kernel the engine runs the model's layers on: SDPA or flex_attention.
 
 A packed row holds several documents, each with its own positions from 0; from those
 ``position_ids`` transformers builds a mask that lets a query see only the earlier tokens of
@@ -27,7 +25,6 @@ mask restricts the softmax to its own document's prefix: uniform attention there
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 
 import torch
@@ -194,35 +191,3 @@ def _soft_cap(cap: float) -> Callable:
         return torch.tanh(score / cap) * cap
 
     return capped
-
-
-def compile_layers(model: torch.nn.Module) -> None:
-    """Compile every decoder layer's attention and MLP with ``torch.compile`` (in place, once).
-
-    The attention function itself (where heads are masked) stays eager: the compiled regions
-    are the projections, norms and rotary embeddings before it and the output projection and
-    MLP after it, with shapes marked dynamic so new batch shapes do not recompile. Compiled
-    kernels are cached per CPU capability (:func:`inductor_cache_per_cpu_capability`).
-    """
-    inductor_cache_per_cpu_capability()
-    for layer in model.base_model.layers:
-        for part in (layer.self_attn, layer.mlp):
-            if getattr(part, "_compiled_call_impl", None) is None:
-                part.compile(dynamic=True)
-
-
-def inductor_cache_per_cpu_capability() -> str:
-    """Point inductor's on-disk kernel cache at a folder of the CPU capability ATen runs with
-    (``cpu_AVX512``, ``cpu_AVX2``, ...), unless the user chose a folder; return the folder.
-
-    torch 2.13's cache is not keyed by it: AVX-512 kernels loaded under
-    ``ATEN_CPU_CAPABILITY=avx2`` gave a Llama loss 1.5 % off; the reverse crashed in malloc.
-    """
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    default = os.path.abspath(default_cache_dir())
-    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if chosen is None or os.path.abspath(chosen) == default:
-        capability = torch.backends.cpu.get_cpu_capability()
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(default, f"cpu_{capability}")
-    return os.environ["TORCHINDUCTOR_CACHE_DIR"]

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-MASK_MODES = ("uniform", "zero")
+UNIFORM = "uniform"  # a masked head attends uniformly over its visible prefix (the method)
+ZERO = "zero"  # a masked head outputs zeros (the zero-ablation control)
+MASK_MODES = (UNIFORM, ZERO)
 _PLAN = "_ai_filters_attention_plan"
 _PREFIX = "ai_filters_"
 Observer = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], None]
@@ -129,8 +131,8 @@ def wrapped_name(implementation: str) -> str:
     if implementation.startswith(_PREFIX):
         return implementation
     name = _PREFIX + implementation
-    if name not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        if implementation not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+    if name not in ALL_MASK_ATTENTION_FUNCTIONS:
+        if implementation not in ALL_MASK_ATTENTION_FUNCTIONS:
             raise MaskingError(f"attention implementation '{implementation}' cannot be wrapped")
         AttentionInterface.register(name, _wrapper(_kernel(implementation)))
         AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[implementation])
@@ -176,7 +178,7 @@ def head_plans(
     heads: Sequence[Sequence[int]],
     num_layers: int,
     num_heads: int,
-    mode: str = "uniform",
+    mode: str = UNIFORM,
     rows: slice | None = None,
 ) -> dict[int, AttentionPlan]:
     """One plan per layer with masked heads (``[layer, query_head]`` pairs)."""
@@ -190,7 +192,7 @@ def head_plans(
                 f"{num_heads} heads; was the heads file made for another model?"
             )
         plan = plans.setdefault(int(layer), AttentionPlan(rows=rows or slice(None)))
-        (plan.query_heads if mode == "uniform" else plan.output_heads).append(int(head))
+        (plan.query_heads if mode == UNIFORM else plan.output_heads).append(int(head))
     return plans
 
 
@@ -209,7 +211,7 @@ def check_plans_ran(model: torch.nn.Module, plans: dict[int, AttentionPlan]) -> 
 def masked_heads(
     model: torch.nn.Module,
     heads: Sequence[Sequence[int]],
-    mode: str = "uniform",
+    mode: str = UNIFORM,
     rows: slice | None = None,
 ) -> Iterator[dict[int, AttentionPlan]]:
     """Within the block, ``model`` runs with ``heads`` (``[layer, query_head]`` pairs) masked.

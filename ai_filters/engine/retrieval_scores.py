@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ai_filters.engine.architectures import OutputHead, check_output_logits, check_supported
-from ai_filters.engine.masking import AttentionPlan, attention_plans, masked_heads
+from ai_filters.engine.masking import UNIFORM, AttentionPlan, attention_plans, masked_heads
 from ai_filters.engine.models import LoadedModel
 from ai_filters.engine.probes import Probe
 
@@ -264,7 +264,7 @@ def probe_answer_losses(
     loaded: LoadedModel,
     probes: Sequence[Probe],
     heads: Sequence[tuple[int, int]] = (),
-    mode: str = "uniform",
+    mode: str = UNIFORM,
 ) -> list[float]:
     """Answer loss of every probe (gold answer fed in), with ``heads`` masked (none: the plain
     model)."""

@@ -16,7 +16,8 @@ from itertools import islice
 from pathlib import Path
 
 from ai_filters.documents import DocumentWriter, document_format, read_documents
-from ai_filters.engine.scoring import SKIP_NO_TEXT, SKIP_UNREADABLE, ScoringEngine
+from ai_filters.engine.scoring import ScoringEngine
+from ai_filters.fields import SKIP_NO_TEXT, SKIP_REASON_KEY, SKIP_UNREADABLE
 
 
 def skipped_path(output: str | Path) -> Path:
@@ -91,7 +92,7 @@ def score_file(
 
 def reason_before_scoring(document: dict) -> str | None:
     """Why a document cannot even be given to the model (unreadable input, no text)."""
-    if document["metadata"].get("skip_reason") == SKIP_UNREADABLE:
+    if document["metadata"].get(SKIP_REASON_KEY) == SKIP_UNREADABLE:
         return SKIP_UNREADABLE
     if not isinstance(document["text"], str):
         return SKIP_NO_TEXT
@@ -108,7 +109,7 @@ def _score_chunk(scorer, chunk, domain_key, summary, scored_out, skipped_out, pr
         score = next(scores) if early_reason is None else None
         reason = early_reason or score.skip_reason
         if reason is not None:
-            document["metadata"]["skip_reason"] = reason
+            document["metadata"][SKIP_REASON_KEY] = reason
             if not isinstance(document["text"], str):
                 document["metadata"]["original_text"] = repr(document["text"])[:1000]
                 document["text"] = ""

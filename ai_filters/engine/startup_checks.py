@@ -35,6 +35,7 @@ from ai_filters.engine.architectures import (
     sliding_window,
 )
 from ai_filters.engine.masking import (
+    UNIFORM,
     AttentionPlan,
     attention_blocks,
     attention_plans,
@@ -64,7 +65,7 @@ def check_engine_model(
     longest_row = (config.pack_tokens or config.max_tokens) if config.packing else None
     check_supported(model, config.max_tokens, allow, positions=longest_row)
     check_output_logits(model, allow)
-    uniform = bool(heads) and config.mask_mode == "uniform"
+    uniform = bool(heads) and config.mask_mode == UNIFORM
     check_attention(model, uniform, bool(config.packing), config.max_tokens)
 
 

@@ -21,6 +21,15 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from ai_filters.blocks.registry import SCORERS
 from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.fields import (
+    DOCUMENT_TOKENS_KEY,
+    LOSS_BASE_KEY,
+    LOSS_REF_KEY,
+    PERPLEXITY_SCORE_KEY,
+    RANDOM_SCORE_KEY,
+    SCORE_KEY,
+    SCORED_TOKENS_KEY,
+)
 from ai_filters.markdown import markdown_table
 from ai_filters.selection.folder import ScorerRecord, SelectionFolder
 from ai_filters.selection.report import format_table
@@ -46,13 +55,13 @@ SIZE_CATEGORIES = [
 ]
 FIELD_MEANINGS = {
     "domain": "the document's domain",
-    "attention_influence": "the score, `(ai_loss_ref - ai_loss_base) / ai_loss_base`",
-    "perplexity_score": "the score, `-ai_loss_base`",
-    "random_score": "the score, uniform in [0, 1) from a hash of the seed and the id",
-    "ai_loss_base": "mean next-token loss of the selector",
-    "ai_loss_ref": "the same with the retrieval heads masked",
-    "ai_n_tokens": "tokens scored",
-    "ai_doc_tokens": "tokens of the whole document",
+    SCORE_KEY: "the score, `(ai_loss_ref - ai_loss_base) / ai_loss_base`",
+    PERPLEXITY_SCORE_KEY: "the score, `-ai_loss_base`",
+    RANDOM_SCORE_KEY: "the score, uniform in [0, 1) from a hash of the seed and the id",
+    LOSS_BASE_KEY: "mean next-token loss of the selector",
+    LOSS_REF_KEY: "the same with the retrieval heads masked",
+    SCORED_TOKENS_KEY: "tokens scored",
+    DOCUMENT_TOKENS_KEY: "tokens of the whole document",
 }
 
 
@@ -196,7 +205,7 @@ def default_commands(
     select = f"python pipelines/smollm_select.py --out {out}"
     if folder.exists("corpus"):
         select += " --demo"
-    if scorer != "attention_influence":
+    if scorer != METHOD:
         select += f" --scorer {scorer}"
     if fraction != 0.2:
         select += f" --fraction {fraction:g}"

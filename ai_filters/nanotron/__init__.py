@@ -8,11 +8,13 @@ folders are blended with weights proportional to their token counts, read from t
 
 One module per concern:
 
-- ``schema``: nanotron main's config dataclasses, field for field, and the strict loader;
+- ``schema``: nanotron main's config dataclasses, field for field;
+- ``loading``: ``load_config``, the strict loader, ``config_to_dict`` and ``NanotronConfigError``;
 - ``checks``: ``validate``, the rules nanotron asserts and the ones it gets silently wrong;
 - ``data``: the tokenized ``.ds`` folders a run reads;
 - ``schedule``: nanotron's learning rate per step (``lr_at``) and its plot;
-- ``plan``: the model presets and ``build_config``, which plans a run as a ``Plan``;
+- ``settings``: the model presets and ``PlanSettings``, what a run is planned from;
+- ``plan``: ``build_config``, which plans a run from its settings as a ``Plan``;
 - ``writer``: the YAML, the resumable Slurm launch script, and the configs shipped in the
   repository;
 - ``preflight``: ``ai-filters nanotron-check``, the config and what the run reads of each folder.
@@ -20,16 +22,12 @@ One module per concern:
 
 from ai_filters.nanotron.checks import global_batch_size, validate
 from ai_filters.nanotron.data import TokenizedFolder, read_tokenized_folder, token_size_for
-from ai_filters.nanotron.plan import PRESETS, Plan, build_config, split_batch
+from ai_filters.nanotron.loading import NanotronConfigError, config_to_dict, load_config
+from ai_filters.nanotron.plan import Plan, build_config, split_batch
 from ai_filters.nanotron.preflight import Preflight, preflight
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES, LR_WARMUP_STYLES, lr_at, plot_schedule
-from ai_filters.nanotron.schema import (
-    NANOTRON_COMMIT,
-    NanotronConfig,
-    NanotronConfigError,
-    config_to_dict,
-    load_config,
-)
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
+from ai_filters.nanotron.settings import PRESETS, PlanSettings
 from ai_filters.nanotron.writer import (
     LaunchSettings,
     write_config,
@@ -47,6 +45,7 @@ __all__ = [
     "NanotronConfig",
     "NanotronConfigError",
     "Plan",
+    "PlanSettings",
     "Preflight",
     "TokenizedFolder",
     "build_config",

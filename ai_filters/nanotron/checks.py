@@ -21,15 +21,9 @@ from ai_filters.nanotron.data import (
     read_tokenized_folder,
     token_size_for,
 )
+from ai_filters.nanotron.loading import NanotronConfigError, config_to_dict, load_config
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES, LR_WARMUP_STYLES
-from ai_filters.nanotron.schema import (
-    DatasetStageArgs,
-    NanosetDatasetsArgs,
-    NanotronConfig,
-    NanotronConfigError,
-    config_to_dict,
-    load_config,
-)
+from ai_filters.nanotron.schema import DatasetStageArgs, NanosetDatasetsArgs, NanotronConfig
 from ai_filters.training import wsd_phases
 
 

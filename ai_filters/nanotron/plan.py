@@ -1,16 +1,17 @@
-"""Planning a nanotron run from a preset: sizes, parallelism, the WSD schedule and the data blend.
+"""Planning a nanotron run from its settings: sizes, parallelism, the WSD schedule, the data blend.
 
-``build_config`` turns a model preset, a token budget, a cluster and the tokenized folders into a
-validated ``NanotronConfig``; the returned ``Plan`` also holds what the launch script needs and
-where each number came from (``Plan.summary``).
+``build_config`` turns a ``PlanSettings`` (a model preset, a token budget, a cluster and the
+tokenized folders, :mod:`ai_filters.nanotron.settings`) into a validated ``NanotronConfig``; the
+returned ``Plan`` also holds what the launch script needs and where each number came from
+(``Plan.summary``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from dataclasses import dataclass, replace
 
+from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER
 from ai_filters.nanotron.checks import global_batch_size, largest_divisor, validate
 from ai_filters.nanotron.data import (
     READER,
@@ -25,7 +26,6 @@ from ai_filters.nanotron.schema import (
     DataArgs,
     DatasetStageArgs,
     GeneralArgs,
-    LlamaConfig,
     LoggingArgs,
     LRSchedulerArgs,
     ModelArgs,
@@ -37,61 +37,8 @@ from ai_filters.nanotron.schema import (
     TokenizerArgs,
     TokensArgs,
 )
-from ai_filters.training import FINAL_LR_DIVISOR, SHAPES, LlamaShape, parameter_count, wsd_phases
-
-DEFAULT_TOKENIZER = "HuggingFaceTB/cosmo2-tokenizer"
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    """A model and its default run: sizes from the paper for ``7b``, a smoke test for ``tiny``."""
-
-    model: LlamaConfig
-    tokens: int
-    global_batch: int
-    seq_len: int
-    lr: float
-    micro_batch_tokens: int  # a micro batch holds at most this many tokens (memory)
-    checkpoint_interval: int
-    zero_stage: int
-    notes: tuple[str, ...]
-
-
-def _smollm_llama(shape: LlamaShape) -> LlamaConfig:
-    """nanotron's Llama of ``shape`` with the cosmo2 tokenizer's special tokens (id 0)."""
-    return LlamaConfig(**asdict(shape), rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=0)
-
-
-PRESETS = {
-    "7b": ModelPreset(
-        model=_smollm_llama(SHAPES["nanotron-7b"]),
-        tokens=1_000_000_000_000,
-        global_batch=1024,
-        seq_len=8192,
-        lr=4e-4,
-        micro_batch_tokens=8192,
-        checkpoint_interval=2000,
-        zero_stage=1,
-        notes=(
-            "FFN (intermediate_size) 13,312: the paper's table says 8,192, but its 6.98B parameter "
-            "count only comes out with 13,312 (8,192 would give 4.97B).",
-            "Not given by the paper (common Llama choices): rope_theta 10,000, rms_norm_eps 1e-5, "
-            "init std 0.02, AdamW betas 0.9/0.95, eps 1e-8, weight decay 0.1, clip 1.0, "
-            "final LR (default 10% of peak).",
-        ),
-    ),
-    "tiny": ModelPreset(
-        model=_smollm_llama(SHAPES["nanotron-tiny"]),
-        tokens=10_000_000,
-        global_batch=32,
-        seq_len=1024,
-        lr=1e-3,
-        micro_batch_tokens=16384,
-        checkpoint_interval=100,
-        zero_stage=0,
-        notes=("Smoke test: checks data, launch and schedule end to end on 1 GPU in minutes.",),
-    ),
-}
+from ai_filters.nanotron.settings import PlanSettings
+from ai_filters.training import FINAL_LR_DIVISOR, parameter_count, wsd_phases
 
 
 def _short(count: int) -> str:
@@ -171,35 +118,15 @@ class Plan:
         return lines
 
 
-def build_config(
-    corpus_tokenized: str,
-    selected_tokenized: str | None = None,
-    *,
-    model: Literal["7b", "tiny"] = "7b",
-    tokens: int | None = None,
-    global_batch: int | None = None,
-    seq_len: int | None = None,
-    lr: float | None = None,
-    min_lr: float | None = None,
-    decay_style: str = "linear",
-    nodes: int = 1,
-    gpus_per_node: int = 8,
-    tp: int = 1,
-    pp: int = 1,
-    max_micro_batch: int | None = None,
-    token_counts: Sequence[int] | None = None,
-    tokenizer_name: str | None = None,
-    run_name: str | None = None,
-    checkpoints_path: str | None = None,
-) -> Plan:
+def build_config(settings: PlanSettings) -> Plan:
     """Plan a WSD run on the full corpus, plus the selected subset when given (as in the paper).
 
-    Unset sizes come from ``PRESETS[model]``. train_steps = round(tokens / (global_batch *
-    seq_len)); dp = nodes * gpus_per_node / (tp * pp); the micro batch is the largest divisor of
-    global_batch / dp within the memory cap (``max_micro_batch``, else the preset's tokens per
-    micro batch / seq_len), the rest is gradient accumulation. Warmup and decay are
-    :func:`ai_filters.training.wsd_phases` (0.1% and the last 25% of the steps, each at least
-    one), decaying to ``min_lr`` (default 10% of ``lr``).
+    Unset sizes of ``settings`` come from its preset (``PRESETS``). train_steps = round(tokens /
+    (global_batch * seq_len)); dp = nodes * gpus_per_node / (tp * pp); the micro batch is the
+    largest divisor of global_batch / dp within the memory cap (``max_micro_batch``, else the
+    preset's tokens per micro batch / seq_len), the rest is gradient accumulation. Warmup and
+    decay are :func:`ai_filters.training.wsd_phases` (0.1% and the last 25% of the steps, each at
+    least one), decaying to ``min_lr`` (default 10% of ``lr``).
 
     Folder weights are proportional to their token counts, counted from the ``.ds`` files, or
     taken from ``token_counts`` (then the folders need not exist). The tokenizer comes from the
@@ -207,30 +134,30 @@ def build_config(
     nanotron's ``OldTokenizedBytesFolderDataset`` (:mod:`ai_filters.nanotron.data`). Checkpoints
     go to ``checkpoints_path`` (default ``checkpoints/<run>``), which is also the
     ``resume_checkpoint_path``: a requeued job resumes from the last checkpoint, a first launch
-    starts fresh. Raises ``ValueError`` for sizes that do not divide, ``NanotronConfigError`` if
-    the result does not validate.
+    starts fresh. Raises ``ValueError`` for sizes that do not divide or folders tokenized
+    differently, ``NanotronConfigError`` if the result does not validate.
     """
-    preset = PRESETS[model]
-    folders = [corpus_tokenized] + ([selected_tokenized] if selected_tokenized else [])
-    if len(set(folders)) != len(folders):
-        raise ValueError("the selected folder is the corpus folder: pass the tokenized selection")
-    counts, tokenizer, from_files = _dataset_tokens(folders, token_counts, tokenizer_name)
-    tokens = tokens or preset.tokens
-    global_batch = global_batch or preset.global_batch
-    seq_len = seq_len or preset.seq_len
-    lr = lr or preset.lr
-    final_lr = lr / FINAL_LR_DIVISOR if min_lr is None else min_lr
+    s, preset = settings, settings.preset
+    folders = s.folders
+    counts, tokenizer, from_files = _dataset_tokens(folders, s.token_counts, s.tokenizer_name)
+    tokens = s.tokens or preset.tokens
+    global_batch = s.global_batch or preset.global_batch
+    seq_len = s.seq_len or preset.seq_len
+    lr = s.lr or preset.lr
+    final_lr = lr / FINAL_LR_DIVISOR if s.min_lr is None else s.min_lr
     steps = max(1, round(tokens / (global_batch * seq_len)))
     dp, micro, accum = split_batch(
         global_batch,
-        nodes * gpus_per_node,
-        tp * pp,
-        max_micro_batch or max(1, preset.micro_batch_tokens // seq_len),
+        s.nodes * s.gpus_per_node,
+        s.tp * s.pp,
+        s.max_micro_batch or max(1, preset.micro_batch_tokens // seq_len),
     )
-    run = run_name or f"{model}-wsd-{'attention-influence' if selected_tokenized else 'baseline'}"
+    kind = "attention-influence" if s.selected_tokenized else "baseline"
+    run = s.run_name or f"{s.model}-wsd-{kind}"
+    checkpoints_path = s.checkpoints_path or f"checkpoints/{run}"
     config = NanotronConfig(
         general=GeneralArgs(project="ai-filters", run=run, seed=42, ignore_sanity_checks=True),
-        parallelism=_parallelism(dp, tp, pp),
+        parallelism=_parallelism(dp, s.tp, s.pp),
         model=ModelArgs(
             model_config=replace(preset.model, max_position_embeddings=seq_len),
             init_method=RandomInit(std=0.02),
@@ -238,9 +165,9 @@ def build_config(
         ),
         tokenizer=TokenizerArgs(tokenizer_name_or_path=tokenizer),
         checkpoints=CheckpointsArgs(
-            checkpoints_path=checkpoints_path or f"checkpoints/{run}",
+            checkpoints_path=checkpoints_path,
             checkpoint_interval=min(preset.checkpoint_interval, steps),
-            resume_checkpoint_path=checkpoints_path or f"checkpoints/{run}",
+            resume_checkpoint_path=checkpoints_path,
         ),
         logging=LoggingArgs(
             log_level="info", log_level_replica="info", iteration_step_info_interval=1
@@ -251,15 +178,15 @@ def build_config(
             micro_batch_size=micro,
             batch_accumulation_per_replica=accum,
         ),
-        optimizer=_optimizer(steps, lr, final_lr, decay_style, preset.zero_stage),
+        optimizer=_optimizer(steps, lr, final_lr, s.decay_style, preset.zero_stage),
         data_stages=[_data_stage(folders, counts, tokenizer, preset.model.vocab_size)],
     )
-    validate(config, world_size=nodes * gpus_per_node, global_batch=global_batch)
+    validate(config, world_size=s.nodes * s.gpus_per_node, global_batch=global_batch)
     return Plan(
         config=config,
-        model_name=model,
-        nodes=nodes,
-        gpus_per_node=gpus_per_node,
+        model_name=s.model,
+        nodes=s.nodes,
+        gpus_per_node=s.gpus_per_node,
         requested_tokens=tokens,
         dataset_tokens=dict(zip(folders, counts, strict=True)),
         counts_from_files=from_files,
@@ -320,15 +247,13 @@ def _dataset_tokens(
     folders: list[str], token_counts: Sequence[int] | None, tokenizer_name: str | None
 ) -> tuple[list[int], str, bool]:
     """(tokens per folder, tokenizer, counted from files?) for ``build_config``."""
-    if token_counts is not None:
-        if len(token_counts) != len(folders):
-            raise ValueError(f"token_counts needs one count per folder ({len(folders)})")
-        return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TOKENIZER, False
+    if token_counts is not None:  # one per folder (PlanSettings checks)
+        return [int(c) for c in token_counts], tokenizer_name or DEFAULT_TRAINING_TOKENIZER, False
     infos = [read_tokenized_folder(folder, scan_tokens=0) for folder in folders]  # sizes only
     names = {info.tokenizer_name for info in infos if info.tokenizer_name is not None}
     if len(names) > 1:
         raise ValueError(f"the folders were tokenized with different tokenizers: {sorted(names)}")
-    tokenizer = names.pop() if names else tokenizer_name or DEFAULT_TOKENIZER
+    tokenizer = names.pop() if names else tokenizer_name or DEFAULT_TRAINING_TOKENIZER
     return [info.tokens for info in infos], tokenizer, True
 
 

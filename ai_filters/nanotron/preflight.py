@@ -30,7 +30,8 @@ from ai_filters.nanotron.data import (
     folder_problems,
     read_tokenized_folder,
 )
-from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig, NanotronConfigError
+from ai_filters.nanotron.loading import NanotronConfigError
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
 
 MAX_EPOCHS = 4.0
 

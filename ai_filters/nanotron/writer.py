@@ -15,9 +15,11 @@ from pathlib import Path
 import yaml
 
 from ai_filters.nanotron.checks import validate
+from ai_filters.nanotron.loading import config_to_dict
 from ai_filters.nanotron.plan import Plan, build_config
 from ai_filters.nanotron.schedule import plot_schedule
-from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig, config_to_dict
+from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
+from ai_filters.nanotron.settings import PlanSettings
 
 PAPER_TOKENS = {"corpus": 238_300_000_000, "selected": 73_100_000_000}
 SHIPPED_NODES, SHIPPED_GPUS_PER_NODE, SHIPPED_TP = 64, 8, 2
@@ -206,16 +208,25 @@ def write_shipped(out_dir: str | Path) -> list[Path]:
     tokenized folders from S3 (nanotron main's trainer requires 's3' in the folder paths)."""
     out = Path(out_dir)
     corpus, selected = SHIPPED_FOLDERS
-    big = dict(model="7b", nodes=SHIPPED_NODES, gpus_per_node=SHIPPED_GPUS_PER_NODE, tp=SHIPPED_TP)
+    baseline = PlanSettings(
+        corpus,
+        model="7b",
+        nodes=SHIPPED_NODES,
+        gpus_per_node=SHIPPED_GPUS_PER_NODE,
+        tp=SHIPPED_TP,
+        token_counts=(PAPER_TOKENS["corpus"],),
+        run_name="smollm-7b-wsd-baseline",
+    )
     both = (PAPER_TOKENS["corpus"], PAPER_TOKENS["selected"])
-    plans = {
-        "smollm_7b_wsd_baseline": build_config(
-            corpus, None, token_counts=both[:1], run_name="smollm-7b-wsd-baseline", **big
+    runs = {
+        "smollm_7b_wsd_baseline": baseline,
+        "smollm_7b_wsd_attention_influence": replace(
+            baseline,
+            selected_tokenized=selected,
+            token_counts=both,
+            run_name="smollm-7b-wsd-attention-influence",
         ),
-        "smollm_7b_wsd_attention_influence": build_config(
-            corpus, selected, token_counts=both, run_name="smollm-7b-wsd-attention-influence", **big
-        ),
-        "tiny_smoke": build_config(
+        "tiny_smoke": PlanSettings(
             corpus,
             selected,
             model="tiny",
@@ -226,7 +237,8 @@ def write_shipped(out_dir: str | Path) -> list[Path]:
         ),
     }
     written = []
-    for name, plan in plans.items():
+    for name, settings in runs.items():
+        plan = build_config(settings)
         extra = (PAPER_COUNTS_NOTE,) + ((TP2_NOTE,) if plan.model_name == "7b" else ())
         plan = replace(plan, notes=plan.notes + extra)
         written += write_plan(plan, out / f"{name}.yaml", SHIPPED_LAUNCH)

@@ -20,7 +20,6 @@ One module per concern:
 """
 
 from ai_filters.proxy.data import (
-    EOS_TOKEN,
     Arm,
     BlockDataset,
     TokenCache,
@@ -69,7 +68,6 @@ from ai_filters.proxy.train import (
 
 __all__ = [
     "CONFIDENCE",
-    "EOS_TOKEN",
     "FINAL_LR_RATIO",
     "INTERVAL_METHOD",
     "MEAN_HELDOUT",

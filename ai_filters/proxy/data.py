@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ai_filters.documents import FORMATS, SKIP_UNREADABLE, read_documents
-
-EOS_TOKEN = "<|endoftext|>"
+from ai_filters.documents import FORMATS, read_documents
+from ai_filters.fields import END_OF_TEXT, RANDOM_SCORE_KEY, SKIP_REASON_KEY, SKIP_UNREADABLE
 
 
 def read_folder(folder: str | Path) -> list[dict]:
@@ -39,7 +38,7 @@ def read_folder(folder: str | Path) -> list[dict]:
         relative = path.relative_to(root).parts
         fallback = relative[0] if len(relative) > 1 else "all"
         for document in read_documents(path):
-            if document["metadata"].get("skip_reason") == SKIP_UNREADABLE or not document["text"]:
+            if document["metadata"].get(SKIP_REASON_KEY) == SKIP_UNREADABLE or not document["text"]:
                 continue
             domain = document["metadata"].get("domain") or fallback
             documents.append({**document, "metadata": {**document["metadata"], "domain": domain}})
@@ -55,7 +54,7 @@ class TokenCache:
     tokens, not for a full pretraining corpus.
     """
 
-    def __init__(self, tokenizer, eos_token: str = EOS_TOKEN) -> None:
+    def __init__(self, tokenizer, eos_token: str = END_OF_TEXT) -> None:
         """``tokenizer``: a transformers fast tokenizer
         (:func:`ai_filters.engine.models.load_tokenizer`);
         texts are encoded by its ``backend_tokenizer``, without special tokens."""
@@ -102,7 +101,7 @@ def token_matched_random(
     scored: Sequence[dict],
     targets: dict[str, int],
     tokens: TokenCache,
-    score_key: str = "random_score",
+    score_key: str = RANDOM_SCORE_KEY,
 ) -> list[dict]:
     """Per domain of ``targets``, documents by descending ``score_key`` up to the target tokens.
 

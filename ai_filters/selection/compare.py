@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ai_filters.documents import read_documents
+from ai_filters.fields import DOCUMENT_TOKENS_KEY, SCORED_TOKENS_KEY
 from ai_filters.selection.folder import SelectionFolder, read_parquet_columns
 from ai_filters.selection.report import spearman
 from ai_filters.selection.thresholds import top_fraction_threshold
@@ -138,7 +139,7 @@ def _scored_entry(spec: SelectionSpec, document: dict, path: str) -> tuple[str, 
             f"{path}: document {document_id} has no '{spec.score_key}' score "
             f"(the score key of selection '{spec.name}')"
         )
-    tokens = metadata.get("ai_doc_tokens", metadata.get("ai_n_tokens"))
+    tokens = metadata.get(DOCUMENT_TOKENS_KEY, metadata.get(SCORED_TOKENS_KEY))
     if tokens is None:
         raise ValueError(f"{path}: document {document_id} has no 'ai_doc_tokens' in its metadata")
     return document_id, float(score), int(tokens)

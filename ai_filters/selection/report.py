@@ -1,11 +1,14 @@
 """The selection report: every document accounted for, and how a selection relates to length
 and loss.
 
-:func:`build_report` reads a finished selection folder (scored, skipped, selected and rejected
-documents, ``thresholds.json`` and the scoring stage's stats) and returns what ``report.json``
-holds: per domain, documents read, scored, skipped (by reason), selected and rejected with their
-tokens, the threshold, and the conservation checks ``read = scored + skipped`` and
-``scored = selected + rejected``; and the score statistics of :func:`table_statistics`.
+:func:`build_report` reads a finished selection folder without reading a document again: the
+score tables (``OUT/scores/``, :class:`~ai_filters.selection.score_tables.ScoreTables`),
+``thresholds.json``, ``scorer.json`` and the stats the score and select stages recorded under
+``OUT/logs/``. It returns what ``report.json`` holds: per domain, documents read, scored,
+skipped (by reason), selected and rejected, tokens before and selected, the threshold, and the
+conservation checks ``read = scored + skipped`` and ``scored = selected + rejected``; and the
+score statistics of :func:`table_statistics`, which the Hub card shows too.
+:func:`format_report` turns it into ``report.md``.
 
 AttentionInfluence correlates with the base loss (negatively) and with length; a user deciding
 whether to trust a selection needs to see how much of it a perplexity filter would also pick.
@@ -23,6 +26,7 @@ from datatrove.io import get_datafolder
 from datatrove.utils.stats import MetricStats, PipelineStats
 from scipy.stats import ConstantInputWarning, spearmanr
 
+from ai_filters.fields import DOCUMENT_TOKENS_KEY, LOSS_BASE_KEY
 from ai_filters.markdown import markdown_table
 from ai_filters.selection.folder import (
     KEPT_STAT,
@@ -49,8 +53,6 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 SPEARMAN_SAMPLE = 100_000  # documents per domain the rank correlations are computed on
-LOSS_KEY = "ai_loss_base"
-TOKENS_KEY = "ai_doc_tokens"
 
 
 def table_statistics(
@@ -76,10 +78,10 @@ def table_statistics(
     q20, q50, q80 = np.quantile(scores, [0.2, 0.5, 0.8], overwrite_input=True)
     score_threshold = kth_highest(scores, wanted)
     del scores
-    has_loss = LOSS_KEY in tables.columns(domain)
+    has_loss = LOSS_BASE_KEY in tables.columns(domain)
     loss_threshold, loss_mean = float("nan"), float("nan")
     if has_loss:
-        losses = -tables.column(domain, LOSS_KEY)  # the k-th lowest loss, as the k-th highest
+        losses = -tables.column(domain, LOSS_BASE_KEY)  # the k-th lowest loss, as the k-th highest
         loss_mean = -float(losses.mean())
         loss_threshold = -kth_highest(losses, wanted)
         del losses
@@ -106,14 +108,14 @@ def _streamed(tables, domain, score_key, has_loss, thresholds, seed):
     """One pass over a domain's columns: token sums, the documents at or above the score
     threshold (and of those, at or below the loss threshold), and the Spearman sample."""
     score_threshold, loss_threshold = thresholds
-    names = [score_key, TOKENS_KEY] + ([LOSS_KEY] if has_loss else [])
+    names = [score_key, DOCUMENT_TOKENS_KEY] + ([LOSS_BASE_KEY] if has_loss else [])
     keep = min(1.0, SPEARMAN_SAMPLE / tables.rows(domain))
     rng = np.random.default_rng(seed)
     counts = {"tokens": 0, "selected": 0, "selected_tokens": 0, "both": 0}
     parts: dict[str, list[np.ndarray]] = {"score": [], "loss": [], "tokens": []}
     for batch in tables.batches(domain, names):
-        score, tokens = batch[score_key], batch[TOKENS_KEY]
-        loss = batch[LOSS_KEY] if has_loss else np.full(len(score), np.nan)
+        score, tokens = batch[score_key], batch[DOCUMENT_TOKENS_KEY]
+        loss = batch[LOSS_BASE_KEY] if has_loss else np.full(len(score), np.nan)
         selected = score >= score_threshold
         counts["tokens"] += int(tokens.sum())
         counts["selected"] += int(selected.sum())

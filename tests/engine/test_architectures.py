@@ -25,7 +25,8 @@ from ai_filters.engine.architectures import (
 from ai_filters.engine.kernels import AttentionKernelError, is_block_mask, resolve_attention_kernel
 from ai_filters.engine.masking import MaskingError
 from ai_filters.engine.numerics import loss_rtol
-from ai_filters.engine.scoring import ScoringConfig, ScoringEngine, shared_prefix
+from ai_filters.engine.prefix import shared_prefix
+from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 from tests.helpers.literal_attention import labels_loss, literal_labels_loss
 from tests.helpers.tiny_families import COMMON, FAMILIES, loaded, tiny_model
 

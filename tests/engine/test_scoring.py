@@ -11,13 +11,9 @@ import torch
 from ai_filters.demo.corpus import local_corpus
 from ai_filters.engine.masking import masked_heads
 from ai_filters.engine.numerics import loss_rtol, score_atol
-from ai_filters.engine.scoring import (
-    SKIP_TOO_SHORT,
-    DocumentScore,
-    ScoringConfig,
-    ScoringEngine,
-    shared_prefix_layers,
-)
+from ai_filters.engine.prefix import shared_prefix_layers
+from ai_filters.engine.scoring import DocumentScore, ScoringConfig, ScoringEngine
+from ai_filters.fields import SKIP_TOO_SHORT
 
 HEADS = [(18, 6), (20, 6), (17, 3), (18, 7), (23, 2), (17, 4), (20, 5)]
 
@@ -60,9 +56,7 @@ def test_one_padded_batch_equals_one_document_at_a_time(embedded, documents):
     single = scorer(embedded, max_tokens=512, batch_size=1)
     together = batched.score_texts(texts)
     alone = [single.score_texts([text])[0] for text in texts]
-    assert (
-        len(batched._batches(batched._rows(batched._segments([[0] * n for n in lengths])[0]))) == 1
-    )
+    assert len(batched.plan([[0] * n for n in lengths])[0]) == 1
     # padding and batch shape change the kernels' summation order, nothing else
     rtol = loss_rtol(embedded.config, 512)
     for joint, separate in zip(together, alone, strict=True):
@@ -158,7 +152,8 @@ def test_packed_documents_score_as_unpacked(embedded, documents):
     alone = scorer(embedded, max_tokens=128, packing=False, batch_size=1)
     together = packed.score_texts(texts)
     separate = alone.score_texts(texts)
-    assert len(packed._rows(packed._segments([[0] * s.n_tokens for s in together])[0])) == 2
+    batches, _ = packed.plan([[0] * s.n_tokens for s in together])
+    assert sum(len(batch) for batch in batches) == 2  # four documents in two rows
     rtol = loss_rtol(embedded.config, 256)  # one row of 256 positions vs rows of their own
     for joint, single in zip(together, separate, strict=True):
         assert joint.n_tokens == single.n_tokens
@@ -212,7 +207,7 @@ def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch, packing):
     eager = ScoringEngine(loaded, heads, config).score_token_ids(docs)
     compiled = ScoringEngine(loaded, heads, replace(config, compile=True))
     if packing:  # rows [60 + 40 + 17] and [33]: three documents share a row
-        assert [len(row) for row in compiled._rows(compiled._segments(docs)[0])] == [3, 1]
+        assert [len(row) for batch in compiled.plan(docs)[0] for row in batch] == [3, 1]
     assert all(layer.self_attn._compiled_call_impl is not None for layer in tiny_llama.model.layers)
     capability = torch.backends.cpu.get_cpu_capability()  # kernels of one capability only
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith(f"cpu_{capability}")
@@ -227,7 +222,7 @@ def test_compiled_and_eager_scores_agree(tiny_llama, monkeypatch, packing):
 
 
 def test_a_chosen_inductor_cache_folder_is_kept(tmp_path, monkeypatch):
-    from ai_filters.engine.kernels import inductor_cache_per_cpu_capability
+    from ai_filters.engine.compile import inductor_cache_per_cpu_capability
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     assert inductor_cache_per_cpu_capability() == str(tmp_path)
@@ -235,8 +230,6 @@ def test_a_chosen_inductor_cache_folder_is_kept(tmp_path, monkeypatch):
 
 def test_rows_much_shorter_than_the_batch_get_their_own(embedded):
     engine = scorer(embedded, max_tokens=100, batch_tokens=1000)
-    segments, _ = engine._segments([[0] * n for n in (100, 95, 90, 80, 75, 10)])
-    widths = [
-        [len(row[0].ids) for row in batch] for batch in engine._batches(engine._rows(segments))
-    ]
+    batches, _ = engine.plan([[0] * n for n in (100, 95, 90, 80, 75, 10)])
+    widths = [[len(row[0].ids) for row in batch] for batch in batches]
     assert widths == [[100, 95, 90], [80, 75], [10]]  # each row fills >= 90 % of its batch

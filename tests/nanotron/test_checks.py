@@ -6,7 +6,13 @@ import copy
 
 import pytest
 
-from ai_filters.nanotron import NanotronConfigError, build_config, load_config, validate
+from ai_filters.nanotron import (
+    NanotronConfigError,
+    PlanSettings,
+    build_config,
+    load_config,
+    validate,
+)
 from tests.nanotron.helpers import problems_of, shipped_dict, write_tokenized
 
 
@@ -98,7 +104,7 @@ def test_missing_sections_and_dummy_data_are_refused():
 def test_folders_with_out_of_vocab_tokens_fail_the_folder_check(tmp_path, tokenized):
     corpus, _ = tokenized
     bad = write_tokenized(tmp_path / "tokenized.s3" / "bad", "bad", [[1, 2, 60_000]])
-    plan = build_config(str(corpus), str(bad), model="tiny", gpus_per_node=1)
+    plan = build_config(PlanSettings(str(corpus), str(bad), model="tiny", gpus_per_node=1))
     with pytest.raises(
         NanotronConfigError, match="holds token id 60,000, outside the model.s vocab"
     ):
@@ -112,4 +118,4 @@ def test_a_tokenizer_file_is_refused_because_nanotron_needs_a_hub_id_or_folder(t
     with pytest.raises(
         NanotronConfigError, match="is a file: nanotron loads it with AutoTokenizer"
     ):
-        build_config(str(folder), model="tiny", gpus_per_node=1)
+        build_config(PlanSettings(str(folder), model="tiny", gpus_per_node=1))

@@ -10,21 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from ai_filters.nanotron import LaunchSettings, build_config, load_config, write_launch_script
+from ai_filters.nanotron import (
+    LaunchSettings,
+    PlanSettings,
+    build_config,
+    load_config,
+    write_launch_script,
+)
 from ai_filters.nanotron.writer import slurm_seconds
 from tests.helpers.slurm import job_fields, require_slurm, wait_for_job_field
 from tests.nanotron.helpers import SHIPPED, SHIPPED_NAMES
 
 
 def tiny_plan(tmp_path: Path, nodes: int = 2):
-    return build_config(
+    settings = PlanSettings(
         "s3://bucket/tokenized/corpus",
         model="tiny",
         nodes=nodes,
         gpus_per_node=4,
-        token_counts=[10**9],
+        token_counts=(10**9,),
         checkpoints_path=str(tmp_path / "ckpt"),
     )
+    return build_config(settings)
 
 
 def test_script_carries_the_cluster_options_and_requeue(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from ai_filters.nanotron import (
     PRESETS,
+    PlanSettings,
     build_config,
     global_batch_size,
     load_config,
@@ -42,9 +43,10 @@ def test_7b_parameter_count_is_the_papers_6_98b_with_ffn_13312():
 
 def test_build_config_weights_steps_and_accumulation(tokenized):
     corpus, selected = tokenized
-    plan = build_config(
+    settings = PlanSettings(
         str(corpus), str(selected), model="tiny", tokens=100 * 32 * 1024, nodes=1, gpus_per_node=2
     )
+    plan = build_config(settings)
     config = plan.config
     dataset = config.data_stages[0].data.dataset
     assert dataset.dataset_weights == [0.75, 0.25]
@@ -60,7 +62,9 @@ def test_build_config_weights_steps_and_accumulation(tokenized):
         25,
     )
     validate(config, check_folders=True)
-    capped = build_config(str(corpus), model="tiny", gpus_per_node=2, max_micro_batch=6)
+    capped = build_config(
+        PlanSettings(str(corpus), model="tiny", gpus_per_node=2, max_micro_batch=6)
+    )
     assert (
         capped.config.tokens.micro_batch_size,
         capped.config.tokens.batch_accumulation_per_replica,
@@ -70,7 +74,7 @@ def test_build_config_weights_steps_and_accumulation(tokenized):
 
 def test_build_config_rounds_steps_and_reports_real_tokens(tokenized):
     corpus, _ = tokenized
-    plan = build_config(str(corpus), model="tiny", tokens=10_000_000, nodes=1, gpus_per_node=1)
+    plan = build_config(PlanSettings(str(corpus), model="tiny", tokens=10_000_000, gpus_per_node=1))
     assert plan.config.tokens.train_steps == 305  # 10M / 32,768 = 305.2
     summary = "\n".join(plan.summary())
     assert "= 9,994,240 tokens (asked: 10,000,000)" in summary
@@ -80,7 +84,7 @@ def test_build_config_rounds_steps_and_reports_real_tokens(tokenized):
 def test_build_config_refuses_batches_that_do_not_split(tokenized):
     corpus, _ = tokenized
     with pytest.raises(ValueError, match="global batch 30 is not divisible by dp 8"):
-        build_config(str(corpus), model="tiny", global_batch=30, gpus_per_node=8)
+        build_config(PlanSettings(str(corpus), model="tiny", global_batch=30, gpus_per_node=8))
 
 
 def test_folders_tokenized_differently_are_refused(tmp_path, tokenized):
@@ -89,4 +93,4 @@ def test_folders_tokenized_differently_are_refused(tmp_path, tokenized):
         tmp_path / "tokenized.s3" / "other", "other", [[1, 2, 3]], tokenizer="gpt2"
     )
     with pytest.raises(ValueError, match="different tokenizers"):
-        build_config(str(corpus), str(other), model="tiny", gpus_per_node=1)
+        build_config(PlanSettings(str(corpus), str(other), model="tiny", gpus_per_node=1))

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from ai_filters.nanotron import build_config, preflight
+from ai_filters.nanotron import PlanSettings, build_config, preflight
 from tests.nanotron.helpers import write_tokenized
 
 
 def plan_for(corpus: Path, selected: Path | None, steps: int):
     """A tiny run of ``steps`` steps of 4 sequences of 99 tokens (samples of 100 tokens)."""
-    return build_config(
+    settings = PlanSettings(
         str(corpus),
         str(selected) if selected else None,
         model="tiny",
@@ -20,7 +20,8 @@ def plan_for(corpus: Path, selected: Path | None, steps: int):
         global_batch=4,
         seq_len=99,
         gpus_per_node=1,
-    ).config
+    )
+    return build_config(settings).config
 
 
 def test_epochs_are_samples_read_over_samples(tokenized):
