@@ -7,7 +7,7 @@ import argparse
 from dataclasses import fields
 
 from ai_filters.engine.kernels import ATTENTION_KERNELS
-from ai_filters.engine.masking import MASK_MODES
+from ai_filters.engine.masking import MASK_MODES, UNIFORM
 from ai_filters.engine.models import DTYPES
 from ai_filters.engine.scoring import ScoringConfig
 from ai_filters.engine.settings import EngineSettings
@@ -100,7 +100,7 @@ def add_engine_options(
         default=None,
         choices=MASK_MODES,
         help="uniform: the method (the heads' attention spread evenly over the prefix); zero: "
-        f"the heads' outputs zeroed, an ablation (default: {MASK_MODES[0]})",
+        f"the heads' outputs zeroed, an ablation (default: {UNIFORM})",
     )
     parser.add_argument(
         "--attention-kernel",
