@@ -11,6 +11,7 @@ from ai_filters.cli.engine_options import add_engine_options, engine_settings_fr
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``score`` (``args.run(args)`` runs it)."""
     parser = commands.add_parser(
         "score",
         formatter_class=HelpFormatter,
@@ -44,10 +45,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept a heads file found on other weights of the same shape",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_score)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_score(args: argparse.Namespace) -> int:
     from ai_filters.console import progress_bar
     from ai_filters.documents import check_writable_folder
     from ai_filters.engine.heads import RetrievalHeads
