@@ -83,8 +83,8 @@ MUTATIONS = (
         "completed-task-skipping",
         "a rerun skips the tasks that completed",
         "ai_filters/executors/chain.py",
-        '"randomize_start_duration": 0 if stage.one_task else args.randomize_start,',
-        '"randomize_start_duration": 0 if stage.one_task else args.randomize_start,\n'
+        '"randomize_start_duration": 0 if stage.one_task else slurm.randomize_start,',
+        '"randomize_start_duration": 0 if stage.one_task else slurm.randomize_start,\n'
         '            "skip_completed": False,',
         (f"{PIPELINE}::test_killed_run_resumes_to_the_same_output",),
     ),
@@ -100,8 +100,8 @@ MUTATIONS = (
         "slurm-partition-check",
         "an unknown Slurm partition is a one-line error before anything is submitted",
         "ai_filters/executors/chain.py",
-        "if args.partition not in partitions:",
-        "if args.partition not in partitions + [args.partition]:",
+        "if slurm.partition not in partitions:",
+        "if slurm.partition not in partitions + [slurm.partition]:",
         (f"{PIPELINE}::test_unknown_slurm_partition_is_a_one_line_error",),
     ),
     Mutation(

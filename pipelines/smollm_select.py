@@ -56,16 +56,21 @@ from ai_filters.blocks import (
     ThresholdFinder,
 )
 from ai_filters.blocks.registry import SCORERS, ScorerEntry, ScorerOptions, get_scorer
+from ai_filters.cli.engine_options import (
+    add_device_options,
+    add_engine_options,
+    engine_settings_from_args,
+)
+from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.engine.models import DEFAULT_MODEL
-from ai_filters.engine.settings import EngineSettings, add_device_options, add_engine_options
+from ai_filters.engine.settings import EngineSettings
 from ai_filters.executors.chain import (
     Stage,
-    add_executor_options,
     chain_executors,
-    check_slurm_options,
+    check_partition,
     describe_chain,
     run_chain,
 )
@@ -209,7 +214,7 @@ def engine_settings(args, scorer: ScorerEntry) -> EngineSettings:
             f"--scorer {scorer.name} masks with '{scorer.mask_mode}'; --mask-mode "
             f"{args.mask_mode} is --scorer {same} (its own folder and record)"
         )
-    return EngineSettings.from_options(vars(args))
+    return engine_settings_from_args(args)
 
 
 def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
@@ -225,30 +230,31 @@ def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("smollm_select.py", args.debug) as errors:
+        execution = executor_settings_from_args(args)
         folder = SelectionFolder(args.out)
         scorer = get_scorer(args.scorer)
         if args.distilled_model and scorer.name != "distilled":
             raise ValueError("--distilled-model is for --scorer distilled")
         engine_settings(args, scorer)  # a bad engine setting fails before any work
-        if not args.dry_run:
+        if not execution.dry_run:
             check_writable_folder(args.out, "--out")
-        if args.executor == "slurm":
-            check_slurm_options(args)
+        if not execution.is_local:
+            check_partition(execution.slurm)
         if args.demo:
             prepare_demo(args, folder)
         if scorer.needs_heads and not args.heads:
             raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
         started = time.monotonic()
         stages = stage_pipelines(args)
-        executors = chain_executors(args, stages, folder.logs())
-        if args.dry_run:
-            print(describe_chain(args, stages, executors))
+        executors = chain_executors(execution, stages, folder.logs())
+        if execution.dry_run:
+            print(describe_chain(execution, stages, executors))
             return 0
         if scorer.needs_heads:
             keep_heads_with_output(Path(args.heads), folder)
         folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
-        run_chain(args, executors, list(stages))
-        if args.executor == "local" or args.wait:
+        run_chain(execution, executors, list(stages))
+        if execution.is_local or execution.wait:
             with folder.open("report.md") as report:
                 print(report.read())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")

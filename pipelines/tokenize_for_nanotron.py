@@ -35,12 +35,12 @@ from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
+from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
 from ai_filters.executors.chain import (
     Stage,
-    add_executor_options,
     chain_executors,
-    check_slurm_options,
+    check_partition,
     describe_chain,
     run_chain,
 )
@@ -119,20 +119,21 @@ def stages(args, folder: SelectionFolder) -> dict[str, Stage]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
-        if args.executor == "slurm":
-            check_slurm_options(args)
+        execution = executor_settings_from_args(args)
+        if not execution.is_local:
+            check_partition(execution.slurm)
         folder = SelectionFolder(args.out)
         if not folder.selected_shards() or not folder.scored_files():
             raise SelectionFolderError(
                 f"{args.out} has no scored and selected documents: run smollm_select.py first"
             )
         plan = stages(args, folder)
-        executors = chain_executors(args, plan, folder.logs())
-        if args.dry_run:
-            print(describe_chain(args, plan, executors))
+        executors = chain_executors(execution, plan, folder.logs())
+        if execution.dry_run:
+            print(describe_chain(execution, plan, executors))
             return 0
-        run_chain(args, executors, list(plan))
-        if args.executor == "local" or args.wait:
+        run_chain(execution, executors, list(plan))
+        if execution.is_local or execution.wait:
             for name in ("corpus", "selected"):
                 files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
                 print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")

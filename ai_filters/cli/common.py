@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
+from ai_filters.cli.engine_options import add_device_options
 from ai_filters.engine.models import DEFAULT_MODEL, LoadedModel
-from ai_filters.engine.settings import add_device_options
+
+# a help text that names its default already ("default: ...", "(default 1)", "Default ...")
+_NAMES_DEFAULT = re.compile(r"\bdefault\b", re.IGNORECASE)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Every parser's formatter: defaults shown once, descriptions kept as written.
 
     A default of ``None`` (the option then says what it means in its help) and a help text that
-    already names its default get no ``(default: ...)`` appended.
+    already mentions its default, in any wording, get no ``(default: ...)`` appended.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or "default:" in (action.help or ""):
+        if action.default is None or _NAMES_DEFAULT.search(action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

@@ -50,9 +50,9 @@ Writes DIR/compare.md, DIR/compare.json, DIR/jaccard.png, DIR/spearman.png, DIR/
 Example: ai-filters compare ai=out/ai ppl=out/ppl rnd=out/random --out out/compare"""
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register ``compare`` (``args.run(args)`` runs it)."""
-    compare = subparsers.add_parser(
+    compare = commands.add_parser(
         "compare",
         formatter_class=HelpFormatter,
         help="compare selections made by different scorers",

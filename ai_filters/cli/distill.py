@@ -85,10 +85,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a model already in MODEL_DIR"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_distill)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_distill(args: argparse.Namespace) -> int:
     from ai_filters.distill import RECORD_FILE, TrainingSettings, distill, save
 
     out = Path(args.out)

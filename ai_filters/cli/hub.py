@@ -49,10 +49,10 @@ def run_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register ``hub-folder`` and ``push`` (``args.run(args)`` runs the chosen one)."""
     formatter = HelpFormatter
-    folder = subparsers.add_parser(
+    folder = commands.add_parser(
         "hub-folder",
         formatter_class=formatter,
         help="turn a selection into a Hub dataset folder",
@@ -78,7 +78,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     folder.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
     folder.set_defaults(run=run_hub_folder)
 
-    push = subparsers.add_parser(
+    push = commands.add_parser(
         "push",
         formatter_class=formatter,
         help="upload a Hub folder to a dataset repo",

@@ -31,14 +31,15 @@ from ai_filters.nanotron.data import SCAN_TOKENS
 from ai_filters.nanotron.preflight import MAX_EPOCHS
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``nanotron-config`` and ``nanotron-check``; ``run`` returns an exit code."""
-    _add_config_parser(subparsers)
-    _add_check_parser(subparsers)
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``nanotron-config`` and ``nanotron-check`` (``args.run(args)`` runs the chosen
+    one)."""
+    _add_config_parser(commands)
+    _add_check_parser(commands)
 
 
-def _add_config_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def _add_config_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
         "nanotron-config",
         formatter_class=HelpFormatter,
         help="write a nanotron training config (YAML + Slurm launch + LR plot)",
@@ -97,8 +98,8 @@ def _add_config_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_nanotron_config)
 
 
-def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def _add_check_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
         "nanotron-check",
         formatter_class=HelpFormatter,
         help="pre-flight of a nanotron config: schema, data folders, epochs",

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.engine.settings import add_engine_options
+from ai_filters.cli.engine_options import add_engine_options, engine_settings_from_args
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``score`` (``args.run(args)`` runs it)."""
     parser = commands.add_parser(
         "score",
         formatter_class=HelpFormatter,
@@ -44,16 +45,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept a heads file found on other weights of the same shape",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_score)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_score(args: argparse.Namespace) -> int:
     from ai_filters.console import progress_bar
     from ai_filters.documents import check_writable_folder
     from ai_filters.engine.heads import RetrievalHeads
     from ai_filters.engine.score_files import score_file, skipped_path
     from ai_filters.engine.scoring import ScoringEngine
-    from ai_filters.engine.settings import EngineSettings
 
     heads = RetrievalHeads.load(args.heads)
     missing = [path for path in args.input if not Path(path).is_file()]
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
     check_writable_folder(Path(args.output).parent, "--output")
     args.model = args.model or heads.model
-    settings = EngineSettings.from_options(vars(args))  # a bad setting fails before loading
+    settings = engine_settings_from_args(args)  # a bad setting fails before loading
     loaded = load_model_from_args(args)
     heads.check_model(loaded, strict_fingerprint=not args.ignore_fingerprint)
     scorer = ScoringEngine(loaded, heads.selected_heads, settings.scoring)

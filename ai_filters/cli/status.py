@@ -8,6 +8,7 @@ from ai_filters.cli.common import HelpFormatter
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``status`` (``args.run(args)`` runs it)."""
     parser = commands.add_parser(
         "status",
         formatter_class=HelpFormatter,
@@ -18,10 +19,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "finished tasks. Works while a local or Slurm run goes on, on a local folder or a URL.",
     )
     parser.add_argument("out", metavar="OUT", help="output folder of a pipeline script")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_status)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_status(args: argparse.Namespace) -> int:
     from ai_filters.selection.status import format_status, run_status
 
     stages = run_status(args.out)

@@ -22,12 +22,12 @@ from ai_filters.demo.corpus import (
     local_corpus,
     pin_mismatches,
 )
-from ai_filters.engine.heads import detect_and_save, random_other_heads
+from ai_filters.engine.heads import DetectionSettings, detect_and_save, random_other_heads
 from ai_filters.engine.models import load_model
-from ai_filters.engine.retrieval_scores import DEFAULT_PROBE_SCORING, probe_answer_losses
+from ai_filters.engine.retrieval_scores import probe_answer_losses
 
-DEMO_PROBES = 32
-DEMO_PROBE_TOKENS = 1024
+# the demo's detection: 32 probes of 1,024 tokens (the paper: 800 of 4,096), the rest the same
+DEMO_DETECTION = DetectionSettings(num_probes=32, probe_tokens=1024)
 CHECK_PROBES = 8
 RANDOM_DRAWS = 2
 CHUNK_CHARS = 1200
@@ -76,28 +76,15 @@ def check_heads(loaded, heads, probes, losses) -> dict:
     }
 
 
-def detect_and_check(
-    out: Path,
-    model: str,
-    num_probes: int = DEMO_PROBES,
-    probe_tokens: int = DEMO_PROBE_TOKENS,
-    probe_scoring: str = DEFAULT_PROBE_SCORING,
-) -> dict:
-    """Write ``out/heads.json``, ``out/heads.png`` and ``out/heads_check.json``; the heads are
-    scored the ``probe_scoring`` way (:mod:`ai_filters.engine.retrieval_scores`)."""
+def detect_and_check(out: Path, model: str, settings: DetectionSettings = DEMO_DETECTION) -> dict:
+    """Write ``out/heads.json``, ``out/heads.png`` and ``out/heads_check.json``, the heads
+    detected as ``settings`` say."""
     loaded = load_model(model)
     print(
-        f"demo: detecting heads with {num_probes} probes of {probe_tokens} tokens "
-        "(the paper: 800 of 4,096; run 'ai-filters detect-heads' for that)"
+        f"demo: detecting heads with {settings.num_probes} probes of {settings.probe_tokens} "
+        "tokens (the paper: 800 of 4,096; run 'ai-filters detect-heads' for that)"
     )
-    heads, probes, losses = detect_and_save(
-        loaded,
-        out / "heads.json",
-        out / "heads.png",
-        num_probes,
-        probe_tokens,
-        probe_scoring=probe_scoring,
-    )
+    heads, probes, losses = detect_and_save(loaded, settings, out / "heads.json", out / "heads.png")
     check = check_heads(loaded, heads, probes, losses)
     print(
         f"probe answer loss on {check['probes']} probes: plain {check['answer_loss_plain']:.3f}, "

@@ -2,7 +2,9 @@
 
 Every head's retrieval score on the probes (:mod:`ai_filters.engine.retrieval_scores`, under the
 ``gold`` or ``generated`` scoring); the top ``top_fraction`` of all heads are the retrieval
-heads, written with their scores and the detection settings to ``heads.json``.
+heads, written with their scores and the detection settings to ``heads.json``. How to detect is
+one frozen, validated :class:`DetectionSettings`, built once by the command line
+(``ai-filters detect-heads``) or the demo and passed whole.
 """
 
 from __future__ import annotations
@@ -20,9 +22,70 @@ import torch
 from ai_filters.engine.architectures import check_supported
 from ai_filters.engine.models import LoadedModel
 from ai_filters.engine.probes import Probe
-from ai_filters.engine.retrieval_scores import DEFAULT_PROBE_SCORING, probe_scores
+from ai_filters.engine.retrieval_scores import (
+    DEFAULT_PROBE_SCORING,
+    PROBE_SCORINGS,
+    probe_scores,
+)
 
 HEADS_FORMAT_VERSION = 1
+DEFAULT_SENTENCE_SOURCE = "pydoc_data.topics"  # what heads.json records for sentences=None
+
+
+# ------------------------------------------------------------------------------ settings
+def _whole(value: object, minimum: int, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How retrieval heads are detected; validated when built (``ValueError`` in one line).
+
+    ``num_probes`` synthetic 3-shot probes of at most ``probe_tokens`` tokens each (``None``:
+    ``min(4096, model context)``, the paper's length), drawn reproducibly from ``seed`` among
+    the sentences of ``sentences`` (a .txt, .jsonl, .jsonl.gz or .parquet file; ``None``: the
+    Python Language Reference shipped with CPython); every head is scored the ``probe_scoring``
+    way and the best ``top_fraction`` of all (layer, head) pairs are kept.
+    ``allow_unsupported`` runs a model the engine does not handle exactly instead of refusing it.
+    """
+
+    num_probes: int = 800
+    probe_tokens: int | None = None
+    top_fraction: float = 0.05
+    seed: int = 0
+    probe_scoring: str = DEFAULT_PROBE_SCORING
+    sentences: str | None = None
+    allow_unsupported: bool = False
+
+    def __post_init__(self) -> None:
+        _whole(self.num_probes, 1, "num_probes")
+        if self.probe_tokens is not None:
+            _whole(self.probe_tokens, 1, "probe_tokens")
+        fraction = self.top_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise ValueError(f"top_fraction must be a number in (0, 1], got {fraction!r}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"top_fraction must be in (0, 1], got {fraction!r}")
+        _whole(self.seed, 0, "seed")  # random.Random(-s) draws what random.Random(s) does
+        if self.probe_scoring not in PROBE_SCORINGS:
+            raise ValueError(
+                f"unknown probe scoring '{self.probe_scoring}'; "
+                f"choose one of {', '.join(PROBE_SCORINGS)}"
+            )
+        if self.sentences is not None and not (
+            isinstance(self.sentences, str) and self.sentences.strip()
+        ):
+            raise ValueError(f"sentences must be a file path or None, got {self.sentences!r}")
+        if not isinstance(self.allow_unsupported, bool):
+            raise ValueError(
+                f"allow_unsupported must be True or False, got {self.allow_unsupported!r}"
+            )
+
+    @property
+    def sentence_source(self) -> str:
+        """Where the probe sentences come from, as ``heads.json`` records it."""
+        return self.sentences or DEFAULT_SENTENCE_SOURCE
 
 
 # ------------------------------------------------------------------------------ selection
@@ -137,17 +200,17 @@ class RetrievalHeads:
 def detect_heads(
     loaded: LoadedModel,
     probes: Sequence[Probe],
-    top_fraction: float = 0.05,
-    settings: dict | None = None,
+    settings: DetectionSettings = DetectionSettings(),
+    record: dict | None = None,
     progress: Callable | None = None,
-    allow_unsupported: bool = False,
-    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> tuple[RetrievalHeads, list[float]]:
-    """Score every head on ``probes`` under ``probe_scoring`` and keep the top fraction; also
-    returns the probes' answer losses. The settings record the scoring and how many probes
-    the scores average over (``generated``: those the model retrieved)."""
-    run = probe_scores(loaded, probes, (probe_scoring,), progress, allow_unsupported)
-    scores = run.scores[probe_scoring]
+    """Score every head on ``probes`` the ``settings.probe_scoring`` way and keep the top
+    ``settings.top_fraction``; also returns the probes' answer losses. The heads' settings are
+    ``record`` plus the scoring and how many probes the scores average over (``generated``:
+    those the model retrieved)."""
+    scoring = settings.probe_scoring
+    run = probe_scores(loaded, probes, (scoring,), progress, settings.allow_unsupported)
+    scores = run.scores[scoring]
     heads = RetrievalHeads(
         model=loaded.spec,
         model_fingerprint=loaded.fingerprint(),
@@ -155,13 +218,13 @@ def detect_heads(
         num_heads=loaded.num_heads,
         num_kv_heads=loaded.num_kv_heads,
         scores=[[round(value, 6) for value in row] for row in scores.tolist()],
-        selected=[list(head) for head in select_top(scores, top_fraction)],
+        selected=[list(head) for head in select_top(scores, settings.top_fraction)],
         settings=dict(
-            settings or {},
-            top_fraction=top_fraction,
+            record or {},
+            top_fraction=settings.top_fraction,
             num_probes=len(probes),
-            probe_scoring=probe_scoring,
-            probes_counted=run.probes_counted[probe_scoring],
+            probe_scoring=scoring,
+            probes_counted=run.probes_counted[scoring],
         ),
     )
     return heads, run.losses
@@ -195,64 +258,48 @@ def plot_heads(heads: RetrievalHeads, path: str | Path) -> None:
 def find_retrieval_heads(
     loaded: LoadedModel,
     sentence_texts: Sequence[str],
-    num_probes: int = 800,
-    max_tokens: int | None = None,
-    top_fraction: float = 0.05,
-    seed: int = 0,
+    settings: DetectionSettings = DetectionSettings(),
     progress: Callable | None = None,
-    allow_unsupported: bool = False,
-    probe_scoring: str = DEFAULT_PROBE_SCORING,
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
-    """Build the probes and detect the heads; returns heads, probes and unmasked answer losses.
+    """Build the probes from ``sentence_texts`` and detect the heads as ``settings`` say;
+    returns heads, probes and unmasked answer losses.
 
-    ``max_tokens`` defaults to ``min(4096, model context)``, the paper's probe length. A model
-    the engine does not handle exactly on probes of that length is refused before any probe is
-    built, unless ``allow_unsupported``.
+    A model the engine does not handle exactly on probes of that length is refused before any
+    probe is built, unless ``settings.allow_unsupported``.
     """
     from ai_filters.engine.probes import build_probes
 
-    max_tokens = max_tokens or min(4096, loaded.max_context)
-    check_supported(loaded.model, max_tokens, allow_unsupported)
-    probes = build_probes(loaded.tokenizer, sentence_texts, num_probes, max_tokens, seed)
-    settings = {"max_tokens": max_tokens, "seed": seed, "shots": 3, "probe_encoding": "full_text"}
-    heads, losses = detect_heads(
-        loaded, probes, top_fraction, settings, progress, allow_unsupported, probe_scoring
+    max_tokens = settings.probe_tokens or min(4096, loaded.max_context)
+    check_supported(loaded.model, max_tokens, settings.allow_unsupported)
+    probes = build_probes(
+        loaded.tokenizer, sentence_texts, settings.num_probes, max_tokens, settings.seed
     )
+    record = {
+        "max_tokens": max_tokens,
+        "seed": settings.seed,
+        "shots": 3,
+        "probe_encoding": "full_text",
+    }
+    heads, losses = detect_heads(loaded, probes, settings, record, progress)
     return heads, probes, losses
 
 
 def detect_and_save(
-    loaded: LoadedModel,
-    out: Path,
-    plot: Path | None,
-    num_probes: int,
-    probe_tokens: int | None,
-    top_fraction: float = 0.05,
-    seed: int = 0,
-    sentences: str | None = None,
-    allow_unsupported: bool = False,
-    probe_scoring: str = DEFAULT_PROBE_SCORING,
+    loaded: LoadedModel, settings: DetectionSettings, out: Path, plot: Path | None = None
 ) -> tuple[RetrievalHeads, list[Probe], list[float]]:
-    """Detect heads with a progress bar, write ``out`` (and the heatmap ``plot``), print the
-    top heads. Returns the heads, the probes and the probes' unmasked answer losses."""
+    """Detect heads as ``settings`` say with a progress bar, write ``out`` (and the heatmap
+    ``plot``), print the top heads. Returns the heads, the probes and the probes' unmasked
+    answer losses."""
     from ai_filters.console import progress_bar
     from ai_filters.engine.probes import load_sentence_texts
 
-    texts = load_sentence_texts(sentences)
-    bar, update = progress_bar(num_probes, "probe", "retrieval probes")
+    texts = load_sentence_texts(settings.sentences)
+    bar, update = progress_bar(settings.num_probes, "probe", "retrieval probes")
     with bar:
         heads, probes, losses = find_retrieval_heads(
-            loaded,
-            texts,
-            num_probes,
-            probe_tokens,
-            top_fraction,
-            seed,
-            progress=lambda tokens: update(1, tokens),
-            allow_unsupported=allow_unsupported,
-            probe_scoring=probe_scoring,
+            loaded, texts, settings, progress=lambda tokens: update(1, tokens)
         )
-    heads.settings["sentence_source"] = sentences or "pydoc_data.topics"
+    heads.settings["sentence_source"] = settings.sentence_source
     heads.save(out)
     if plot:
         plot_heads(heads, plot)

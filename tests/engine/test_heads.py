@@ -9,6 +9,7 @@ import torch
 
 from ai_filters.engine.architectures import UnsupportedArchitectureError
 from ai_filters.engine.heads import (
+    DetectionSettings,
     HeadsFileError,
     RetrievalHeads,
     find_retrieval_heads,
@@ -203,7 +204,9 @@ def test_embedded_model_has_retrieval_heads(embedded, measurements):
     100 probes of 512 tokens (the paper: 800 of 4,096) keep this under ten minutes on 2 cores.
     """
     heads, probes, plain = find_retrieval_heads(
-        embedded, default_sentence_texts(), NUM_PROBES, PROBE_TOKENS, top_fraction=0.05, seed=0
+        embedded,
+        default_sentence_texts(),
+        DetectionSettings(NUM_PROBES, PROBE_TOKENS, top_fraction=0.05, seed=0),
     )
     selected = heads.selected_heads
     assert len(selected) == 14  # ceil(0.05 * 30 * 9)

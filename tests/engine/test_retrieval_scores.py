@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ai_filters.engine.heads import RetrievalHeads, detect_heads
+from ai_filters.engine.heads import DetectionSettings, RetrievalHeads, detect_heads
 from ai_filters.engine.models import LoadedModel
 from ai_filters.engine.probes import Probe
 from ai_filters.engine.retrieval_scores import (
@@ -100,7 +100,7 @@ def test_generated_scoring_counts_only_retrieved_probes():
 def test_heads_file_records_the_scoring_and_old_files_read_as_gold(tmp_path):
     loaded = uniform_attention_llama()
     probe, _ = probe_with_a_wrong_gold_token(loaded)
-    heads, _ = detect_heads(loaded, [probe], 0.05, probe_scoring="generated")
+    heads, _ = detect_heads(loaded, [probe], DetectionSettings(probe_scoring="generated"))
     assert heads.settings["probe_scoring"] == heads.probe_scoring == "generated"
     assert heads.settings["probes_counted"] == 1
     heads.save(tmp_path / "heads.json")

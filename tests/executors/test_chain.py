@@ -7,13 +7,16 @@ import argparse
 from datatrove.executor import SlurmPipelineExecutor
 from datatrove.pipeline.filters import LambdaFilter
 
-from ai_filters.executors.chain import Stage, add_executor_options, chain_executors, describe_chain
+from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
+from ai_filters.executors.chain import Stage, chain_executors, describe_chain
+from ai_filters.executors.settings import ExecutorSettings
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> ExecutorSettings:
+    """The settings the pipeline scripts build from ``argv``."""
     parser = argparse.ArgumentParser()
     add_executor_options(parser)
-    return parser.parse_args(list(argv))
+    return executor_settings_from_args(parser.parse_args(list(argv)))
 
 
 def stages() -> dict[str, Stage]:

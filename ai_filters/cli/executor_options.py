@@ -1,0 +1,131 @@
+"""The execution options every pipeline script shares, and the settings object they give."""
+
+from __future__ import annotations
+
+import argparse
+
+from ai_filters.executors.settings import ExecutorSettings, SlurmSettings, sbatch_args_from_json
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """The execution options (datatrove's, passed through); read them back with
+    :func:`executor_settings_from_args`."""
+    run = parser.add_argument_group("execution")
+    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--tasks", type=int, default=2, help="tasks of the parallel stages")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="tasks run at once: local, default 1; slurm, the array throttle (%%N), default "
+        "no limit",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every stage (tasks, resources, dependency) and, on Slurm, the sbatch script "
+        "it would submit; run, write and submit nothing (on Slurm, only the empty folders for "
+        "Slurm's own logs are made)",
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks on errors (default: one line; a local task's traceback is in "
+        "its log file, OUT/logs/<stage>/logs/)",
+    )
+    _add_slurm_options(parser.add_argument_group("Slurm (with --executor slurm)"))
+
+
+def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
+    slurm.add_argument("--partition", default=None, help="partition (required)")
+    slurm.add_argument("--time", default="24:00:00", help="time limit of a parallel-stage task")
+    slurm.add_argument("--cpus-per-task", type=int, default=1, help="CPUs per parallel task")
+    slurm.add_argument("--mem-per-cpu-gb", type=int, default=4, help="memory per CPU (GB)")
+    slurm.add_argument(
+        "--gpus-per-task", type=int, default=0, help="GPUs per task of the model stages (scoring)"
+    )
+    slurm.add_argument(
+        "--one-task-cpus",
+        type=int,
+        default=1,
+        help="CPUs of the one-task stages (thresholds, report, merges)",
+    )
+    slurm.add_argument(
+        "--one-task-mem-gb",
+        type=int,
+        default=8,
+        help="memory of a one-task stage (GB); thresholds and report hold 8 bytes per document "
+        "of the largest domain: 2 GB for 240M documents",
+    )
+    slurm.add_argument("--one-task-time", default="04:00:00", help="time of a one-task stage")
+    slurm.add_argument(
+        "--tasks-per-job", type=int, default=1, help="datatrove tasks run by one array job"
+    )
+    slurm.add_argument(
+        "--max-array-size",
+        type=int,
+        default=1001,
+        help="largest job array the cluster accepts (MaxArraySize); more tasks become "
+        "several arrays",
+    )
+    slurm.add_argument(
+        "--randomize-start",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="delay each task's start by up to this many seconds (spreads the first requests "
+        "of thousands of tasks, e.g. against Hub rate limits)",
+    )
+    slurm.add_argument("--qos", default=None, help="quality of service")
+    slurm.add_argument(
+        "--sbatch-args",
+        default=None,
+        help='extra sbatch options as JSON, e.g. \'{"account": "proj"}\'',
+    )
+    slurm.add_argument(
+        "--env-command",
+        default=None,
+        help="shell command run first in every job to set up the environment (default: "
+        "activate the virtualenv running this script)",
+    )
+    slurm.add_argument(
+        "--venv-path",
+        default=None,
+        help="activate script sourced in every job instead (datatrove's venv_path), e.g. "
+        "/fsx/venv/bin/activate",
+    )
+    slurm.add_argument(
+        "--wait", action="store_true", help="wait until the submitted jobs have finished"
+    )
+
+
+def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
+    """The :class:`ExecutorSettings` the options of :func:`add_executor_options` give;
+    ``ValueError`` in one line naming a bad value (the JSON of ``--sbatch-args`` is read
+    here, once)."""
+    slurm = SlurmSettings(
+        partition=args.partition,
+        time=args.time,
+        cpus_per_task=args.cpus_per_task,
+        mem_per_cpu_gb=args.mem_per_cpu_gb,
+        gpus_per_task=args.gpus_per_task,
+        one_task_cpus=args.one_task_cpus,
+        one_task_mem_gb=args.one_task_mem_gb,
+        one_task_time=args.one_task_time,
+        tasks_per_job=args.tasks_per_job,
+        max_array_size=args.max_array_size,
+        randomize_start=args.randomize_start,
+        qos=args.qos,
+        sbatch_args=sbatch_args_from_json(args.sbatch_args),
+        env_command=args.env_command or None,
+        venv_path=args.venv_path or None,
+    )
+    return ExecutorSettings(
+        executor=args.executor,
+        tasks=args.tasks,
+        workers=args.workers,
+        dry_run=args.dry_run,
+        debug=args.debug,
+        wait=args.wait,
+        slurm=slurm,
+    )

@@ -1,0 +1,54 @@
+"""The execution options become one validated settings object; a bad value is one line."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
+from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
+
+
+def settings(*argv: str) -> ExecutorSettings:
+    parser = argparse.ArgumentParser()
+    add_executor_options(parser)
+    return executor_settings_from_args(parser.parse_args(list(argv)))
+
+
+def test_the_options_defaults_are_the_settings_defaults():
+    assert settings() == ExecutorSettings()
+
+
+def test_sbatch_args_are_read_from_json_once_when_built():
+    built = settings("--executor", "slurm", "--partition", "p", "--sbatch-args", '{"account": "a"}')
+    assert built.slurm.sbatch_args == {"account": "a"}
+    assert built.slurm.partition == "p" and not built.is_local
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sbatch-args", "{account"], "sbatch_args is not JSON"),
+        (["--sbatch-args", '["account"]'], "sbatch_args must be a JSON object"),
+        (["--env-command", "module load x", "--venv-path", "/v"], "env_command or venv_path"),
+        (["--executor", "slurm"], "needs a partition"),
+        (["--tasks", "0"], "tasks must be an integer >= 1"),
+        (["--workers", "0"], "workers must be an integer >= 1"),
+        (["--cpus-per-task", "0"], "cpus_per_task must be an integer >= 1"),
+        (["--gpus-per-task", "-1"], "gpus_per_task must be an integer >= 0"),
+        (["--max-array-size", "0"], "max_array_size must be an integer >= 1"),
+    ],
+)
+def test_a_bad_value_is_rejected_in_one_line_when_built(argv, message):
+    with pytest.raises(ValueError, match=message) as error:
+        settings(*argv)
+    assert "\n" not in str(error.value)
+
+
+def test_the_objects_reject_bad_values_without_the_command_line():
+    with pytest.raises(ValueError, match="not both"):
+        SlurmSettings(env_command="module load x", venv_path="/v/bin/activate")
+    with pytest.raises(ValueError, match="unknown executor 'ray'"):
+        ExecutorSettings(executor="ray")
+    assert SlurmSettings(max_array_size=-1).max_array_size == -1  # no limit
