@@ -81,12 +81,7 @@ def check_spec(domain: str, spec: object, where: str = "domains") -> None:
         raise DomainSpecError(f"{where}: domain '{domain}' needs a path")
 
 
-def corpus_domains(demo_corpus: str | None, domains_file: str | None) -> dict[str, dict]:
-    """The domain specs a pipeline reads: the demo corpus at ``demo_corpus`` (a local folder or
-    a URL, one jsonl folder per domain of :data:`ai_filters.demo.corpus.DOMAINS`), a domains file,
-    or by default the SmolLM corpus on the Hub."""
-    if demo_corpus is not None:
-        from ai_filters.demo.corpus import DOMAINS
-
-        return {d: {"reader": "jsonl", "path": f"{demo_corpus}/{d}"} for d in DOMAINS}
+def corpus_domains(domains_file: str | None) -> dict[str, dict]:
+    """The domain specs of ``domains_file`` or, without one, of the SmolLM corpus on the Hub
+    (the demo corpus's are :func:`ai_filters.demo.corpus.corpus_domain_specs`)."""
     return load_domains(domains_file) if domains_file else SMOLLM_CORPUS

@@ -63,6 +63,7 @@ from ai_filters.cli.engine_options import (
 )
 from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
+from ai_filters.demo.corpus import corpus_domain_specs
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.engine.models import DEFAULT_MODEL
@@ -171,13 +172,11 @@ def stage_pipelines(args) -> dict[str, Stage]:
         score_key=scorer.score_key,
         exclusion_writer=HubShardWriter(folder.rejected, scorer.table_fields),
     )
+    domains = corpus_domain_specs(folder.corpus) if args.demo else corpus_domains(args.domains)
     return {
         "score": Stage(
             [
-                DomainsReader(
-                    corpus_domains(folder.corpus if args.demo else None, args.domains),
-                    progress=args.executor == "local",
-                ),
+                DomainsReader(domains, progress=args.executor == "local"),
                 scorer.build(options),
                 ScoreTableWriter(folder.scores, scorer.table_fields),
                 JsonlWriter(folder.scored, output_filename=SCORED_SHARD),

@@ -7,7 +7,7 @@ from pathlib import Path
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from ai_filters.blocks.scorer_base import EngineScorer, score_bin
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.scoring import DocumentScore, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
 from ai_filters.fields import SCORE_KEY

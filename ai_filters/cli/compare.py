@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter
-from ai_filters.selection.compare import FIGURES, resolve_specs, write_comparison
+from ai_filters.selection.compare import FIGURES, resolve_specs
+from ai_filters.selection.compare_output import write_comparison
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -14,8 +15,12 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--examples must be >= 0, got {args.examples}")
     specs = resolve_specs(args.selections)
     out = Path(args.out)
-    only_ids = Path(args.only_ids) if args.only_ids else None
-    result = write_comparison(specs, out, args.examples, only_ids)
+    only_ids = None
+    if args.only_ids:
+        from ai_filters.distill import read_ids
+
+        only_ids = read_ids(args.only_ids)
+    result = write_comparison(specs, out, args.examples, only_ids, args.only_ids or "")
     restricted = result["only_ids"]
     scope = f" on the {restricted['ids']} ids of {restricted['source']}" if restricted else ""
     print(f"compared {len(specs)} selections over {len(result['domains'])} domains{scope}")

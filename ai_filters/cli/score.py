@@ -51,7 +51,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_score(args: argparse.Namespace) -> int:
     from ai_filters.console import progress_bar
     from ai_filters.documents import check_writable_folder
-    from ai_filters.engine.heads import RetrievalHeads
+    from ai_filters.engine.heads_file import RetrievalHeads
     from ai_filters.engine.score_files import score_file, skipped_path
     from ai_filters.engine.scoring import ScoringEngine
 

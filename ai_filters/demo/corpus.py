@@ -260,3 +260,9 @@ def domain_fingerprints(documents: Iterable[dict]) -> dict[str, str]:
     for document in documents:
         by_domain.setdefault(document["metadata"]["domain"], []).append(document)
     return {domain: corpus_fingerprint(docs) for domain, docs in sorted(by_domain.items())}
+
+
+def corpus_domain_specs(folder: str) -> dict[str, dict]:
+    """The domain specs of the demo corpus written at ``folder`` (a local folder or a URL):
+    one jsonl folder per domain of :data:`DOMAINS`, as a domains file would give them."""
+    return {domain: {"reader": "jsonl", "path": f"{folder}/{domain}"} for domain in DOMAINS}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ai_filters.distill.groups import DEFAULT_GROUP_KEY, group_of
 from ai_filters.documents import read_documents
-from ai_filters.engine.heads import HeadsFileError
+from ai_filters.engine.heads_file import HeadsFileError
 from ai_filters.selection.folder import SelectionFolder
 
 

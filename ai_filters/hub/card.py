@@ -20,7 +20,7 @@ from string import Template
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ai_filters.blocks.registry import SCORERS
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.fields import (
     DOCUMENT_TOKENS_KEY,
     LOSS_BASE_KEY,

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from ai_filters.blocks.hub_shards import SHADOWED_PREFIX, leading_schema
 from ai_filters.blocks.registry import SCORERS
 from ai_filters.blocks.score_table import table_schema
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.hub.card import (
     HISTOGRAM,
     PLACEHOLDER_REPO,

@@ -28,7 +28,8 @@ pipeline's rule (ties kept). The pipeline's own selection is not used: its thres
 the whole corpus, mostly documents a distilled model trained on. ``compare.json`` and
 ``compare.md`` say what the comparison was restricted to and the thresholds.
 
-:func:`write_comparison` writes ``compare.md``, ``compare.json`` and the figures
+:func:`ai_filters.selection.compare_output.write_comparison` writes ``compare.md``,
+``compare.json`` and the figures
 ``jaccard.png``, ``spearman.png`` and ``tokens.png`` (one panel per domain). Every document id,
 score and token count of a selection is held in memory; text is read again only for the
 top and bottom documents.
@@ -36,7 +37,6 @@ top and bottom documents.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -321,39 +321,4 @@ def compare_selections(
             "lengths": {name: length_statistics(part) for name, part in data.items()},
             "examples": {name: example_rows(part, examples) for name, part in data.items()},
         }
-    return result
-
-
-# --- writing and command line --------------------------------------------------------------------
-
-
-def write_comparison(
-    specs: list[SelectionSpec], out: Path, examples: int = 3, only_ids: Path | None = None
-) -> dict:
-    """Read the selections (restricted to the ids of ``only_ids``, a file or a distilled model
-    folder, when given), write ``compare.json``, ``compare.md`` and the figures into ``out``;
-    return the comparison."""
-    from ai_filters.selection.compare_output import (
-        format_markdown,
-        plot_heatmaps,
-        plot_token_lengths,
-    )
-
-    ids = restriction = None
-    if only_ids is not None:
-        from ai_filters.distill import read_ids
-
-        ids = read_ids(only_ids)
-    loaded = [read_selection(spec, ids) for spec in specs]
-    if ids is not None:
-        thresholds = {s.name: select_among(s, d) for s, d in zip(specs, loaded, strict=True)}
-        restriction = {"source": str(only_ids), "ids": len(ids), "thresholds": thresholds}
-    result = compare_selections(specs, loaded, examples, restriction)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    (out / "compare.md").write_text(format_markdown(result))
-    plot_heatmaps(result, "jaccard", out / FIGURES["jaccard"])
-    plot_heatmaps(result, "spearman", out / FIGURES["spearman"])
-    names = [spec.name for spec in specs]
-    plot_token_lengths(names, loaded, list(result["domains"]), out / FIGURES["tokens"])
     return result

@@ -1,16 +1,24 @@
-"""What ``ai-filters compare`` (:mod:`ai_filters.selection.compare`) writes besides
-``compare.json``:
-``compare.md`` (:func:`format_markdown`) and the figures: heatmaps of the pairs' Jaccard and
-Spearman per domain, box plots of the token lengths."""
+"""What ``ai-filters compare`` writes (:func:`write_comparison`): ``compare.json`` (the
+comparison :mod:`ai_filters.selection.compare` computes), ``compare.md``
+(:func:`format_markdown`) and the figures: heatmaps of the pairs' Jaccard and Spearman per
+domain, box plots of the token lengths."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ai_filters.markdown import markdown_table
-from ai_filters.selection.compare import FIGURES, DomainData
+from ai_filters.selection.compare import (
+    FIGURES,
+    DomainData,
+    SelectionSpec,
+    compare_selections,
+    read_selection,
+    select_among,
+)
 
 LABEL_BOX = {"facecolor": "white", "alpha": 0.7, "linewidth": 0}  # readable on any cell
 
@@ -194,3 +202,29 @@ def _box_values(data: DomainData, kind: str) -> list[float]:
     """Token counts of all scored (``kind="all"``) or the selected documents; [nan] if none."""
     ids = data.tokens if kind == "all" else [i for i in data.selected if i in data.tokens]
     return [data.tokens[i] for i in ids] or [np.nan]
+
+
+def write_comparison(
+    specs: list[SelectionSpec],
+    out: Path,
+    examples: int = 3,
+    only_ids: set[str] | None = None,
+    ids_source: str = "",
+) -> dict:
+    """Read the selections (restricted to ``only_ids`` when given; ``ids_source`` says where
+    those came from), write ``compare.json``, ``compare.md`` and the figures into ``out``;
+    return the comparison."""
+    restriction = None
+    loaded = [read_selection(spec, only_ids) for spec in specs]
+    if only_ids is not None:
+        thresholds = {s.name: select_among(s, d) for s, d in zip(specs, loaded, strict=True)}
+        restriction = {"source": ids_source, "ids": len(only_ids), "thresholds": thresholds}
+    result = compare_selections(specs, loaded, examples, restriction)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    (out / "compare.md").write_text(format_markdown(result))
+    plot_heatmaps(result, "jaccard", out / FIGURES["jaccard"])
+    plot_heatmaps(result, "spearman", out / FIGURES["spearman"])
+    names = [spec.name for spec in specs]
+    plot_token_lengths(names, loaded, list(result["domains"]), out / FIGURES["tokens"])
+    return result

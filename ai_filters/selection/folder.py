@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.io import DataFolder, get_datafolder, open_file
 
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.selection.thresholds import DomainThreshold
 
 SCORED_SHARD = "${domain}/${rank}.jsonl.gz"  # datatrove writer output_filename, scored/skipped
@@ -192,7 +192,7 @@ class SelectionFolder:
         write_thresholds(thresholds, self.thresholds_file)
 
     def read_heads(self) -> RetrievalHeads:
-        """``heads.json``; :class:`~ai_filters.engine.heads.HeadsFileError` when missing or
+        """``heads.json``; :class:`~ai_filters.engine.heads_file.HeadsFileError` when missing or
         malformed."""
         return RetrievalHeads.load(self.heads_file)
 

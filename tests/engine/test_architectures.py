@@ -240,7 +240,7 @@ def test_command_line_refuses_in_one_line_and_accepts_the_risk(tmp_path):
     ``--max-tokens`` (32): one line naming the architecture, then a run with the option."""
     from transformers import AutoTokenizer
 
-    from ai_filters.engine.heads import RetrievalHeads
+    from ai_filters.engine.heads_file import RetrievalHeads
     from ai_filters.engine.models import DEFAULT_MODEL, resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))

@@ -11,7 +11,8 @@ import pytest
 from ai_filters.cli import build_parser, main
 from ai_filters.cli.detect import detection_settings_from_args
 from ai_filters.demo.steps import DEMO_DETECTION
-from ai_filters.engine.heads import DetectionSettings, RetrievalHeads, detect_and_save
+from ai_filters.engine.heads import DetectionSettings, detect_and_save
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.probes import build_probes, default_sentence_texts
 from tests.helpers.console import error_line_of
 

@@ -10,12 +10,11 @@ import torch
 from ai_filters.engine.architectures import UnsupportedArchitectureError
 from ai_filters.engine.heads import (
     DetectionSettings,
-    HeadsFileError,
-    RetrievalHeads,
     find_retrieval_heads,
     random_other_heads,
     select_top,
 )
+from ai_filters.engine.heads_file import HeadsFileError, RetrievalHeads
 from ai_filters.engine.models import LoadedModel
 from ai_filters.engine.probes import (
     INSTRUCTION,

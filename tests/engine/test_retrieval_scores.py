@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ai_filters.engine.heads import DetectionSettings, RetrievalHeads, detect_heads
+from ai_filters.engine.heads import DetectionSettings, detect_heads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.models import LoadedModel
 from ai_filters.engine.probes import Probe
 from ai_filters.engine.retrieval_scores import (

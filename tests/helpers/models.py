@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ai_filters.blocks.scorer_base import shared_model
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.models import DEFAULT_MODEL, LoadedModel, resolve_model_path
 
 TINY_HEADS = [(1, 0), (2, 5), (3, 3)]

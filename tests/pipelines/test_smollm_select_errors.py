@@ -121,7 +121,7 @@ def test_pipeline_unwritable_output_is_one_line(select_inputs, tmp_path, capsys)
 
 
 def test_pipeline_debug_shows_the_original_error(select_inputs, tmp_path, restore_logging):
-    from ai_filters.engine.heads import HeadsFileError
+    from ai_filters.engine.heads_file import HeadsFileError
 
     heads = other_shape_heads(tmp_path / "heads.json")
     args = select_args(select_inputs, tmp_path / "out", **{"--heads": str(heads)})
