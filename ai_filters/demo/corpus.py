@@ -46,7 +46,7 @@ MIN_CHARS = 1500
 # holds: other versions change some of their texts.
 PINNED_PYTHON = "3.11.7"
 # The distributions whose descriptions make the web domain, at the versions of constraints.txt
-# (tests/test_corpus.py checks that the two agree): the package's dependencies when the corpus
+# (tests/demo/test_corpus.py checks that the two agree): the package's dependencies when the corpus
 # was pinned, with a description of at least MIN_CHARS, without torch (a user may bring another
 # build of it), the test tools, pip and setuptools (the venv's own) and this package (its README
 # changes). The list is fixed: a dependency added later (scikit-learn and its own) is not read,

@@ -34,7 +34,7 @@ CHUNK_CHARS = 1200
 SHARDS_PER_DOMAIN = 2
 # The demo corpus (50 documents per domain, seed 0, pieces of CHUNK_CHARS) that every machine
 # with the pins of ai_filters.demo.corpus builds (Python 3.11.7, constraints.txt installed by
-# `make install`), measured with them; tests/test_corpus.py builds it again.
+# `make install`), measured with them; tests/demo/test_corpus.py builds it again.
 PINNED_DEMO_CORPUS = {
     "docs_per_domain": 50,
     "seed": 0,

@@ -19,7 +19,7 @@ through that interface. What still differs between families, and is listed here:
   (``default``, ``linear``, ``yarn``, ``llama3``, ``proportional``) do not depend on it.
 
 Every family on :data:`SUPPORTED` is tested on a tiny random-weight model built from its
-configuration (``tests/test_architectures.py``) against an independent implementation.
+configuration (``tests/engine/test_architectures.py``) against an independent implementation.
 Anything else is refused in one line naming it, unless the caller accepts the risk
 (``allow_unsupported``): the engine then runs it the Llama way, and the run-time checks
 (:func:`check_output_logits`, and masking's check that the wrapped attention ran in every

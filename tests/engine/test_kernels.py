@@ -1,6 +1,6 @@
 """Which attention kernel the engine runs: ``auto`` resolved by device and packing, ``flex``
 refused where it cannot run, and the choice validated. The flex kernel's exactness, family by
-family, is tested in ``tests/test_architectures.py``."""
+family, is tested in ``tests/engine/test_architectures.py``."""
 
 from __future__ import annotations
 
