@@ -57,7 +57,7 @@ from scoring_variants import (
 )
 
 from ai_filters.demo.corpus import DOMAINS
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.models import DTYPES, default_dtype, load_model, load_tokenizer
 from ai_filters.engine.numerics import loss_rtol
 from ai_filters.engine.scoring import ScoringConfig

@@ -38,7 +38,7 @@ from datatrove.data import Document
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import shared_model
 from ai_filters.demo.corpus import local_corpus
-from ai_filters.engine.heads import RetrievalHeads
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
 

@@ -18,7 +18,8 @@ import json
 import time
 from pathlib import Path
 
-from ai_filters.engine.heads import RetrievalHeads, select_top
+from ai_filters.engine.heads import select_top
+from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.models import DEFAULT_MODEL, load_model
 from ai_filters.engine.probes import build_probes, default_sentence_texts
 from ai_filters.engine.retrieval_scores import PROBE_SCORINGS, probe_scores
