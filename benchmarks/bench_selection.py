@@ -44,6 +44,14 @@ from common import (
 )
 
 from ai_filters.blocks.score_table import table_schema
+from ai_filters.fields import (
+    DOCUMENT_TOKENS_KEY,
+    ENGINE_FIELDS,
+    LOSS_BASE_KEY,
+    LOSS_REF_KEY,
+    SCORE_KEY,
+    SCORED_TOKENS_KEY,
+)
 from ai_filters.selection.folder import (
     KEPT_STAT,
     READ_STAT,
@@ -54,7 +62,6 @@ from ai_filters.selection.folder import (
 )
 
 SHARES = {"web": 0.782, "textbook": 0.161, "code": 0.032, "math": 0.026}  # of 243.3M documents
-FIELDS = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens")
 ROWS_PER_FILE = 2_000_000
 SKIPPED_SHARE = 0.001
 FULL_CORPUS = 240_000_000
@@ -146,7 +153,7 @@ def write_tables(folder: SelectionFolder, docs: int, seed: int) -> dict[str, int
     """Score tables of ``docs`` synthetic documents, one file of at most ROWS_PER_FILE rows at a
     time; returns documents per domain. Scores are rounded to 4 decimals, so ties exist."""
     rng = np.random.default_rng(seed)
-    schema = table_schema(FIELDS)
+    schema = table_schema(ENGINE_FIELDS)
     counts = domain_counts(docs)
     for domain, count in counts.items():
         for rank, start in enumerate(range(0, count, ROWS_PER_FILE)):
@@ -156,11 +163,11 @@ def write_tables(folder: SelectionFolder, docs: int, seed: int) -> dict[str, int
             columns = {
                 "id": pa.array(np.arange(start, start + rows)).cast(pa.string()),
                 "domain": pa.array([domain] * 1, pa.string()).take(np.zeros(rows, np.int64)),
-                "attention_influence": (rng.normal(0.2, 0.1, rows) - 0.02 * loss).round(4),
-                "ai_loss_base": loss,
-                "ai_loss_ref": loss * 1.2,
-                "ai_n_tokens": np.minimum(doc_tokens, 4096),
-                "ai_doc_tokens": doc_tokens,
+                SCORE_KEY: (rng.normal(0.2, 0.1, rows) - 0.02 * loss).round(4),
+                LOSS_BASE_KEY: loss,
+                LOSS_REF_KEY: loss * 1.2,
+                SCORED_TOKENS_KEY: np.minimum(doc_tokens, 4096),
+                DOCUMENT_TOKENS_KEY: doc_tokens,
             }
             path = Path(folder.path(f"scores/{domain}/{rank:05d}.parquet"))
             path.parent.mkdir(parents=True, exist_ok=True)
