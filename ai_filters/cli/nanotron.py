@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import yaml
 
@@ -28,7 +29,9 @@ from ai_filters.nanotron import (
     write_shipped,
 )
 from ai_filters.nanotron.data import SCAN_TOKENS
+from ai_filters.nanotron.plan import first_launch
 from ai_filters.nanotron.preflight import MAX_EPOCHS
+from ai_filters.nanotron.settings import SELECTION_STAGES
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -79,6 +82,20 @@ def _add_config_parser(commands: argparse._SubParsersAction) -> None:
         "--checkpoints-path",
         default=None,
         help="where checkpoints go and a relaunch resumes from (None: checkpoints/<run>)",
+    )
+    add(
+        "--selection-stage",
+        choices=SELECTION_STAGES,
+        default="all",
+        help="all: corpus + selection from step 1 (the paper); decay: the corpus alone in a "
+        "stable stage, corpus + up-weighted selection from the WSD decay start (also writes "
+        "<out>.stable.yaml, the first launch)",
+    )
+    add(
+        "--decay-selection-weight",
+        type=float,
+        default=None,
+        help="with decay: the selection's weight is W times its token share (None: 2)",
     )
     slurm = parser.add_argument_group("Slurm launch script")
     slurm.add_argument("--partition", default=None, help="partition (None: the cluster's default)")
@@ -133,10 +150,13 @@ def run_nanotron_config(args: argparse.Namespace) -> int:
     try:
         plan = build_config(settings)
         validate(plan.config, check_folders=True)
+        stable = first_launch(plan) if settings.selection_stage == "decay" else None
     except NanotronConfigError as error:
         print(f"ai-filters: error: {error}", file=sys.stderr)
         return 2
     written = write_plan(plan, args.out, launch)
+    if stable is not None:
+        written += write_plan(stable, Path(args.out).with_suffix(".stable.yaml"), launch)
     print("\n".join(plan.summary()))
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
@@ -161,6 +181,8 @@ def _plan_settings(args: argparse.Namespace) -> PlanSettings:
         max_micro_batch=args.max_micro_batch,
         run_name=args.run_name,
         checkpoints_path=args.checkpoints_path,
+        selection_stage=args.selection_stage,
+        decay_selection_weight=args.decay_selection_weight,
     )
 
 

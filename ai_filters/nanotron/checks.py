@@ -4,9 +4,10 @@ blend folders equally; no ``resume_checkpoint_path`` restarts a requeued job at 
 
 ``validate`` reports every problem at once, each with its fix, in a ``NanotronConfigError``.
 The rules about data follow nanotron main (huggingface/nanotron@2411b022): the reader
-``OldTokenizedBytesFolderDataset`` (see :mod:`ai_filters.nanotron.data`), the last data stage
-only (``run_train.py``, ``get_dataloader``), and the trainer's per-step consumption stats,
-which assert ``"s3" in folder`` for every dataset folder
+``OldTokenizedBytesFolderDataset`` (see :mod:`ai_filters.nanotron.data`), the data stages
+(``run_train.py``, ``get_dataloader``: the last stage only is built, so a config with several
+stages is the relaunch that starts its last stage, see ``plan.first_launch``), and the
+trainer's per-step consumption stats, which assert ``"s3" in folder`` for every dataset folder
 (``src/nanotron/data/nemo_dataset/blendable_dataset.py``, ``get_consumption_stats``, called by
 ``DistributedTrainer.train`` after every step).
 """
@@ -25,6 +26,9 @@ from ai_filters.nanotron.loading import NanotronConfigError, config_to_dict, loa
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES, LR_WARMUP_STYLES
 from ai_filters.nanotron.schema import DatasetStageArgs, NanosetDatasetsArgs, NanotronConfig
 from ai_filters.training import wsd_phases
+
+# the data stages of a staged plan (nanotron-config --selection-stage decay)
+STABLE_STAGE, DECAY_STAGE = "stable", "decay"
 
 
 def global_batch_size(config: NanotronConfig) -> int:
@@ -207,6 +211,8 @@ def _check_schedule(config: NanotronConfig) -> list[str]:
             f"lr_warmup_steps ({s.lr_warmup_steps}): raise it"
         )
     end = s.lr_decay_starting_step + s.lr_decay_steps
+    if _is_first_launch(config):
+        return problems
     if end != steps or s.lr_decay_steps < 1:
         problems.append(
             f"{at}.lr_decay_starting_step + lr_decay_steps = {end}, but tokens.train_steps = "
@@ -214,6 +220,17 @@ def _check_schedule(config: NanotronConfig) -> list[str]:
             "ends at the last step"
         )
     return problems
+
+
+def _is_first_launch(config: NanotronConfig) -> bool:
+    """The first launch of a staged plan: the stable stage alone, stopping at the step before
+    the decay (its schedule is the whole run's; the staged config resumes from its end)."""
+    stages, s = config.data_stages, config.optimizer.learning_rate_scheduler
+    return (
+        len(stages) == 1
+        and stages[0].name == STABLE_STAGE
+        and config.tokens.train_steps == s.lr_decay_starting_step - 1
+    )
 
 
 def _check_data(config: NanotronConfig) -> list[str]:
@@ -231,12 +248,6 @@ def _check_data(config: NanotronConfig) -> list[str]:
     ):
         if len(set(values)) != len(values):
             problems.append(f"data stages need distinct {label}s, got {values}")
-    if len(stages) > 1:
-        problems.append(
-            f"keep one data stage: nanotron main builds the data of the last stage only "
-            f"(run_train.py, get_dataloader) and trains on it from step 1, so "
-            f"{', '.join(repr(s.name) for s in stages[:-1])} would never be read"
-        )
     for i, stage in enumerate(stages):
         problems.extend(_check_stage(config, stage, f"data_stages[{i}]"))
     return problems

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER
-from ai_filters.nanotron.checks import global_batch_size, largest_divisor, validate
+from ai_filters.nanotron.checks import (
+    DECAY_STAGE,
+    STABLE_STAGE,
+    global_batch_size,
+    largest_divisor,
+    validate,
+)
 from ai_filters.nanotron.data import (
     READER,
     dataset_folders,
@@ -97,13 +103,20 @@ class Plan:
         ]
         return lines + self._data_lines(real)
 
-    def _data_lines(self, real_tokens: int) -> list[str]:
-        dataset = self.config.data_stages[0].data.dataset
+    def _folder_lines(self, stage: DatasetStageArgs, prefix: str) -> list[str]:
+        dataset = stage.data.dataset
         source = "counted from the .ds files" if self.counts_from_files else "given, not counted"
-        lines = [
-            f"data: weight {w:.6f} for {folder} ({self.dataset_tokens[folder]:,} tokens, {source})"
+        return [
+            f"{prefix}weight {w:.6f} for {folder} ({self.dataset_tokens[folder]:,} tokens, "
+            f"{source})"
             for folder, w in zip(dataset_folders(dataset), dataset_weights(dataset), strict=True)
         ]
+
+    def _data_lines(self, real_tokens: int) -> list[str]:
+        stages = self.config.data_stages
+        if len(stages) > 1:
+            return self._stage_lines()
+        lines = self._folder_lines(stages[0], "data: ")
         passes = real_tokens / sum(self.dataset_tokens.values())
         lines.append(f"training reads {passes:.3g}x the tokens of the folders")
         if len(lines) > 2:
@@ -115,6 +128,22 @@ class Plan:
             lines.append(
                 "regenerating with real tokenized folders computes the weights from the .ds files"
             )
+        return lines
+
+    def _stage_lines(self) -> list[str]:
+        """The data lines of a staged plan: each stage's steps and folders, how to launch it."""
+        stages, last = self.config.data_stages, self.config.tokens.train_steps
+        ends = [s.start_training_step - 1 for s in stages[1:]] + [last]
+        lines = []
+        for stage, end in zip(stages, ends, strict=True):
+            where = f"data stage {stage.name!r}, steps {stage.start_training_step:,} to {end:,}: "
+            lines += self._folder_lines(stage, where)
+        lines.append(
+            "nanotron main trains on the last data stage only and starts a new stage when it "
+            "resumes at the step before it: launch the stable stage first (the .stable.yaml "
+            f"written next to this config, which stops at step {ends[-2]:,} and saves a "
+            "checkpoint), then this config, which resumes from that checkpoint"
+        )
         return lines
 
 
@@ -179,7 +208,7 @@ def build_config(settings: PlanSettings) -> Plan:
             batch_accumulation_per_replica=accum,
         ),
         optimizer=_optimizer(steps, lr, final_lr, s.decay_style, preset.zero_stage),
-        data_stages=[_data_stage(folders, counts, tokenizer, preset.model.vocab_size)],
+        data_stages=_data_stages(s, counts, tokenizer, wsd_phases(steps).decay_start),
     )
     validate(config, world_size=s.nodes * s.gpus_per_node, global_batch=global_batch)
     return Plan(
@@ -194,17 +223,39 @@ def build_config(settings: PlanSettings) -> Plan:
     )
 
 
+def _data_stages(
+    s: PlanSettings, counts: list[int], tokenizer: str, decay_start: int
+) -> list[DatasetStageArgs]:
+    """The data stages: one from step 1 over every folder (``"all"``); or a stable stage on the
+    corpus alone and, from ``decay_start``, a decay stage on corpus + selection with the
+    selection's token count multiplied by ``s.selection_weight`` (``"decay"``)."""
+    vocab, folders = s.preset.model.vocab_size, s.folders
+    if s.selection_stage == "all":
+        name = "corpus + selection" if len(folders) > 1 else "corpus"
+        return [_data_stage(name, 1, folders, counts, tokenizer, vocab)]
+    weighted = [counts[0], counts[1] * s.selection_weight]
+    return [
+        _data_stage(STABLE_STAGE, 1, folders[:1], counts[:1], tokenizer, vocab),
+        _data_stage(DECAY_STAGE, decay_start, folders, weighted, tokenizer, vocab),
+    ]
+
+
 def _data_stage(
-    folders: list[str], counts: list[int], tokenizer: str, vocab_size: int
+    name: str,
+    start: int,
+    folders: list[str],
+    counts: Sequence[float],
+    tokenizer: str,
+    vocab_size: int,
 ) -> DatasetStageArgs:
-    """One stage from step 1 over ``folders``, weighted by their token ``counts``, read by
+    """One stage from step ``start`` over ``folders``, weighted by ``counts``, read by
     ``OldTokenizedBytesFolderDataset``: it returns no positions (the Llama collator needs none)
     and, with ``skip_in_stream`` off, seeks to each sample instead of reading past the samples
     of the other data-parallel ranks."""
     weights = [float(f"{count / sum(counts):.6g}") for count in counts]
     return DatasetStageArgs(
-        name="corpus + selection" if len(folders) > 1 else "corpus",
-        start_training_step=1,
+        name=name,
+        start_training_step=start,
         data=DataArgs(
             dataset=NanosetDatasetsArgs(
                 dataset_folder=folders,
@@ -221,6 +272,26 @@ def _data_stage(
             num_loading_workers=1,
         ),
     )
+
+
+def first_launch(plan: Plan) -> Plan:
+    """The launch before a staged plan's decay: its stable stage alone, stopping at the step
+    before the decay stage starts (nanotron saves the final state there).
+
+    nanotron main builds the data of the last stage only and starts a new stage only when it
+    resumes at the step before it (``run_train.py``, ``get_dataloader``): a staged config runs
+    as the relaunch from this launch's last checkpoint. ``ValueError`` for a one-stage plan."""
+    stages = plan.config.data_stages
+    if len(stages) < 2:
+        raise ValueError("first_launch is for a staged plan (selection_stage 'decay')")
+    tokens = replace(plan.config.tokens, train_steps=stages[1].start_training_step - 1)
+    config = replace(plan.config, tokens=tokens, data_stages=stages[:1])
+    validate(config)
+    note = (
+        f"first launch of a staged plan: the {stages[0].name!r} stage alone, steps 1 to "
+        f"{tokens.train_steps:,}; then launch the staged config, which resumes here"
+    )
+    return replace(plan, config=config, notes=(*plan.notes, note))
 
 
 def split_batch(

@@ -31,7 +31,12 @@ from ai_filters.nanotron.data import (
     read_tokenized_folder,
 )
 from ai_filters.nanotron.loading import NanotronConfigError
-from ai_filters.nanotron.schema import NANOTRON_COMMIT, NanotronConfig
+from ai_filters.nanotron.schema import (
+    NANOTRON_COMMIT,
+    DatasetStageArgs,
+    NanosetDatasetsArgs,
+    NanotronConfig,
+)
 
 MAX_EPOCHS = 4.0
 
@@ -45,6 +50,13 @@ class FolderUse:
     samples_read: int
     info: TokenizedFolder | None
     samples: int | None
+    stage: str | None = None  # the data stage's name, set when the config has several
+    stage_steps: int = 0  # the steps the stage runs
+
+    @property
+    def in_stage(self) -> str:
+        """`` in stage 'x' (N steps)`` for a stage of a staged config, else empty."""
+        return f" in stage {self.stage!r} ({self.stage_steps:,} steps)" if self.stage else ""
 
     @property
     def epochs(self) -> float | None:
@@ -90,9 +102,24 @@ class Preflight:
             f"reader: nanotron {NANOTRON_COMMIT[:8]} {READER}, samples of "
             f"{tokens.sequence_length + 1:,} tokens per file",
             "",
-            folder_table(self.folders),
-            "",
+            *self._tables(),
         ]
+
+    def _tables(self) -> list[str]:
+        """One table of folders, or one per data stage (its name and steps above it)."""
+        if self.folders[0].stage is None:
+            return [folder_table(self.folders), ""]
+        lines = []
+        for stage in self.config.data_stages:
+            uses = [use for use in self.folders if use.stage == stage.name]
+            if uses:
+                lines += [
+                    f"data stage {stage.name!r}: {uses[0].stage_steps:,} steps from step "
+                    f"{stage.start_training_step:,}",
+                    folder_table(uses),
+                    "",
+                ]
+        return lines
 
 
 def preflight(
@@ -100,6 +127,8 @@ def preflight(
 ) -> Preflight:
     """Check ``config`` and its data; every problem is listed, none raised.
 
+    Each data stage is counted over its own steps (from its start to the step before the next
+    stage's, the last to ``train_steps``), each of its folders against that folder's samples.
     ``scan_tokens`` is how many tokens of each file are checked against the vocabulary
     (``None``: all of them).
     """
@@ -108,36 +137,78 @@ def preflight(
         validate(config)
     except NanotronConfigError as error:
         problems.extend(error.problems)
-    stage = config.data_stages[-1] if config.data_stages else None
-    if stage is None or stage.data.dataset is None or config.tokens is None:
+    if not config.data_stages or config.tokens is None:
         return Preflight(config, [], problems, max_epochs)
-    dataset, where = stage.data.dataset, f"data_stages[{len(config.data_stages) - 1}]"
+    ends = [stage.start_training_step - 1 for stage in config.data_stages[1:]]
+    infos: dict[str, TokenizedFolder | None] = {}
+    uses = []
+    for index, (stage, end) in enumerate(
+        zip(config.data_stages, [*ends, config.tokens.train_steps], strict=True)
+    ):
+        steps = end - stage.start_training_step + 1
+        uses += _stage_uses(config, stage, index, steps, infos, problems, scan_tokens)
+    for use in uses:
+        problems.extend(_epoch_problems(use, config.tokens.sequence_length, max_epochs))
+    return Preflight(config, uses, problems, max_epochs)
+
+
+def _stage_uses(
+    config: NanotronConfig,
+    stage: DatasetStageArgs,
+    index: int,
+    steps: int,
+    infos: dict[str, TokenizedFolder | None],
+    problems: list[str],
+    scan_tokens: int | None,
+) -> list[FolderUse]:
+    """What ``stage`` (``steps`` steps) reads of each of its folders; each folder is opened
+    once (``infos``) and its problems added to ``problems`` then."""
+    dataset, where = stage.data.dataset, f"data_stages[{index}]"
+    if dataset is None:
+        return []
     folders = dataset_folders(dataset)
     weights = dataset_weights(dataset) or [1.0] * len(folders)
     if len(weights) != len(folders) or sum(weights) <= 0:
-        return Preflight(config, [], problems, max_epochs)
+        return []
     seq_len = config.tokens.sequence_length
-    run_samples = config.tokens.train_steps * global_batch_size(config)
+    stage_samples = max(steps, 0) * global_batch_size(config)
     max_tokens = dataset.dataset_max_tokens or [None] * len(folders)
     uses = []
     for folder, weight, limit in zip(folders, weights, max_tokens, strict=False):
         share = weight / sum(weights)
-        try:
-            info = read_tokenized_folder(folder, dataset.token_size_in_bytes, scan_tokens)
-        except (OSError, ValueError) as error:
-            problems.append(str(error))
-            uses.append(FolderUse(folder, share, round(run_samples * share), None, None))
-            continue
-        use = FolderUse(
-            folder, share, round(run_samples * share), info, info.samples(seq_len, limit)
+        if folder not in infos:
+            infos[folder] = _open(folder, dataset, config, where, problems, scan_tokens)
+        info = infos[folder]
+        samples = info.samples(seq_len, limit) if info is not None else None
+        name = stage.name if len(config.data_stages) > 1 else None
+        uses.append(
+            FolderUse(folder, share, round(stage_samples * share), info, samples, name, steps)
         )
-        uses.append(use)
-        problems.extend(folder_problems(info, dataset, config.model.model_config.vocab_size, where))
-        problems.extend(_epoch_problems(use, seq_len, max_epochs))
-    return Preflight(config, uses, problems, max_epochs)
+    return uses
+
+
+def _open(
+    folder: str,
+    dataset: NanosetDatasetsArgs,
+    config: NanotronConfig,
+    where: str,
+    problems: list[str],
+    scan_tokens: int | None,
+) -> TokenizedFolder | None:
+    """``folder`` as nanotron's reader sees it, its problems added to ``problems``; None when
+    it cannot be read."""
+    try:
+        info = read_tokenized_folder(folder, dataset.token_size_in_bytes, scan_tokens)
+    except (OSError, ValueError) as error:
+        problems.append(str(error))
+        return None
+    problems.extend(folder_problems(info, dataset, config.model.model_config.vocab_size, where))
+    return info
 
 
 def _epoch_problems(use: FolderUse, seq_len: int, max_epochs: float) -> list[str]:
+    if use.info is None:
+        return []
     if not use.samples:
         return [
             f"{use.folder} holds no sample: nanotron takes samples of {seq_len + 1:,} tokens from "
@@ -148,8 +219,8 @@ def _epoch_problems(use: FolderUse, seq_len: int, max_epochs: float) -> list[str
     if use.epochs > max_epochs:
         return [
             f"{use.folder} would be read {_epochs(use.epochs)} times ({use.samples_read:,} samples "
-            f"of {use.samples:,}), more than --max-epochs {max_epochs:g}: train fewer steps or "
-            "on more data"
+            f"of {use.samples:,}){use.in_stage}, more than --max-epochs {max_epochs:g}: train "
+            "fewer steps or on more data"
         ]
     return []
 

@@ -7,8 +7,9 @@ for ``tiny``); ``PlanSettings`` is what the user asks for, validated when built,
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Literal
 
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES
@@ -68,6 +69,9 @@ PRESETS = {
 }
 
 ModelName = Literal["7b", "tiny"]
+SELECTION_STAGES = ("all", "decay")
+SelectionStage = Literal["all", "decay"]
+DECAY_SELECTION_WEIGHT = 2.0  # the selection's share in the decay: W times its token share
 # the whole-number sizes that are optional (None: the preset's value) and must be >= 1 when set
 _SIZES = ("tokens", "global_batch", "seq_len", "max_micro_batch")
 
@@ -100,10 +104,15 @@ class PlanSettings:
       ``<model>-wsd-attention-influence``).
     - ``checkpoints_path``: where checkpoints go and a relaunch resumes from (None:
       ``checkpoints/<run>``).
+    - ``selection_stage``: when the selection is read (default ``"all"``: with the corpus from
+      step 1, the paper's plan; ``"decay"``: the corpus alone in a stable stage, corpus and
+      selection in a decay stage from the WSD decay start); ``"decay"`` needs a selection.
+    - ``decay_selection_weight``: in the decay stage, the selection's weight is this many times
+      its token share (None: ``DECAY_SELECTION_WEIGHT``, 2); only with ``"decay"``, > 0.
 
     Raises ``ValueError`` (one line) for an unknown preset or decay style, a size or learning
     rate that is not positive, a selection equal to the corpus, token counts that do not match
-    the folders, or an empty folder or name.
+    the folders, an empty folder or name, or a staged plan without a selection.
     """
 
     corpus_tokenized: str
@@ -124,6 +133,8 @@ class PlanSettings:
     tokenizer_name: str | None = None
     run_name: str | None = None
     checkpoints_path: str | None = None
+    selection_stage: SelectionStage = "all"
+    decay_selection_weight: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("selected_tokenized", "tokenizer_name", "run_name", "checkpoints_path"):
@@ -142,6 +153,24 @@ class PlanSettings:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         self._check_folders()
+        self._check_stage()
+
+    def _check_stage(self) -> None:
+        if self.selection_stage not in SELECTION_STAGES:
+            choices = ", ".join(SELECTION_STAGES)
+            raise ValueError(f"selection_stage {self.selection_stage!r} is not one of {choices}")
+        if self.selection_stage == "decay" and self.selected_tokenized is None:
+            raise ValueError("selection_stage 'decay' needs the tokenized selection")
+        weight = self.decay_selection_weight
+        if weight is not None and self.selection_stage != "decay":
+            raise ValueError("decay_selection_weight is only used with selection_stage 'decay'")
+        if weight is not None and not (isinstance(weight, Real) and 0 < weight < math.inf):
+            raise ValueError(f"decay_selection_weight must be a finite number > 0, got {weight!r}")
+
+    @property
+    def selection_weight(self) -> float:
+        """The decay stage's up-weighting of the selection (``decay_selection_weight`` or 2)."""
+        return self.decay_selection_weight or DECAY_SELECTION_WEIGHT
 
     def _check_folders(self) -> None:
         if not self.corpus_tokenized:

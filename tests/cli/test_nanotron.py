@@ -61,3 +61,47 @@ def test_cli_reports_every_problem_and_exits_2(tokenized, tmp_path, capsys):
     assert "num_attention_heads (3) is not divisible by parallelism.tp (2)" in err
     assert "num_key_value_heads (1) is not divisible by parallelism.tp (2)" in err
     assert not out.exists()
+
+
+def test_cli_writes_a_staged_plan_and_its_first_launch_both_pass_the_check(
+    tokenized, tmp_path, capsys
+):
+    corpus, selected = tokenized
+    out = tmp_path / "staged.yaml"
+    args = parser().parse_args(
+        ["nanotron-config", "--corpus-tokenized", str(corpus), "--selected-tokenized"]
+        + [str(selected), "--out", str(out), "--model", "tiny", "--gpus-per-node", "1"]
+        + ["--tokens", str(40 * 4 * 99), "--global-batch", "4", "--seq-len", "99"]
+        + ["--selection-stage", "decay", "--decay-selection-weight", "3"]
+    )
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert f"data stage 'decay', steps 30 to 40: weight 0.500000 for {selected}" in printed
+    stable = tmp_path / "staged.stable.yaml"
+    assert [s.name for s in load_config(out).data_stages] == ["stable", "decay"]
+    assert load_config(stable).tokens.train_steps == 29
+    assert stable.with_suffix(".slurm").exists() and out.with_suffix(".slurm").exists()
+    for config in (out, stable):
+        check = parser().parse_args(["nanotron-check", str(config)])
+        assert check.run(check) == 0
+    report = capsys.readouterr().out
+    assert "data stage 'decay': 11 steps from step 30" in report
+    check = parser().parse_args(["nanotron-check", str(out), "--max-epochs", "2"])
+    assert check.run(check) == 2
+    # the corpus 3.87 times in the stable stage (116 of 30 samples), the selection 2.2 times in
+    # the decay (22 of 10); the corpus's 0.733 in the decay passes: one line per problem
+    stable_line, decay_line = capsys.readouterr().err.strip().splitlines()
+    assert stable_line.startswith(f"ai-filters: error: {corpus} would be read 3.87 times")
+    assert "in stage 'stable' (29 steps), more than --max-epochs 2" in stable_line
+    assert decay_line.startswith(f"ai-filters: error: {selected} would be read 2.2 times")
+    assert "in stage 'decay' (11 steps), more than --max-epochs 2" in decay_line
+
+
+def test_cli_refuses_a_staged_plan_without_a_selection(tokenized, tmp_path):
+    corpus, _ = tokenized
+    args = parser().parse_args(
+        ["nanotron-config", "--corpus-tokenized", str(corpus), "--out", str(tmp_path / "x.yaml")]
+        + ["--selection-stage", "decay"]
+    )
+    with pytest.raises(ValueError, match="selection_stage 'decay' needs the tokenized selection"):
+        args.run(args)
