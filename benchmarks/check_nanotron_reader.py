@@ -6,8 +6,8 @@
 Run with the training environment's Python (docs/nanotron.md) and this checkout
 on ``PYTHONPATH``. The config is loaded with nanotron's own loader (``get_config_from_file``:
 dacite, strict, and ``NanosetDatasetsArgs``' check of the folders' ``.metadata``); every folder
-of the data stage nanotron trains on is built with nanotron's ``build_dataset`` and the config's
-reader flags; its length and samples (first, middle, last, past the end) are compared with
+of every data stage (a staged config has two) is built with nanotron's ``build_dataset`` and the
+stage's reader flags; its length and samples (first, middle, last, past the end) are compared with
 :mod:`ai_filters.nanotron.data`; and the folder paths go through the assertion nanotron's
 trainer runs after every step (``BlendableDataset.get_consumption_stats``). Exit code 1 when
 anything differs; the findings are printed and written as JSON.
@@ -81,25 +81,37 @@ def main(argv: list[str] | None = None) -> int:
     if not dist.is_initialized():  # nanotron logs through the default process group
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     config = get_config_from_file(args.config)
-    dataset_args = config.data_stages[-1].data.dataset
     seq_len = config.tokens.sequence_length
-    folders = list(dataset_args.dataset_folder)
     result = {
         "config": args.config,
         "loaded_by_nanotron": type(config).__name__,
-        "use_old_brrr_dataloader": dataset_args.use_old_brrr_dataloader,
         "sequence_length": seq_len,
-        "folders": [check_folder(folder, dataset_args, seq_len) for folder in folders],
-        "trainer_consumption_stats": trainer_path_check(folders),
+        "stages": [check_stage(stage, seq_len) for stage in config.data_stages],
     }
     print(json.dumps(result, indent=1))
     with open(args.out, "w") as file:
         json.dump(result, file, indent=1)
     agree = all(
         entry["nanotron_samples"] == entry["ai_filters_samples"] and all(entry["samples_equal"])
-        for entry in result["folders"]
+        for stage in result["stages"]
+        for entry in stage["folders"]
     )
-    return 0 if agree and result["trainer_consumption_stats"] == "ok" else 1
+    paths_ok = all(stage["trainer_consumption_stats"] == "ok" for stage in result["stages"])
+    return 0 if agree and paths_ok else 1
+
+
+def check_stage(stage, seq_len: int) -> dict:
+    """Every folder of one data stage, built by nanotron with the stage's reader flags."""
+    dataset_args = stage.data.dataset
+    folders = list(dataset_args.dataset_folder)
+    return {
+        "name": stage.name,
+        "start_training_step": stage.start_training_step,
+        "use_old_brrr_dataloader": dataset_args.use_old_brrr_dataloader,
+        "dataset_weights": dataset_args.dataset_weights,
+        "folders": [check_folder(folder, dataset_args, seq_len) for folder in folders],
+        "trainer_consumption_stats": trainer_path_check(folders),
+    }
 
 
 if __name__ == "__main__":

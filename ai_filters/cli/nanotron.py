@@ -123,9 +123,10 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
         description="Validate a nanotron config as nanotron main loads it, open every dataset "
         "folder as its reader (OldTokenizedBytesFolderDataset) will, and print per folder: "
         ".ds files, tokens, samples, weight, samples read and epochs (how many times the run "
-        "repeats it). Exit code 2, one line per problem, when a folder is missing or empty, "
+        "repeats it; one table per data stage, each over its own steps). Exit code 2, one line "
+        "per problem, when a folder is missing or empty, "
         "holds no whole sample, holds a token id outside the vocabulary, or would be read more "
-        "than --max-epochs times.",
+        "than --max-epochs times by a stage.",
     )
     parser.add_argument("config", metavar="CONFIG.yaml", help="nanotron config to check")
     parser.add_argument(

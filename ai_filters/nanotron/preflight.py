@@ -1,18 +1,19 @@
 """The pre-flight of a nanotron run, on a CPU in seconds: what ``ai-filters nanotron-check`` does.
 
 It validates the config (:func:`ai_filters.nanotron.validate`), opens every dataset folder of
-the data stage nanotron trains on (the last, see :mod:`ai_filters.nanotron.checks`) as its
-reader will (:mod:`ai_filters.nanotron.data`), and counts what the run reads from each:
+every data stage as nanotron's reader will (:mod:`ai_filters.nanotron.data`), and counts what
+each stage reads from each of its folders over the stage's steps (from its start to the step
+before the next stage's, the last to ``train_steps``; one stage: the whole run):
 
-- **samples read** = ``train_steps x global batch x weight``: nanotron's blend hands each
-  folder its weight's share of the run's samples, in order (``BlendableDataset``, Megatron's
+- **samples read** = ``stage steps x global batch x weight``: nanotron's blend hands each
+  folder its weight's share of the stage's samples, in order (``BlendableDataset``, Megatron's
   ``build_blending_indices``; weights normalised to sum 1);
-- **epochs** = samples read / the folder's samples, how many times the run repeats the folder.
-  It is ``train_steps x global batch x sequence_length x weight / tokens`` up to the extra
-  token of each sample and the file tails no sample covers.
+- **epochs** = samples read / the folder's samples, how many times the stage repeats the
+  folder. It is ``stage steps x global batch x sequence_length x weight / tokens`` up to the
+  extra token of each sample and the file tails no sample covers.
 
 A folder fails the check when it is missing or empty, holds no whole sample, holds a token id
-outside the vocabulary, or would be repeated more than ``max_epochs`` times.
+outside the vocabulary, or would be repeated more than ``max_epochs`` times by a stage.
 """
 
 from __future__ import annotations
