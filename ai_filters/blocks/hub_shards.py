@@ -8,24 +8,29 @@ users filter on it.
 
 datatrove's own writer takes each file's schema from its first document and converts every
 later batch by itself, so a field that is null in the first document or missing from a batch
-stops the task. Here the known columns have fixed types and the others are typed from a file's
-first batch (a field null throughout it, or holding values of several kinds, is stored as
-JSON text). A field first met after that batch is left out of the file and counted in the
-step's stats (``field_dropped/<name>``); a value that does not fit its column's type stops the
-task with one line naming the field.
+stops the task. Here the known columns have fixed types and every other field is typed from the
+first batch it appears in (a field null throughout that batch, or holding values of several
+kinds, is stored as JSON text). Every field of every document is kept: a file's batches go to
+a local spill file first, a new one each time a batch brings a field not seen before, and when
+the file closes the spill files are copied batch by batch into the output under the union of
+their columns (a field a row lacks is null there). That costs one extra local write and read
+of each file, never more memory than a batch. A value that does not fit its column's type
+stops the task with one line naming the field.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.io import DataFolderLike
 from datatrove.pipeline.writers import ParquetWriter
-from datatrove.utils.logging import logger
 
 from ai_filters.blocks.score_table import table_schema
 from ai_filters.selection.folder import HUB_SHARD
@@ -81,7 +86,7 @@ class HubShardWriter(ParquetWriter):
             max_file_size=-1,  # one file per domain and task, named as the layout says
         )
         self._handles: dict = {}
-        self._json_columns: dict[str, set[str]] = {}
+        self._spills: dict[str, _Spill] = {}
 
     def _write(self, document: dict, file_handler, filename: str) -> None:
         self._handles[filename] = file_handler
@@ -93,41 +98,31 @@ class HubShardWriter(ParquetWriter):
         rows = self._batches.pop(filename, None)
         if not rows:
             return
-        if filename not in self._writers:
-            schema, self._json_columns[filename] = self._first_batch_schema(rows)
-            self._writers[filename] = pq.ParquetWriter(
-                self._handles[filename],
-                schema,
-                compression=self.compression,
-                use_content_defined_chunking=self.use_content_defined_chunking,
-                write_page_index=self.write_page_index,
-            )
-        writer = self._writers[filename]
-        batch = self._fit(rows, writer.schema, self._json_columns[filename], filename)
-        writer.write_batch(batch)
+        spill = self._spills.get(filename)
+        if spill is None:
+            spill = self._spills[filename] = _Spill(leading_schema(self.fields))
+        spill.add_columns(rows)
+        spill.write(self._fit(rows, spill.schema, spill.as_json, filename))
 
     def close(self) -> None:
         for filename in list(self._batches):
             self._write_batch(filename)
+        for filename, spill in self._spills.items():  # ParquetWriter.close closes them
+            self._writers[filename] = spill.copy_into(self._handles[filename], self._options())
+        self._spills.clear()
         super().close()
 
-    def _first_batch_schema(self, rows: list[dict]) -> tuple[pa.Schema, set[str]]:
-        leading = leading_schema(self.fields)
-        names = list(dict.fromkeys(key for row in rows for key in row if key not in leading.names))
-        fields, as_json = list(leading), set()
-        for name in names:
-            kind = _column_type([row.get(name) for row in rows])
-            if kind is None:
-                as_json.add(name)
-            fields.append(pa.field(name, kind or pa.string()))
-        return pa.schema(fields), as_json
+    def _options(self) -> dict:
+        return {
+            "compression": self.compression,
+            "use_content_defined_chunking": self.use_content_defined_chunking,
+            "write_page_index": self.write_page_index,
+        }
 
+    @staticmethod
     def _fit(
-        self, rows: list[dict], schema: pa.Schema, as_json: set[str], filename: str
+        rows: list[dict], schema: pa.Schema, as_json: set[str], filename: str
     ) -> pa.RecordBatch:
-        for name in dict.fromkeys(key for row in rows for key in row if key not in schema.names):
-            self.stat_update(f"field_dropped/{name}")
-            logger.warning(f"{filename}: field '{name}' is not in the file's first batch; left out")
         columns = []
         for field in schema:
             values = [row.get(field.name) for row in rows]
@@ -138,9 +133,71 @@ class HubShardWriter(ParquetWriter):
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 raise ValueError(
                     f"{filename}: metadata field '{field.name}' holds a value that is not "
-                    f"{field.type} like the file's first rows"
+                    f"{field.type} like the rows where the field first appeared"
                 ) from None
         return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class _Spill:
+    """One output file's batches on local disk, in segments of growing schemas."""
+
+    def __init__(self, leading: pa.Schema) -> None:
+        self.schema = leading
+        self.as_json: set[str] = set()  # columns stored as JSON text
+        self._folder = Path(tempfile.mkdtemp(prefix="ai-filters-shard-"))
+        self._segments: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def add_columns(self, rows: list[dict]) -> None:
+        """Extend the schema with the fields of ``rows`` it lacks (typed from these rows); the
+        next batch then starts a new segment."""
+        new = [
+            key
+            for key in dict.fromkeys(k for row in rows for k in row)
+            if key not in self.schema.names
+        ]
+        if not new and self._writer is not None:
+            return
+        for name in new:
+            kind = _column_type([row.get(name) for row in rows])
+            if kind is None:
+                self.as_json.add(name)
+            self.schema = self.schema.append(pa.field(name, kind or pa.string()))
+        self._close_segment()
+        self._segments.append(self._folder / f"{len(self._segments):05d}.parquet")
+        self._writer = pq.ParquetWriter(self._segments[-1], self.schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def _close_segment(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def copy_into(self, handle, options: dict) -> pq.ParquetWriter:
+        """Every segment's batches, in order, under the final schema; the spill folder removed.
+        Returns the open writer (its caller closes it with the file)."""
+        self._close_segment()
+        writer = pq.ParquetWriter(handle, self.schema, **options)
+        try:
+            for segment in self._segments:
+                for batch in pq.ParquetFile(segment).iter_batches():
+                    writer.write_batch(_widened(batch, self.schema))
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        return writer
+
+
+def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with the columns of ``schema`` it lacks, all null."""
+    columns = [
+        batch.column(field.name)
+        if field.name in batch.schema.names
+        else pa.nulls(len(batch), field.type)
+        for field in schema
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _column_type(values: list) -> pa.DataType | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -56,13 +59,30 @@ def test_mixed_late_and_shadowing_fields_lose_nothing_silently(tmp_path):
         document(2),
         document(3, late="appears after the first batch"),
     ]
-    writer = write(tmp_path, docs)
+    write(tmp_path, docs)
     table = pq.read_table(tmp_path / "data" / "web" / "00000.parquet")
     assert table.column("text").to_pylist()[0] == "text 0"
     assert table.column("metadata_text").to_pylist()[0] == "metadata text"
     assert table.column("year").to_pylist() == ["2020", "n/a", None, None]  # JSON text
-    assert "late" not in table.column_names
-    assert writer.stats["field_dropped/late"].total == 1
+    assert table.column("late").to_pylist() == [None, None, None, "appears after the first batch"]
+
+
+def test_a_field_first_met_late_in_a_long_file_is_kept_in_every_row(tmp_path):
+    """As in a mixed web dump: a field first present in document 2,400 of 2,500 (batches of
+    1,000) is a column of the file, null before it; a field typed in its first batch keeps
+    that type; the spill files are gone once the file is written."""
+    docs = [document(i) for i in range(2500)]
+    docs[2400].metadata["language_score"] = 0.93
+    docs[2450].metadata["dump"] = {"name": "CC-MAIN-2024-10"}  # a struct column
+    spills_before = set(Path(tempfile.gettempdir()).glob("ai-filters-shard-*"))
+    write(tmp_path, docs, batch_size=1000)
+    table = pq.read_table(tmp_path / "data" / "web" / "00000.parquet")
+    assert table.num_rows == 2500 and table.column("id").to_pylist()[2400] == "web/2400"
+    scores = table.column("language_score").to_pylist()
+    assert scores[2400] == 0.93 and scores.count(None) == 2499
+    assert table.schema.field("language_score").type == pa.float64()
+    assert table.column("dump").to_pylist()[2450] == {"name": "CC-MAIN-2024-10"}
+    assert set(Path(tempfile.gettempdir()).glob("ai-filters-shard-*")) == spills_before
 
 
 def test_a_value_that_does_not_fit_its_column_is_one_clear_error(tmp_path):
