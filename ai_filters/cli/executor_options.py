@@ -109,9 +109,12 @@ def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
 def _add_jobs_options(jobs: argparse._ArgumentGroup) -> None:
     flavors = ", ".join(job_flavors())
     jobs.add_argument(
-        "--flavor",
-        default="cpu-basic",
-        help=f"hardware of the parallel-stage Jobs, e.g. a10g-small for scoring ({flavors})",
+        "--flavor", default="cpu-basic", help=f"hardware of the parallel-stage Jobs ({flavors})"
+    )
+    jobs.add_argument(
+        "--gpu-flavor",
+        default=None,
+        help="hardware of the stages with a model (scoring), e.g. a10g-small (default: --flavor)",
     )
     jobs.add_argument(
         "--one-task-flavor",
@@ -163,6 +166,7 @@ def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
         slurm=slurm,
         jobs=JobsSettings(
             flavor=args.flavor,
+            gpu_flavor=args.gpu_flavor,
             one_task_flavor=args.one_task_flavor,
             timeout=args.timeout,
             requirements=tuple(args.job_requirements),

@@ -148,7 +148,8 @@ def chain_executors(
                 **common, workers=workers, stage=name, debug=settings.debug
             )
         elif settings.executor == "hf-jobs":
-            executor = jobs_executor(settings, name, stage.one_task, common)
+            flavor = settings.jobs.flavor_for(stage.one_task, stage.gpus)
+            executor = jobs_executor(settings, name, flavor, common)
         else:
             executor = SlurmPipelineExecutor(
                 **common,

@@ -21,15 +21,15 @@ from ai_filters.executors.settings import ExecutorSettings
 
 
 def jobs_executor(
-    settings: ExecutorSettings, name: str, one_task: bool, common: dict
+    settings: ExecutorSettings, name: str, flavor: str, common: dict
 ) -> JobsPipelineExecutor:
-    """The Jobs executor of stage ``name``: ``common`` holds the pipeline, tasks, logging folder,
-    dependency and start delay; the flavor is the one-task one for ``one_task`` stages."""
+    """The Jobs executor of stage ``name`` on ``flavor``: ``common`` holds the pipeline, tasks,
+    logging folder, dependency and start delay; one-task stages run one Job."""
     jobs = settings.jobs
     return JobsPipelineExecutor(
         **common,
-        workers=-1 if one_task else settings.workers or -1,
-        flavor=jobs.one_task_flavor if one_task else jobs.flavor,
+        workers=-1 if common["tasks"] == 1 else settings.workers or -1,
+        flavor=flavor,
         timeout=jobs.timeout,
         dependencies=[f"datatrove[io]=={version('datatrove')}", *jobs.requirements],
         job_name=f"ai_filters_{name}",

@@ -38,22 +38,25 @@ def check_shared_folder(url: str, option: str) -> None:
 class JobsSettings:
     """How each stage runs on Hugging Face Jobs (used with ``executor="hf-jobs"``).
 
-    ``flavor``: the hardware of the parallel-stage Jobs (a GPU one such as ``a10g-small`` for
-    scoring); ``one_task_flavor``: that of the one-task stages (thresholds, report, merges);
-    both are names of huggingface_hub's ``JobHardware``. ``timeout``: each Job's time limit
+    ``flavor``: the hardware of the parallel-stage Jobs; ``gpu_flavor``: that of the stages
+    with a model (scoring; ``None``: ``flavor``), e.g. ``a10g-small``; ``one_task_flavor``: that
+    of the one-task stages (thresholds, report, merges); all names of huggingface_hub's
+    ``JobHardware``. ``timeout``: each Job's time limit
     (seconds, or e.g. ``"30m"``, ``"24h"``). ``requirements``: the pip requirements that
     install this project in each Job's uv environment (e.g. ``"ai-filters @ git+https://..."``;
     datatrove is added at the version running here).
     """
 
     flavor: str = "cpu-basic"
+    gpu_flavor: str | None = None
     one_task_flavor: str = "cpu-basic"
     timeout: str = "24h"
     requirements: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("flavor", "one_task_flavor"):
-            if getattr(self, name) not in job_flavors():
+        for name in ("flavor", "gpu_flavor", "one_task_flavor"):
+            value = getattr(self, name)
+            if value not in job_flavors() and not (name == "gpu_flavor" and value is None):
                 raise ValueError(
                     f"{name} '{getattr(self, name)}' is not a Jobs hardware name; choose one of "
                     f"{', '.join(job_flavors())}"
@@ -62,6 +65,12 @@ class JobsSettings:
             raise ValueError(
                 f"timeout must be seconds or a number with s, m, h or d, got {self.timeout!r}"
             )
+
+    def flavor_for(self, one_task: bool, model: bool) -> str:
+        """The flavor of a stage: one-task, with a model (scoring), or another parallel one."""
+        if one_task:
+            return self.one_task_flavor
+        return (self.gpu_flavor or self.flavor) if model else self.flavor
 
     def check_complete(self) -> None:
         """``ValueError`` in one line when the Jobs could not import this project."""

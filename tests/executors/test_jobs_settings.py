@@ -22,15 +22,26 @@ def settings(*argv: str) -> ExecutorSettings:
 
 
 def test_the_jobs_options_become_the_jobs_settings():
-    argv = ["--executor", "hf-jobs", "--flavor", "a10g-small", "--timeout", "2h", *REQUIREMENT]
-    built = settings(*argv, "--one-task-flavor", "cpu-upgrade")
+    argv = ["--executor", "hf-jobs", "--gpu-flavor", "a10g-small", "--timeout", "2h", *REQUIREMENT]
+    built = settings(*argv, "--flavor", "cpu-upgrade", "--one-task-flavor", "cpu-xl")
     assert built.jobs == JobsSettings(
-        flavor="a10g-small",
-        one_task_flavor="cpu-upgrade",
+        flavor="cpu-upgrade",
+        gpu_flavor="a10g-small",
+        one_task_flavor="cpu-xl",
         timeout="2h",
         requirements=("ai-filters @ git+https://github.com/ORG/ai-filters",),
     )
     assert not built.is_local
+
+
+def test_each_stage_gets_its_flavor():
+    jobs = JobsSettings(flavor="cpu-upgrade", gpu_flavor="a10g-small", one_task_flavor="cpu-xl")
+    assert jobs.flavor_for(one_task=False, model=True) == "a10g-small"
+    assert jobs.flavor_for(one_task=False, model=False) == "cpu-upgrade"
+    assert jobs.flavor_for(one_task=True, model=False) == "cpu-xl"
+    assert (
+        JobsSettings(flavor="cpu-upgrade").flavor_for(one_task=False, model=True) == "cpu-upgrade"
+    )
 
 
 def test_the_flavors_are_huggingface_hubs():
@@ -43,6 +54,7 @@ def test_the_flavors_are_huggingface_hubs():
     [
         (["--flavor", "a10g-huge"], "flavor 'a10g-huge' is not a Jobs hardware name"),
         (["--one-task-flavor", "gpu"], "one_task_flavor 'gpu' is not a Jobs hardware name"),
+        (["--gpu-flavor", "a100"], "gpu_flavor 'a100' is not a Jobs hardware name"),
         (["--timeout", "2 hours"], "timeout must be seconds or a number with s, m, h or d"),
         (["--timeout", "-5"], "timeout must be seconds"),
     ],

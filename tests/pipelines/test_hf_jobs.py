@@ -22,6 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.registry import _registry
 
 from ai_filters.selection.folder import SelectionFolder
+from ai_filters.selection.status import run_status
 from tests.helpers.pipelines import ROOT, console_log_follows_stderr, load_select_module
 
 TOKEN = "hf_plantedTokenThatMustNotLeak0123456789"
@@ -94,12 +95,13 @@ def hub(tmp_path, monkeypatch):
 
 def test_dry_run_prints_each_stages_jobs(capsys):
     argv = ["--demo", "--scorer", "random", "--out", OUT, "--tasks", "3", "--workers", "2"]
-    code = smollm_select.main(argv + JOBS + ["--flavor", "a10g-small", "--dry-run"])
+    flavors = ["--gpu-flavor", "a10g-small", "--flavor", "cpu-upgrade"]
+    code = smollm_select.main(argv + JOBS + flavors + ["--dry-run"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "stage score: 3 Jobs on a10g-small (3 tasks, up to 2 at once, timeout 24h)" in printed
     assert "stage thresholds: 1 Job on cpu-basic (1 task, all at once" in printed
-    assert "stage select: 3 Jobs on a10g-small" in printed
+    assert "stage select: 3 Jobs on cpu-upgrade" in printed
     assert "stage report: 1 Job on cpu-basic" in printed
     pik = f"launch_pickled_pipeline.py {OUT}/logs/report/executor.pik"
     assert f"--with '{REQUIREMENT}' --python" in printed and pik in printed
@@ -122,7 +124,7 @@ def test_an_unknown_flavor_is_refused_in_one_line(capsys):
 
 def test_a_run_launches_each_stages_jobs_and_leaks_no_token(hub, capfd):
     argv = ["--demo", "--scorer", "random", "--docs-per-domain", "8", "--out", OUT]
-    code = smollm_select.main(argv + ["--tasks", "2"] + JOBS + ["--flavor", "a10g-small"])
+    code = smollm_select.main(argv + ["--tasks", "2"] + JOBS + ["--gpu-flavor", "a10g-small"])
     printed = capfd.readouterr()
     assert code == 0, printed.err
     stages = [(job["labels"]["datatrove_job_name"], job["flavor"]) for job in hub.launched]
@@ -130,14 +132,17 @@ def test_a_run_launches_each_stages_jobs_and_leaks_no_token(hub, capfd):
         ("ai_filters_score", "a10g-small"),
         ("ai_filters_score", "a10g-small"),
         ("ai_filters_thresholds", "cpu-basic"),
-        ("ai_filters_select", "a10g-small"),
-        ("ai_filters_select", "a10g-small"),
+        ("ai_filters_select", "cpu-basic"),
+        ("ai_filters_select", "cpu-basic"),
         ("ai_filters_report", "cpu-basic"),
     ]
     assert all(job["timeout"] == "24h" and job["secrets"] == ["HF_TOKEN"] for job in hub.launched)
     assert hub.launched[-1]["command"].endswith(f"{OUT}/logs/report/executor.pik")
     assert f"--with '{REQUIREMENT}'" in hub.launched[0]["command"]
     assert SelectionFolder(OUT).read_report()  # the Jobs ran every stage
+    logged = run_status(OUT)  # 'ai-filters status' reads the run
+    assert [stage.name for stage in logged] == ["score", "thresholds", "select", "report"]
+    assert all(stage.state == "done" for stage in logged)
     files = [path for path in hub.root.rglob("*") if path.is_file()]
     assert any(path.name == "executor.pik" for path in files)
     assert not [path for path in files if TOKEN.encode() in path.read_bytes()]
