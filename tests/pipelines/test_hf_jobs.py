@@ -155,3 +155,22 @@ def test_a_rerun_launches_nothing_that_completed(hub, capfd):
     first = len(hub.launched)
     assert smollm_select.main(argv) == 0
     assert first == 6 and len(hub.launched) == first
+
+
+def test_tokenize_runs_on_jobs_after_the_selection(hub, capfd):
+    argv = ["--demo", "--scorer", "random", "--docs-per-domain", "8", "--out", OUT] + JOBS
+    assert smollm_select.main(argv) == 0
+    del hub.launched[:]
+    tokenize = ["--demo", "--out", OUT, "--merge", "--one-task-flavor", "cpu-upgrade"] + JOBS
+    assert tokenize_for_nanotron.main(tokenize) == 0, capfd.readouterr().err
+    names = [(job["labels"]["datatrove_job_name"], job["flavor"]) for job in hub.launched]
+    assert names == [
+        ("ai_filters_tokenize_corpus", "cpu-basic"),
+        ("ai_filters_tokenize_corpus", "cpu-basic"),
+        ("ai_filters_merge_corpus", "cpu-upgrade"),
+        ("ai_filters_tokenize_selected", "cpu-basic"),
+        ("ai_filters_tokenize_selected", "cpu-basic"),
+        ("ai_filters_merge_selected", "cpu-upgrade"),
+    ]
+    for name in ("corpus", "selected"):  # merged: one .ds file each
+        assert len(list((hub.root / f"buckets/org/b/run/tokenized/{name}").glob("*.ds"))) == 1
