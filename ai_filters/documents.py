@@ -169,6 +169,33 @@ def repair_strings(value: object) -> tuple[object, bool]:
     return value, False
 
 
+BUCKET_PREFIX = "hf://buckets/"
+
+
+def buckets_supported() -> bool:
+    """Whether the installed huggingface_hub's file system reads and writes Hub buckets
+    (``hf://buckets/<namespace>/<bucket>/...``; huggingface_hub >= 1.6). An older one would
+    take ``buckets`` for a namespace and write to a repository instead."""
+    from huggingface_hub import hf_file_system
+
+    return hasattr(hf_file_system, "HfFileSystemResolvedBucketPath")
+
+
+def check_folder_url(folder: str | Path) -> None:
+    """``ValueError`` in one line when ``folder`` is an ``hf://buckets/`` URL that the
+    installed huggingface_hub cannot use, or that names no bucket; other folders pass."""
+    url = str(folder)
+    if not url.startswith(BUCKET_PREFIX):
+        return
+    if not buckets_supported():
+        raise ValueError(
+            f"{url}: the installed huggingface_hub has no Hub buckets (they need >= 1.6); "
+            "upgrade it or use an hf://datasets/ or s3:// folder"
+        )
+    if len([part for part in url[len(BUCKET_PREFIX) :].split("/") if part]) < 2:
+        raise ValueError(f"{url} names no bucket: write hf://buckets/<namespace>/<bucket>/<path>")
+
+
 def check_writable_folder(folder: str | Path, option: str) -> None:
     """Create ``folder`` if needed (a local path or any URL datatrove writes) and make sure a
     file can be written in it.

@@ -71,7 +71,7 @@ from ai_filters.engine.settings import EngineSettings
 from ai_filters.executors.chain import (
     Stage,
     chain_executors,
-    check_partition,
+    check_reachable,
     describe_chain,
     run_chain,
 )
@@ -235,10 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.distilled_model and scorer.name != "distilled":
             raise ValueError("--distilled-model is for --scorer distilled")
         engine_settings(args, scorer)  # a bad engine setting fails before any work
+        check_reachable(execution, args.out)
         if not execution.dry_run:
             check_writable_folder(args.out, "--out")
-        if not execution.is_local:
-            check_partition(execution.slurm)
         if args.demo:
             prepare_demo(args, folder)
         if scorer.needs_heads and not args.heads:

@@ -40,7 +40,7 @@ from ai_filters.console import OneLineErrors
 from ai_filters.executors.chain import (
     Stage,
     chain_executors,
-    check_partition,
+    check_reachable,
     describe_chain,
     run_chain,
 )
@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
         execution = executor_settings_from_args(args)
-        if not execution.is_local:
-            check_partition(execution.slurm)
+        check_reachable(execution, args.out)
         folder = SelectionFolder(args.out)
         if not folder.selected_shards() or not folder.scored_files():
             raise SelectionFolderError(

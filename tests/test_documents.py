@@ -5,8 +5,16 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from huggingface_hub import hf_file_system
 
-from ai_filters.documents import DocumentFormatError, DocumentWriter, read_documents
+from ai_filters.documents import (
+    DocumentFormatError,
+    DocumentWriter,
+    buckets_supported,
+    check_folder_url,
+    read_documents,
+)
+from ai_filters.selection.folder import SelectionFolder
 
 DOCS = [
     {"text": "héllo wörld ✓", "id": "a", "metadata": {"domain": "web", "score": 1.5}},
@@ -58,3 +66,24 @@ def test_parquet_keeps_metadata_of_mixed_types_as_json(tmp_path):
     assert back[1]["metadata"]["tags"] == '{"x": "y"}'
     schema = pq.read_schema(tmp_path / "mixed.parquet")
     assert schema.metadata[b"ai_filters_json_fields"] == b"tags,year"
+
+
+def test_a_bucket_url_is_taken_where_huggingface_hub_has_buckets():
+    assert buckets_supported()  # the pinned huggingface_hub has them
+    check_folder_url("hf://buckets/org/b/run")
+    folder = SelectionFolder("hf://buckets/org/b/run")  # nothing is asked of the Hub
+    assert folder.path("report.md") == "hf://buckets/org/b/run/report.md"
+    assert not folder.is_local
+
+
+def test_a_bucket_url_is_refused_in_one_line_without_bucket_support(monkeypatch):
+    monkeypatch.delattr(hf_file_system, "HfFileSystemResolvedBucketPath")
+    with pytest.raises(ValueError, match="has no Hub buckets") as error:
+        SelectionFolder("hf://buckets/org/b/run")
+    assert "\n" not in str(error.value)
+    check_folder_url("hf://datasets/org/d/run")  # repositories are not buckets
+
+
+def test_a_bucket_url_without_a_bucket_is_refused():
+    with pytest.raises(ValueError, match="names no bucket"):
+        check_folder_url("hf://buckets/org")

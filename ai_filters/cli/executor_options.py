@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from ai_filters.executors.settings import ExecutorSettings, SlurmSettings, sbatch_args_from_json
+from ai_filters.executors.jobs_settings import JobsSettings, job_flavors
+from ai_filters.executors.settings import (
+    EXECUTORS,
+    ExecutorSettings,
+    SlurmSettings,
+    sbatch_args_from_json,
+)
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
     """The execution options (datatrove's, passed through); read them back with
     :func:`executor_settings_from_args`."""
     run = parser.add_argument_group("execution")
-    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--executor", choices=EXECUTORS, default="local")
     run.add_argument("--tasks", type=int, default=2, help="tasks of the parallel stages")
     run.add_argument(
         "--workers",
@@ -34,6 +40,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         "its log file, OUT/logs/<stage>/logs/)",
     )
     _add_slurm_options(parser.add_argument_group("Slurm (with --executor slurm)"))
+    _add_jobs_options(parser.add_argument_group("Hugging Face Jobs (with --executor hf-jobs)"))
 
 
 def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
@@ -99,6 +106,35 @@ def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_jobs_options(jobs: argparse._ArgumentGroup) -> None:
+    flavors = ", ".join(job_flavors())
+    jobs.add_argument(
+        "--flavor", default="cpu-basic", help=f"hardware of the parallel-stage Jobs ({flavors})"
+    )
+    jobs.add_argument(
+        "--gpu-flavor",
+        default=None,
+        help="hardware of the stages with a model (scoring), e.g. a10g-small (default: --flavor)",
+    )
+    jobs.add_argument(
+        "--one-task-flavor",
+        default="cpu-basic",
+        help="hardware of the one-task stages (thresholds, report, merges)",
+    )
+    jobs.add_argument(
+        "--timeout", default="24h", help="time limit of each Job (seconds, or e.g. 30m, 24h)"
+    )
+    jobs.add_argument(
+        "--job-requirements",
+        nargs="+",
+        default=[],
+        metavar="REQUIREMENT",
+        help="pip requirement(s) installing ai-filters in each Job (required), e.g. "
+        "'ai-filters @ git+https://github.com/ORG/ai-filters'; the token is taken from HF_TOKEN "
+        "or the saved login and written to no file",
+    )
+
+
 def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
     """The :class:`ExecutorSettings` the options of :func:`add_executor_options` give;
     ``ValueError`` in one line naming a bad value (the JSON of ``--sbatch-args`` is read
@@ -128,4 +164,11 @@ def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
         debug=args.debug,
         wait=args.wait,
         slurm=slurm,
+        jobs=JobsSettings(
+            flavor=args.flavor,
+            gpu_flavor=args.gpu_flavor,
+            one_task_flavor=args.one_task_flavor,
+            timeout=args.timeout,
+            requirements=tuple(args.job_requirements),
+        ),
     )

@@ -27,6 +27,8 @@ from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.utils.stats import PipelineStats
 
 from ai_filters.console import error_line
+from ai_filters.executors.jobs import check_completed, describe_jobs, jobs_executor
+from ai_filters.executors.jobs_settings import check_shared_folder
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
@@ -116,6 +118,15 @@ def check_partition(slurm: SlurmSettings) -> None:
         )
 
 
+def check_reachable(settings: ExecutorSettings, out: str) -> None:
+    """Before anything is written: on Slurm, that the partition exists; on Hugging Face Jobs,
+    that ``out`` is a folder the Jobs reach too (one line otherwise)."""
+    if settings.executor == "slurm":
+        check_partition(settings.slurm)
+    elif settings.executor == "hf-jobs":
+        check_shared_folder(str(out), "--out")
+
+
 def chain_executors(
     settings: ExecutorSettings, stages: dict[str, Stage], logging_root: str
 ) -> list:
@@ -136,6 +147,9 @@ def chain_executors(
             executor = OneLineLocalExecutor(
                 **common, workers=workers, stage=name, debug=settings.debug
             )
+        elif settings.executor == "hf-jobs":
+            flavor = settings.jobs.flavor_for(stage.one_task, stage.gpus)
+            executor = jobs_executor(settings, name, flavor, common)
         else:
             executor = SlurmPipelineExecutor(
                 **common,
@@ -195,6 +209,8 @@ def _sbatch_args_without_folders(executor: SlurmPipelineExecutor, jobs: int) -> 
 def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executors: list) -> str:
     """What a dry run prints: every stage with its tasks, resources and dependency, and on
     Slurm the sbatch script each stage would submit (as datatrove writes it)."""
+    if settings.executor == "hf-jobs":
+        return "\n".join(describe_jobs(list(stages), executors))
     lines = []
     for index, (name, executor) in enumerate(zip(stages, executors, strict=True)):
         after = f"after '{list(stages)[index - 1]}' succeeds" if index else "first"
@@ -222,10 +238,13 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
 
 
 def run_chain(settings: ExecutorSettings, executors: list, stage_names: list[str]) -> None:
-    """Run (local) or submit (Slurm) the chain; with ``settings.wait``, wait for the Slurm
-    jobs."""
+    """Run (local, Hugging Face Jobs: until the last stage's Jobs finish, then fail in one line
+    on a stage with incomplete tasks) or submit (Slurm) the chain; with ``settings.wait``, wait
+    for the Slurm jobs."""
     executors[-1].run()
-    if settings.is_local:
+    if settings.executor == "hf-jobs":
+        check_completed(stage_names, executors)
+    if settings.executor != "slurm":
         return
     jobs = {name: executor.job_id for name, executor in zip(stage_names, executors, strict=True)}
     print("submitted: " + ", ".join(f"{name}={job}" for name, job in jobs.items()))

@@ -13,7 +13,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-EXECUTORS = ("local", "slurm")
+from ai_filters.executors.jobs_settings import JobsSettings
+
+EXECUTORS = ("local", "slurm", "hf-jobs")
 
 
 def sbatch_args_from_json(text: str | None) -> dict[str, object]:
@@ -82,11 +84,12 @@ class SlurmSettings:
 class ExecutorSettings:
     """Where and how the stages run.
 
-    ``executor``: ``local`` or ``slurm``; ``tasks``: tasks of the parallel stages; ``workers``:
-    tasks run at once (local, default 1; Slurm, the array throttle, default no limit);
+    ``executor``: ``local``, ``slurm`` or ``hf-jobs``; ``tasks``: tasks of the parallel stages;
+    ``workers``: tasks run at once (local, default 1; Slurm, the array throttle, default no limit);
     ``dry_run``: describe the stages, run nothing; ``debug``: show tracebacks; ``wait``: on
     Slurm, wait until the submitted jobs have finished; ``slurm``: the Slurm options (a
-    partition is required with ``executor="slurm"``).
+    partition is required with ``executor="slurm"``); ``jobs``: the Hugging Face Jobs options
+    (``executor="hf-jobs"``).
     """
 
     executor: str = "local"
@@ -96,15 +99,19 @@ class ExecutorSettings:
     debug: bool = False
     wait: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor '{self.executor}'; choose one of local, slurm")
+            choices = ", ".join(EXECUTORS)
+            raise ValueError(f"unknown executor '{self.executor}'; choose one of {choices}")
         _at_least(self, 1, "tasks")
         if self.workers is not None:
             _at_least(self, 1, "workers")
         if self.executor == "slurm" and not self.slurm.partition:
             raise ValueError("executor 'slurm' needs a partition")
+        if self.executor == "hf-jobs":
+            self.jobs.check_complete()
 
     @property
     def is_local(self) -> bool:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.io import DataFolder, get_datafolder, open_file
 
+from ai_filters.documents import check_folder_url
 from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.selection.thresholds import DomainThreshold
 
@@ -76,6 +77,7 @@ class SelectionFolder:
     """
 
     def __init__(self, root: str | Path) -> None:
+        check_folder_url(root)
         data = get_datafolder(str(root))
         self.root = str(Path(root).resolve()) if data.is_local() else str(root)
         self.data: DataFolder = get_datafolder(self.root)
