@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         engine_settings(args, scorer)  # a bad engine setting fails before any work
         if not execution.dry_run:
             check_writable_folder(args.out, "--out")
-        if not execution.is_local:
+        if execution.executor == "slurm":
             check_partition(execution.slurm)
         if args.demo:
             prepare_demo(args, folder)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_heads_with_output(Path(args.heads), folder)
         folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
         run_chain(execution, executors, list(stages))
-        if execution.is_local or execution.wait:
+        if execution.finishes_here:
             with folder.open("report.md") as report:
                 print(report.read())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
         execution = executor_settings_from_args(args)
-        if not execution.is_local:
+        if execution.executor == "slurm":
             check_partition(execution.slurm)
         folder = SelectionFolder(args.out)
         if not folder.selected_shards() or not folder.scored_files():
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_chain(execution, plan, executors))
             return 0
         run_chain(execution, executors, list(plan))
-        if execution.is_local or execution.wait:
+        if execution.finishes_here:
             for name in ("corpus", "selected"):
                 files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
                 print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")

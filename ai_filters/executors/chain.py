@@ -1,7 +1,8 @@
-"""Running the project's datatrove pipelines locally or on Slurm, with the same options.
+"""Running the project's datatrove pipelines locally, on Slurm or on Ray, with the same options.
 
 The pipeline scripts in ``pipelines/`` describe stages; this module turns them into chained
-datatrove executors (``LocalPipelineExecutor`` or ``SlurmPipelineExecutor``), checks the Slurm
+datatrove executors (``LocalPipelineExecutor``, ``SlurmPipelineExecutor`` or, through
+:mod:`ai_filters.executors.ray_stages`, ``RayPipelineExecutor``), checks the Slurm
 partition before anything is submitted, and can wait for submitted jobs. How they run comes
 whole in one :class:`~ai_filters.executors.settings.ExecutorSettings`.
 
@@ -27,6 +28,12 @@ from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.utils.stats import PipelineStats
 
 from ai_filters.console import error_line
+from ai_filters.executors.ray_stages import (
+    RayStageExecutor,
+    describe_ray_stage,
+    ray_resources,
+    run_on_ray,
+)
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
@@ -136,6 +143,9 @@ def chain_executors(
             executor = OneLineLocalExecutor(
                 **common, workers=workers, stage=name, debug=settings.debug
             )
+        elif settings.executor == "ray":
+            resources = ray_resources(settings, stage.one_task, stage.gpus)
+            executor = RayStageExecutor(**common, **resources, stage=name)
         else:
             executor = SlurmPipelineExecutor(
                 **common,
@@ -202,6 +212,9 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
             lines.append(f"stage {name}: {executor.world_size} tasks, {executor.workers} at once")
             lines.append(f"  runs {after}; logs in {executor.logging_dir.path}")
             continue
+        if settings.executor == "ray":
+            lines.append(describe_ray_stage(name, executor, after, settings.ray_address))
+            continue
         jobs = math.ceil(executor.world_size / executor.tasks_per_job)
         if executor.max_array_size != -1:
             jobs = min(jobs, executor.max_array_size)
@@ -222,8 +235,11 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
 
 
 def run_chain(settings: ExecutorSettings, executors: list, stage_names: list[str]) -> None:
-    """Run (local) or submit (Slurm) the chain; with ``settings.wait``, wait for the Slurm
+    """Run (local, Ray) or submit (Slurm) the chain; with ``settings.wait``, wait for the Slurm
     jobs."""
+    if settings.executor == "ray":
+        run_on_ray(settings, executors, stage_names)
+        return
     executors[-1].run()
     if settings.is_local:
         return
