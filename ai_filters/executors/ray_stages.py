@@ -13,6 +13,7 @@ minutes, forever); the failed tasks' logs are in ``<logging_dir>/logs/``, as loc
 
 from __future__ import annotations
 
+import socket
 import sys
 
 from datatrove.executor.ray import RayPipelineExecutor
@@ -104,6 +105,18 @@ def check_placeable(nodes: list[dict], stage_names: list[str], executors: list) 
                 )
 
 
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse in one line a ``[ray://]host:port`` address where nothing accepts connections (Ray
+    itself would retry for minutes); ``auto`` and ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, port = address.removeprefix("ray://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise SystemExit(f"error: no Ray cluster answers at {address} ({error})") from None
+
+
 def run_on_ray(settings: ExecutorSettings, executors: list, stage_names: list[str]) -> None:
     """Connect to ``settings.ray_address``, check every stage can be placed, run the chain
     (each stage waits for the one before) and disconnect.
@@ -113,6 +126,7 @@ def run_on_ray(settings: ExecutorSettings, executors: list, stage_names: list[st
     and :class:`RayStageFailed` says which tasks failed in one line."""
     import ray
 
+    check_reachable(settings.ray_address)
     try:
         ray.init(address=settings.ray_address, log_to_driver=settings.debug)
     except ConnectionError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 import pytest
 from datatrove.executor import SlurmPipelineExecutor
@@ -10,7 +11,12 @@ from datatrove.pipeline.filters import LambdaFilter
 
 from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.executors.chain import Stage, chain_executors, describe_chain
-from ai_filters.executors.ray_stages import GIB, RayStageExecutor, check_placeable
+from ai_filters.executors.ray_stages import (
+    GIB,
+    RayStageExecutor,
+    check_placeable,
+    check_reachable,
+)
 from ai_filters.executors.settings import ExecutorSettings
 
 
@@ -109,3 +115,14 @@ def test_a_stage_no_ray_node_can_place_is_refused_in_one_line(tmp_path):
     small = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 2.0 * GIB}}
     with pytest.raises(SystemExit, match=r"asks Ray for 4.0 GiB memory .* has 2.0 GiB$"):
         check_placeable([small], list(stages()), executors)
+
+
+def test_an_address_where_no_ray_cluster_answers_is_refused_at_once():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(SystemExit, match=f"no Ray cluster answers at 127.0.0.1:{port} "):
+        check_reachable(f"127.0.0.1:{port}")  # closed now: refused, not retried for minutes
