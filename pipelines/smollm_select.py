@@ -20,6 +20,10 @@ Examples:
         --executor slurm --tasks 256 --partition gpu --gpus-per-task 1 --time 12:00:00 \\
         --env-command "source /fsx/ai-filters/.venv/bin/activate"
 
+    # the same on a Ray cluster (its head's address in RAY_ADDRESS, or --ray-address)
+    RAY_ADDRESS=head:6379 python pipelines/smollm_select.py --domains domains.yaml \\
+        --heads heads.json --out s3://bucket/sel --executor ray --tasks 256 --gpus-per-task 1
+
     # the controls, on the same corpus and with the same selection code (one folder each)
     python pipelines/smollm_select.py --demo --scorer random --out out/demo/controls/random
     python pipelines/smollm_select.py --demo --scorer perplexity \

@@ -86,7 +86,7 @@ def describe_ray_stage(name: str, executor: RayPipelineExecutor, after: str, add
         f"stage {name}: {executor.world_size} tasks on Ray at {address}, {executor.workers} at "
         f"once, {executor.tasks_per_job} per Ray task ({executor.cpus_per_task} CPUs, "
         f"{needs['memory'] / GIB:g} GiB, {executor.gpus_per_task} GPUs per task), runs {after}\n"
-        f"  logs in {executor.logging_dir.path}"
+        f"  logs in {executor.logging_dir.resolve_paths('')}"
     )
 
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -129,15 +130,30 @@ def task_records(out: Path) -> dict[Path, tuple[int, bytes]]:
     return {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in paths}
 
 
-def test_ray_selects_what_a_local_run_selects_and_a_rerun_skips(
-    select_inputs, tiny, ray_cluster, tmp_path, measurements, capsys
-):
-    run(select_command(select_inputs, tmp_path / "local"))
+class Runs(NamedTuple):
+    local: Path
+    ray: Path
+    ray_seconds: float  # wall time of the run on Ray
+
+
+@pytest.fixture(scope="module")
+def runs(select_inputs, ray_cluster, tmp_path_factory) -> Runs:
+    """The same selection run locally and on the cluster."""
+    folder = tmp_path_factory.mktemp("runs")
+    run(select_command(select_inputs, folder / "local"))
     started = time.monotonic()
-    result = on_ray(select_inputs, tmp_path / "ray", ray_cluster)
+    result = on_ray(select_inputs, folder / "ray", ray_cluster)
     elapsed = time.monotonic() - started
-    out, local = tmp_path / "ray", tmp_path / "local"
     assert "pipeline wall time" in result.stdout  # Ray runs return when every stage finished
+    return Runs(folder / "local", folder / "ray", elapsed)
+
+
+def test_ray_selects_what_a_local_run_selects_and_a_rerun_skips(
+    select_inputs, tiny, ray_cluster, runs, capsys, measurements
+):
+    out, local = runs.ray, runs.local
+    seconds = runs.ray_seconds
+    measurements.append(f"selection pipeline on a 2-CPU local Ray cluster: {seconds:.1f} s wall")
     scores, expected = outputs(out), outputs(local)
     assert scores["selected"].keys() == expected["selected"].keys()
     assert scores["rejected"].keys() == expected["rejected"].keys()
@@ -147,26 +163,45 @@ def test_ray_selects_what_a_local_run_selects_and_a_rerun_skips(
     thresholds = json.loads((out / "thresholds.json").read_text())
     local_thresholds = json.loads((local / "thresholds.json").read_text())
     assert thresholds.keys() == local_thresholds.keys()
-    for domain, value in thresholds.items():
-        reference = local_thresholds[domain]
-        if isinstance(value, dict):  # compare the numbers of a domain's record
-            assert value.keys() == reference.keys()
-            for key, number in value.items():
-                assert number == pytest.approx(reference[key], abs=score_atol(reference[key], rtol))
-        else:
-            assert value == pytest.approx(reference, abs=score_atol(reference, rtol))
-    measurements.append(f"selection pipeline on a 2-CPU local Ray cluster: {elapsed:.1f} s wall")
+    for domain, record in thresholds.items():
+        reference = dict(local_thresholds[domain])
+        threshold = reference.pop("threshold")
+        assert record.pop("threshold") == pytest.approx(threshold, abs=score_atol(threshold, rtol))
+        assert record == reference  # the counts, exactly
 
     before = task_records(out)
     rerun = on_ray(select_inputs, out, ray_cluster)
     assert task_records(out) == before  # no task ran again: nothing was rewritten
     assert rerun.stderr.count("appear to be completed already. Nothing to run.") == len(STAGES)
 
+    assert status_rows(out, capsys) == status_rows(local, capsys)  # documents, tokens too
+    for stage, tasks in zip(STAGES, (2, 1, 2, 1), strict=True):
+        assert f"| {stage} | done | {tasks}/{tasks} | 0 | 0 | 0 |" in status_rows(out, capsys)
+
+
+def status_rows(out: Path, capsys) -> str:
+    """The rows of ``ai-filters status OUT`` for the selection's stages."""
     capsys.readouterr()
     assert ai_filters_main(["status", str(out)]) == 0
-    table = capsys.readouterr().out
-    for stage, tasks in zip(STAGES, (2, 1, 2, 1), strict=True):
-        assert f"| {stage} " in table and f"{tasks}/{tasks}" in table, table
+    rows = capsys.readouterr().out.splitlines()
+    return "\n".join(row for row in rows if row.split(" ")[1:2] in ([stage] for stage in STAGES))
+
+
+def test_ray_tokenizes_what_a_local_run_tokenizes(select_inputs, ray_cluster, runs):
+    """tokenize_for_nanotron.py on the cluster writes the same .ds files, byte for byte, as
+    locally (the same documents in the same files, the same seeded shuffle per task)."""
+    script = str(ROOT / "pipelines" / "tokenize_for_nanotron.py")
+    tokenizer = ["--tokenizer", str(select_inputs["model"] / "tokenizer.json"), "--tasks", "2"]
+    run([sys.executable, script, "--out", str(runs.local), *tokenizer])
+    command = [sys.executable, script, "--out", str(runs.ray), *tokenizer, *ON_RAY]
+    environment = {**os.environ, "RAY_ADDRESS": ray_cluster}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in ("corpus", "selected"):
+        files = sorted((runs.ray / "tokenized" / name).iterdir())
+        assert len([f for f in files if f.suffix == ".ds"]) == 2, files  # one per task
+        for path in files:
+            assert path.read_bytes() == (runs.local / "tokenized" / name / path.name).read_bytes()
 
 
 def test_a_failed_ray_task_stops_the_chain_in_one_line(select_inputs, ray_cluster, tmp_path):
