@@ -124,8 +124,10 @@ def run_on_ray(settings: ExecutorSettings, executors: list, stage_names: list[st
     Without ``settings.debug`` the console shows datatrove's INFO records and up, and not the
     tasks' own output: a failed task's traceback (a DEBUG record here) stays in its log file,
     and :class:`RayStageFailed` says which tasks failed in one line."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit("error: executor 'ray' needs Ray: pip install 'ai-filters[ray]'") from None
     check_reachable(settings.ray_address)
     try:
         ray.init(address=settings.ray_address, log_to_driver=settings.debug)

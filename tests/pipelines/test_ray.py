@@ -66,7 +66,8 @@ def ray_cluster(tmp_path_factory):
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     command = [str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1"]
     command += ["--port", str(port), "--num-cpus", "2", "--num-gpus", "0"]
-    command += ["--memory", str(4 * 1024**3), "--disable-usage-stats"]
+    command += ["--memory", str(4 * 1024**3), "--object-store-memory", str(200 * 1024**2)]
+    command += ["--disable-usage-stats"]
     command += ["--include-dashboard", "false", "--temp-dir", temp]
     with open(log, "w") as output:
         process = subprocess.Popen(
