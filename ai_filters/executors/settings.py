@@ -10,12 +10,26 @@ Slurm separately, just before submitting (:func:`ai_filters.executors.chain.chec
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ai_filters.executors.jobs_settings import JobsSettings
 
-EXECUTORS = ("local", "slurm", "hf-jobs")
+EXECUTORS = ("local", "slurm", "ray", "hf-jobs")
+# the options only Slurm has (the resources, tasks_per_job and randomize_start also go to Ray)
+SLURM_ONLY = (
+    "partition",
+    "time",
+    "one_task_time",
+    "max_array_size",
+    "qos",
+    "sbatch_args",
+    "env_command",
+    "venv_path",
+)
+# a Ray cluster's address: auto, local, or [ray://]host:port
+RAY_ADDRESS = re.compile(r"auto|local|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5}")
 
 
 def sbatch_args_from_json(text: str | None) -> dict[str, object]:
@@ -84,12 +98,17 @@ class SlurmSettings:
 class ExecutorSettings:
     """Where and how the stages run.
 
-    ``executor``: ``local``, ``slurm`` or ``hf-jobs``; ``tasks``: tasks of the parallel stages;
-    ``workers``: tasks run at once (local, default 1; Slurm, the array throttle, default no limit);
+    ``executor``: ``local``, ``slurm``, ``ray`` or ``hf-jobs``; ``tasks``: tasks of the parallel
+    stages; ``workers``: tasks run at once (local, default 1; Slurm, the array throttle, default
+    no limit; Ray, default as many as the cluster's resources allow);
     ``dry_run``: describe the stages, run nothing; ``debug``: show tracebacks; ``wait``: on
     Slurm, wait until the submitted jobs have finished; ``slurm``: the Slurm options (a
     partition is required with ``executor="slurm"``); ``jobs``: the Hugging Face Jobs options
-    (``executor="hf-jobs"``).
+    (``executor="hf-jobs"``); ``ray_address``: the Ray cluster (``auto``, ``local`` or
+    ``[ray://]host:port``), required with ``executor="ray"`` and refused with the others. With
+    Ray, the resources of ``slurm`` apply (``cpus_per_task``, ``mem_per_cpu_gb``,
+    ``gpus_per_task``, the ``one_task_*`` CPUs and memory, ``tasks_per_job``,
+    ``randomize_start``); one of :data:`SLURM_ONLY` set, or ``wait``, is refused.
     """
 
     executor: str = "local"
@@ -100,11 +119,13 @@ class ExecutorSettings:
     wait: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
-            choices = ", ".join(EXECUTORS)
-            raise ValueError(f"unknown executor '{self.executor}'; choose one of {choices}")
+            raise ValueError(
+                f"unknown executor '{self.executor}'; choose one of {', '.join(EXECUTORS)}"
+            )
         _at_least(self, 1, "tasks")
         if self.workers is not None:
             _at_least(self, 1, "workers")
@@ -112,8 +133,34 @@ class ExecutorSettings:
             raise ValueError("executor 'slurm' needs a partition")
         if self.executor == "hf-jobs":
             self.jobs.check_complete()
+        self._check_ray()
+
+    def _check_ray(self) -> None:
+        if self.executor != "ray":
+            if self.ray_address is not None:
+                raise ValueError(f"ray_address is for executor 'ray', not '{self.executor}'")
+            return
+        if not self.ray_address:
+            raise ValueError("executor 'ray' needs a Ray address (RAY_ADDRESS or ray_address)")
+        if not RAY_ADDRESS.fullmatch(self.ray_address):
+            raise ValueError(
+                f"ray_address must be auto, local or [ray://]host:port, got '{self.ray_address}'"
+            )
+        defaults = SlurmSettings()
+        given = [
+            name for name in SLURM_ONLY if getattr(self.slurm, name) != getattr(defaults, name)
+        ]
+        given += ["wait"] if self.wait else []
+        if given:
+            raise ValueError(f"{given[0]} is a Slurm option, not for executor 'ray'")
 
     @property
     def is_local(self) -> bool:
         """Whether the stages run on this machine (and may show progress bars)."""
         return self.executor == "local"
+
+    @property
+    def finishes_here(self) -> bool:
+        """Whether running the chain returns only when every stage has finished (local, Ray,
+        Hugging Face Jobs, Slurm with ``wait``)."""
+        return self.executor in ("local", "ray", "hf-jobs") or self.wait

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
+import pytest
 from datatrove.executor import SlurmPipelineExecutor
 from datatrove.pipeline.filters import LambdaFilter
 
 from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.executors.chain import Stage, chain_executors, describe_chain
+from ai_filters.executors.ray_stages import (
+    GIB,
+    RayStageExecutor,
+    check_placeable,
+    check_reachable,
+)
 from ai_filters.executors.settings import ExecutorSettings
 
 
@@ -70,3 +78,51 @@ def test_local_stages_and_their_dry_run(tmp_path):
     text = describe_chain(args, plan, executors)
     assert "stage score: 6 tasks, 2 at once" in text and "stage thresholds: 1 tasks" in text
     assert not (tmp_path / "logs").exists()
+
+
+RAY = ["--executor", "ray", "--ray-address", "127.0.0.1:6379", "--tasks", "6"]
+
+
+def test_ray_stages_take_the_slurm_meaning_of_the_options(tmp_path):
+    resources = ["--cpus-per-task", "2", "--mem-per-cpu-gb", "3", "--gpus-per-task", "1"]
+    one_task = ["--one-task-cpus", "2", "--one-task-mem-gb", "5"]
+    args = parse(*RAY, "--workers", "3", *resources, *one_task)
+    score, thresholds, select = chain_executors(args, stages(), str(tmp_path / "logs"))
+    assert all(isinstance(executor, RayStageExecutor) for executor in (score, thresholds, select))
+    assert (score.depends, thresholds.depends, select.depends) == (None, score, thresholds)
+    resources = [(e.cpus_per_task, e.mem_per_cpu_gb, e.gpus_per_task) for e in (score, select)]
+    assert resources == [(2, 3, 1), (2, 3, 0)]  # GPUs only for the scoring stage
+    assert (score.workers, score.world_size, thresholds.workers) == (3, 6, 1)
+    assert (thresholds.cpus_per_task, thresholds.mem_per_cpu_gb, thresholds.gpus_per_task) == (
+        2,
+        3,  # 5 GB over 2 CPUs, rounded up, as on Slurm
+        0,
+    )
+    text = describe_chain(args, stages(), [score, thresholds, select])
+    assert "stage score: 6 tasks on Ray at 127.0.0.1:6379, 3 at once" in text
+    assert "(2 CPUs, 6 GiB, 1 GPUs per task), runs first" in text
+    assert "stage select: 6 tasks" in text and "runs after 'thresholds' succeeds" in text
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_stage_no_ray_node_can_place_is_refused_in_one_line(tmp_path):
+    executors = chain_executors(parse(*RAY, "--gpus-per-task", "1"), stages(), str(tmp_path))
+    cpu_node = {"Alive": True, "Resources": {"CPU": 8.0, "memory": 16.0 * GIB}}
+    gpu_node = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 16.0 * GIB}}
+    check_placeable([cpu_node, gpu_node], list(stages()), executors)
+    with pytest.raises(SystemExit, match="stage 'score' asks Ray for 1 GPU per task; the largest"):
+        check_placeable([cpu_node, {**gpu_node, "Alive": False}], list(stages()), executors)
+    small = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0, "memory": 2.0 * GIB}}
+    with pytest.raises(SystemExit, match=r"asks Ray for 4.0 GiB memory .* has 2.0 GiB$"):
+        check_placeable([small], list(stages()), executors)
+
+
+def test_an_address_where_no_ray_cluster_answers_is_refused_at_once():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(SystemExit, match=f"no Ray cluster answers at 127.0.0.1:{port} "):
+        check_reachable(f"127.0.0.1:{port}")  # closed now: refused, not retried for minutes

@@ -38,6 +38,14 @@ def test_sbatch_args_are_read_from_json_once_when_built():
         (["--cpus-per-task", "0"], "cpus_per_task must be an integer >= 1"),
         (["--gpus-per-task", "-1"], "gpus_per_task must be an integer >= 0"),
         (["--max-array-size", "0"], "max_array_size must be an integer >= 1"),
+        (["--executor", "ray"], "needs a Ray address"),
+        (["--executor", "ray", "--ray-address", "cluster"], "must be auto, local or"),
+        (["--executor", "ray", "--ray-address", "a b:1"], "must be auto, local or"),
+        (["--ray-address", "auto"], "ray_address is for executor 'ray', not 'local'"),
+        (["--executor", "ray", "--ray-address", "auto", "--partition", "p"], "partition is a"),
+        (["--executor", "ray", "--ray-address", "auto", "--time", "1:00:00"], "time is a Slurm"),
+        (["--executor", "ray", "--ray-address", "auto", "--qos", "high"], "qos is a Slurm"),
+        (["--executor", "ray", "--ray-address", "auto", "--wait"], "wait is a Slurm option"),
     ],
 )
 def test_a_bad_value_is_rejected_in_one_line_when_built(argv, message):
@@ -49,6 +57,18 @@ def test_a_bad_value_is_rejected_in_one_line_when_built(argv, message):
 def test_the_objects_reject_bad_values_without_the_command_line():
     with pytest.raises(ValueError, match="not both"):
         SlurmSettings(env_command="module load x", venv_path="/v/bin/activate")
-    with pytest.raises(ValueError, match="unknown executor 'ray'"):
+    with pytest.raises(ValueError, match="unknown executor 'dask'; choose one of local, slurm"):
+        ExecutorSettings(executor="dask")
+    with pytest.raises(ValueError, match="needs a Ray address"):
         ExecutorSettings(executor="ray")
     assert SlurmSettings(max_array_size=-1).max_array_size == -1  # no limit
+
+
+def test_the_ray_address_comes_from_the_option_or_the_environment(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert settings("--executor", "ray").ray_address == "10.0.0.1:6379"
+    given = settings("--executor", "ray", "--ray-address", "ray://head:10001")
+    assert given.ray_address == "ray://head:10001" and given.finishes_here
+    assert settings().ray_address is None  # RAY_ADDRESS alone does not concern a local run
+    shared = settings("--executor", "ray", "--cpus-per-task", "4", "--tasks-per-job", "2")
+    assert (shared.slurm.cpus_per_task, shared.slurm.tasks_per_job) == (4, 2)
