@@ -1,9 +1,12 @@
-"""Running the project's datatrove pipelines locally, on Slurm or on Ray, with the same options.
+"""Running the project's datatrove pipelines locally, on Slurm, on Ray or on Hugging Face Jobs,
+with the same options.
 
 The pipeline scripts in ``pipelines/`` describe stages; this module turns them into chained
-datatrove executors (``LocalPipelineExecutor``, ``SlurmPipelineExecutor`` or, through
-:mod:`ai_filters.executors.ray_stages`, ``RayPipelineExecutor``), checks the Slurm
-partition before anything is submitted, and can wait for submitted jobs. How they run comes
+datatrove executors (``LocalPipelineExecutor``, ``SlurmPipelineExecutor``, through
+:mod:`ai_filters.executors.ray_stages` ``RayPipelineExecutor``, through
+:mod:`ai_filters.executors.jobs` ``JobsPipelineExecutor``), checks before anything starts that
+the Slurm partition exists or that the Jobs can reach the output folder, and can wait for
+submitted jobs. How they run comes
 whole in one :class:`~ai_filters.executors.settings.ExecutorSettings`.
 
 A local task that fails raises :class:`TaskFailed`, whose one-line message names the stage,
