@@ -1,4 +1,5 @@
-"""What every command shows its user: one-line errors and progress bars.
+"""What every command shows its user: one-line errors and progress bars; and what an option
+table adds its options to (:class:`OptionTarget`).
 
 Used by the ``ai-filters`` command line and by the pipeline scripts in ``pipelines/``; it
 imports nothing else from the package.
@@ -8,6 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any, Protocol
+
+
+class OptionTarget(Protocol):
+    """An argparse parser or argument group, as the option tables of the library see it (they
+    add options; parsing, and argparse itself, stay with the command line)."""
+
+    def add_argument(self, *names: str, **settings: Any) -> Any: ...
+
+    def add_argument_group(self, title: str | None = None, **settings: Any) -> Any: ...
+
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)
 

@@ -60,17 +60,16 @@ from ai_filters.blocks import (
     ThresholdFinder,
 )
 from ai_filters.blocks.registry import SCORERS, ScorerEntry, ScorerOptions, get_scorer
-from ai_filters.cli.engine_options import (
-    add_device_options,
-    add_engine_options,
-    engine_settings_from_args,
-)
-from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
 from ai_filters.demo.corpus import corpus_domain_specs
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.engine.options import (
+    add_device_options,
+    add_engine_options,
+    engine_settings_from_options,
+)
 from ai_filters.engine.settings import EngineSettings
 from ai_filters.executors.chain import (
     Stage,
@@ -79,6 +78,7 @@ from ai_filters.executors.chain import (
     describe_chain,
     run_chain,
 )
+from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.selection.folder import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 
 
@@ -217,7 +217,7 @@ def engine_settings(args, scorer: ScorerEntry) -> EngineSettings:
             f"--scorer {scorer.name} masks with '{scorer.mask_mode}'; --mask-mode "
             f"{args.mask_mode} is --scorer {same} (its own folder and record)"
         )
-    return engine_settings_from_args(args)
+    return engine_settings_from_options(vars(args))
 
 
 def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
@@ -233,7 +233,7 @@ def keep_heads_with_output(heads: Path, folder: SelectionFolder) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("smollm_select.py", args.debug) as errors:
-        execution = executor_settings_from_args(args)
+        execution = executor_settings_from_options(vars(args))
         folder = SelectionFolder(args.out)
         scorer = get_scorer(args.scorer)
         if args.distilled_model and scorer.name != "distilled":

@@ -35,7 +35,6 @@ from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizerMerger
 
 from ai_filters.blocks import FolderTokenizer
-from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.console import OneLineErrors
 from ai_filters.executors.chain import (
     Stage,
@@ -44,6 +43,7 @@ from ai_filters.executors.chain import (
     describe_chain,
     run_chain,
 )
+from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER, END_OF_TEXT
 from ai_filters.selection.folder import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
 
@@ -119,7 +119,7 @@ def stages(args, folder: SelectionFolder) -> dict[str, Stage]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
-        execution = executor_settings_from_args(args)
+        execution = executor_settings_from_options(vars(args))
         check_reachable(execution, args.out)
         folder = SelectionFolder(args.out)
         if not folder.selected_shards() or not folder.scored_files():

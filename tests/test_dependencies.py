@@ -240,6 +240,21 @@ def test_nothing_below_the_command_line_parses_options():
     assert not offenders, f"import argparse below ai_filters/cli: {offenders}"
 
 
+def test_only_the_command_line_imports_it():
+    """``ai_filters/cli`` is on top: neither the package nor the pipeline scripts import it (the
+    options they share live in the library as tables, ``engine/options.py`` and
+    ``executors/options.py``)."""
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "pipelines").glob("*.py")]
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(sources)
+        if path.relative_to(ROOT).parts[:2] != ("ai_filters", "cli")
+        for name in runtime_imports(path)
+        if name.startswith(f"{PACKAGE.name}.cli")
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
 def third_party_or_std(path: Path) -> set[str]:
     """Top-level names of every non-package module ``path`` imports."""
     names = set()

@@ -6,8 +6,8 @@ import argparse
 import re
 import sys
 
-from ai_filters.cli.engine_options import add_device_options
 from ai_filters.engine.models import DEFAULT_MODEL, LoadedModel
+from ai_filters.engine.options import add_device_options
 
 # a help text that names its default already ("default: ...", "(default 1)", "Default ...")
 _NAMES_DEFAULT = re.compile(r"\bdefault\b", re.IGNORECASE)

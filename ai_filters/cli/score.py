@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ai_filters.cli.common import HelpFormatter, add_model_options, load_model_from_args
-from ai_filters.cli.engine_options import add_engine_options, engine_settings_from_args
+from ai_filters.engine.options import add_engine_options, engine_settings_from_options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def run_score(args: argparse.Namespace) -> int:
     skipped_path(args.output)  # rejects an unsupported output type before loading the model
     check_writable_folder(Path(args.output).parent, "--output")
     args.model = args.model or heads.model
-    settings = engine_settings_from_args(args)  # a bad setting fails before loading
+    settings = engine_settings_from_options(vars(args))  # a bad setting fails before loading
     loaded = load_model_from_args(args)
     heads.check_model(loaded, strict_fingerprint=not args.ignore_fingerprint)
     scorer = ScoringEngine(loaded, heads.selected_heads, settings.scoring)

@@ -2,7 +2,7 @@
 
 ``ai-filters score`` and ``pipelines/smollm_select.py`` take the same engine options with the
 same names and meanings, build one :class:`EngineSettings` from them
-(:mod:`ai_filters.cli.engine_options`), and pass it whole: through the scorer registry and the
+(:mod:`ai_filters.engine.options`), and pass it whole: through the scorer registry and the
 datatrove scorer blocks to :class:`~ai_filters.engine.scoring.ScoringEngine`, as datatrove
 passes one ``MinhashConfig`` to every minhash stage.
 """

@@ -1,7 +1,7 @@
 """How a pipeline script runs, in one frozen, validated object: :class:`ExecutorSettings`.
 
 The command line builds it once
-(:func:`ai_filters.cli.executor_options.executor_settings_from_args`) and passes it whole to
+(:func:`ai_filters.executors.options.executor_settings_from_options`) and passes it whole to
 :mod:`ai_filters.executors.chain`. A bad value fails when the object is
 built, in one line, before any stage is made; whether the Slurm partition exists is asked of
 Slurm separately, just before submitting (:func:`ai_filters.executors.chain.check_partition`).

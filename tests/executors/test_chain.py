@@ -9,8 +9,8 @@ import pytest
 from datatrove.executor import SlurmPipelineExecutor
 from datatrove.pipeline.filters import LambdaFilter
 
-from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.executors.chain import Stage, chain_executors, describe_chain
+from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.executors.ray_stages import (
     GIB,
     RayStageExecutor,
@@ -24,7 +24,7 @@ def parse(*argv: str) -> ExecutorSettings:
     """The settings the pipeline scripts build from ``argv``."""
     parser = argparse.ArgumentParser()
     add_executor_options(parser)
-    return executor_settings_from_args(parser.parse_args(list(argv)))
+    return executor_settings_from_options(vars(parser.parse_args(list(argv))))
 
 
 def stages() -> dict[str, Stage]:

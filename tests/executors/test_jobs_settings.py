@@ -8,8 +8,8 @@ import argparse
 import pytest
 from huggingface_hub import JobHardware
 
-from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
 from ai_filters.executors.jobs_settings import JobsSettings, check_shared_folder, job_flavors
+from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.executors.settings import ExecutorSettings
 
 REQUIREMENT = ["--job-requirements", "ai-filters @ git+https://github.com/ORG/ai-filters"]
@@ -18,7 +18,7 @@ REQUIREMENT = ["--job-requirements", "ai-filters @ git+https://github.com/ORG/ai
 def settings(*argv: str) -> ExecutorSettings:
     parser = argparse.ArgumentParser()
     add_executor_options(parser)
-    return executor_settings_from_args(parser.parse_args(list(argv)))
+    return executor_settings_from_options(vars(parser.parse_args(list(argv))))
 
 
 def test_the_jobs_options_become_the_jobs_settings():

@@ -6,14 +6,14 @@ import argparse
 
 import pytest
 
-from ai_filters.cli.executor_options import add_executor_options, executor_settings_from_args
+from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 
 
 def settings(*argv: str) -> ExecutorSettings:
     parser = argparse.ArgumentParser()
     add_executor_options(parser)
-    return executor_settings_from_args(parser.parse_args(list(argv)))
+    return executor_settings_from_options(vars(parser.parse_args(list(argv))))
 
 
 def test_the_options_defaults_are_the_settings_defaults():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+from collections.abc import Mapping
 
+from ai_filters.console import OptionTarget
 from ai_filters.executors.jobs_settings import JobsSettings, job_flavors
 from ai_filters.executors.settings import (
     EXECUTORS,
@@ -14,9 +15,9 @@ from ai_filters.executors.settings import (
 )
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
+def add_executor_options(parser: OptionTarget) -> None:
     """The execution options (datatrove's, passed through); read them back with
-    :func:`executor_settings_from_args`."""
+    :func:`executor_settings_from_options`."""
     run = parser.add_argument_group("execution")
     run.add_argument("--executor", choices=EXECUTORS, default="local")
     run.add_argument("--tasks", type=int, default=2, help="tasks of the parallel stages")
@@ -56,7 +57,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
+def _add_slurm_options(slurm: OptionTarget) -> None:
     slurm.add_argument("--partition", default=None, help="partition (required)")
     slurm.add_argument("--time", default="24:00:00", help="time limit of a parallel-stage task")
     slurm.add_argument("--cpus-per-task", type=int, default=1, help="CPUs per parallel task")
@@ -119,7 +120,7 @@ def _add_slurm_options(slurm: argparse._ArgumentGroup) -> None:
     )
 
 
-def _add_jobs_options(jobs: argparse._ArgumentGroup) -> None:
+def _add_jobs_options(jobs: OptionTarget) -> None:
     flavors = ", ".join(job_flavors())
     jobs.add_argument(
         "--flavor", default="cpu-basic", help=f"hardware of the parallel-stage Jobs ({flavors})"
@@ -148,48 +149,48 @@ def _add_jobs_options(jobs: argparse._ArgumentGroup) -> None:
     )
 
 
-def executor_settings_from_args(args: argparse.Namespace) -> ExecutorSettings:
+def executor_settings_from_options(options: Mapping[str, object]) -> ExecutorSettings:
     """The :class:`ExecutorSettings` the options of :func:`add_executor_options` give;
     ``ValueError`` in one line naming a bad value (the JSON of ``--sbatch-args`` is read
     here, once)."""
     slurm = SlurmSettings(
-        partition=args.partition,
-        time=args.time,
-        cpus_per_task=args.cpus_per_task,
-        mem_per_cpu_gb=args.mem_per_cpu_gb,
-        gpus_per_task=args.gpus_per_task,
-        one_task_cpus=args.one_task_cpus,
-        one_task_mem_gb=args.one_task_mem_gb,
-        one_task_time=args.one_task_time,
-        tasks_per_job=args.tasks_per_job,
-        max_array_size=args.max_array_size,
-        randomize_start=args.randomize_start,
-        qos=args.qos,
-        sbatch_args=sbatch_args_from_json(args.sbatch_args),
-        env_command=args.env_command or None,
-        venv_path=args.venv_path or None,
+        partition=options["partition"],
+        time=options["time"],
+        cpus_per_task=options["cpus_per_task"],
+        mem_per_cpu_gb=options["mem_per_cpu_gb"],
+        gpus_per_task=options["gpus_per_task"],
+        one_task_cpus=options["one_task_cpus"],
+        one_task_mem_gb=options["one_task_mem_gb"],
+        one_task_time=options["one_task_time"],
+        tasks_per_job=options["tasks_per_job"],
+        max_array_size=options["max_array_size"],
+        randomize_start=options["randomize_start"],
+        qos=options["qos"],
+        sbatch_args=sbatch_args_from_json(options["sbatch_args"]),
+        env_command=options["env_command"] or None,
+        venv_path=options["venv_path"] or None,
     )
     return ExecutorSettings(
-        executor=args.executor,
-        tasks=args.tasks,
-        workers=args.workers,
-        dry_run=args.dry_run,
-        debug=args.debug,
-        wait=args.wait,
+        executor=options["executor"],
+        tasks=options["tasks"],
+        workers=options["workers"],
+        dry_run=options["dry_run"],
+        debug=options["debug"],
+        wait=options["wait"],
         slurm=slurm,
         jobs=JobsSettings(
-            flavor=args.flavor,
-            gpu_flavor=args.gpu_flavor,
-            one_task_flavor=args.one_task_flavor,
-            timeout=args.timeout,
-            requirements=tuple(args.job_requirements),
+            flavor=options["flavor"],
+            gpu_flavor=options["gpu_flavor"],
+            one_task_flavor=options["one_task_flavor"],
+            timeout=options["timeout"],
+            requirements=tuple(options["job_requirements"]),
         ),
-        ray_address=_ray_address(args),
+        ray_address=_ray_address(options),
     )
 
 
-def _ray_address(args: argparse.Namespace) -> str | None:
+def _ray_address(options: Mapping[str, object]) -> str | None:
     """``--ray-address``, else with ``--executor ray`` the environment's ``RAY_ADDRESS``."""
-    if args.ray_address is not None or args.executor != "ray":
-        return args.ray_address
+    if options["ray_address"] is not None or options["executor"] != "ray":
+        return options["ray_address"]
     return os.environ.get("RAY_ADDRESS") or None

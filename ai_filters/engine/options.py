@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Mapping
 from dataclasses import fields
 
+from ai_filters.console import OptionTarget
 from ai_filters.engine.kernels import ATTENTION_KERNELS
 from ai_filters.engine.masking import MASK_MODES, UNIFORM
 from ai_filters.engine.models import DTYPES
@@ -13,18 +14,17 @@ from ai_filters.engine.scoring import ScoringConfig
 from ai_filters.engine.settings import EngineSettings
 
 
-def engine_settings_from_args(args: argparse.Namespace) -> EngineSettings:
+def engine_settings_from_options(options: Mapping[str, object]) -> EngineSettings:
     """The settings the options of :func:`add_device_options` and :func:`add_engine_options`
     give; an option that is absent or ``None`` keeps :class:`ScoringConfig`'s default. Raises
     ``ValueError`` naming a bad value."""
-    options = vars(args)
     given = {
         f.name: options[f.name] for f in fields(ScoringConfig) if options.get(f.name) is not None
     }
     return EngineSettings(ScoringConfig(**given), options.get("device"), options.get("dtype"))
 
 
-def add_device_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_device_options(parser: OptionTarget) -> None:
     """``--device``, ``--dtype`` and ``--allow-unsupported-architecture`` (every command that
     loads a model for the engine or for head detection takes them)."""
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
@@ -45,11 +45,11 @@ def add_device_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def add_engine_options(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    parser: OptionTarget,
     max_tokens_default: str = "min(4096, context)",
 ) -> None:
     """The engine options (besides :func:`add_device_options`), into ``parser`` (an argparse
-    parser or argument group). Every default is ``None``: :func:`engine_settings_from_args`
+    parser or argument group). Every default is ``None``: :func:`engine_settings_from_options`
     then keeps :class:`~ai_filters.engine.scoring.ScoringConfig`'s own."""
     defaults = ScoringConfig()
     parser.add_argument(
