@@ -33,6 +33,8 @@ from fault_outcome import (
     Outcome,
     ScenarioResult,
     compare_outcomes,
+    documents,
+    failed,
     last_line,
     read_outcome,
     run_script,
@@ -49,8 +51,11 @@ STRUCT_FIELD_FROM = 2_450
 
 
 def _pipeline_args(select_args: tuple[str, ...], domains_file: Path) -> list[str]:
-    """``select_args`` reading ``domains_file`` instead of the demo corpus."""
+    """``select_args`` reading ``domains_file`` instead of the demo corpus (they must give
+    ``--max-tokens``: without ``--demo`` its default is another)."""
     args = list(select_args)
+    if "--max-tokens" not in args:
+        raise ValueError("the fault inputs must give --max-tokens")
     if "--demo" in args:
         args.remove("--demo")
         at = args.index("--docs-per-domain")
@@ -99,7 +104,7 @@ def broken_files_mid_domain(work: Path, inputs: FaultInputs) -> ScenarioResult:
     args = _pipeline_args(inputs.select_args, work / "corpus" / "domains.json")
     result = run_script(SELECT_SCRIPT, out, args)
     if result.returncode != 0:
-        return failed(name, injected, inputs.selection, last_line(result), started)
+        return failed(name, injected, documents(inputs.selection), last_line(result), started)
     broken = {
         d["id"]: d["metadata"]
         for path in SelectionFolder(out).skipped_files()
@@ -133,22 +138,6 @@ def _with_skipped(outcome: Outcome, records: dict[str, dict]) -> Outcome:
         reasons = counts["skipped_by_reason"]
         reasons[metadata["filter_reason"]] = reasons.get(metadata["filter_reason"], 0) + 1
     return expected
-
-
-def failed(
-    name: str, injected: str, expected: Outcome, error: str, started: float
-) -> ScenarioResult:
-    """A run that should have completed and did not: every document it should have delivered
-    counts as lost."""
-    return ScenarioResult(
-        name,
-        injected,
-        survived=False,
-        documents_lost=len(expected.ids["scored"]) + len(expected.ids["skipped"]),
-        duplicated_ids=0,
-        detail=f"the run failed: {error}",
-        seconds=round(time.monotonic() - started, 1),
-    )
 
 
 def write_late_field_corpus(folder: Path) -> Path:
@@ -209,9 +198,7 @@ def fields_first_met_late(work: Path, inputs: FaultInputs) -> ScenarioResult:
         command = [sys.executable, "-m", "ai_filters.cli", "hub-folder", str(out)]
         result = subprocess.run([*command, "--hub-dir", str(hub)], capture_output=True, text=True)
     if result.returncode != 0:
-        return ScenarioResult(
-            name, injected, False, LATE_DOCUMENTS, 0, f"failed: {last_line(result)}"
-        )
+        return failed(name, injected, LATE_DOCUMENTS, last_line(result), started)
     folder = SelectionFolder(out)
     written = [
         *(p for paths in folder.selected_shards().values() for p in paths),

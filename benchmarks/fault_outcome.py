@@ -161,6 +161,25 @@ def judged(
     )
 
 
+def documents(outcome: Outcome) -> int:
+    """The documents a run read: those it scored and those it skipped."""
+    return len(outcome.ids["scored"]) + len(outcome.ids["skipped"])
+
+
+def failed(name: str, injected: str, expected: int, error: str, started: float) -> ScenarioResult:
+    """A scenario whose run should have completed and did not (``error``, one line): each of
+    the ``expected`` documents it should have delivered counts as lost."""
+    return ScenarioResult(
+        name,
+        injected,
+        survived=False,
+        documents_lost=expected,
+        duplicated_ids=0,
+        detail=f"the run failed: {error}",
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
 def script_command(script: Path, out: str | Path, args: Sequence[str]) -> list[str]:
     """The command line of a pipeline script writing to ``out``."""
     return [sys.executable, str(script), "--out", str(out), *args]
