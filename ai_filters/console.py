@@ -1,5 +1,6 @@
-"""What every command shows its user: one-line errors and progress bars; and what an option
-table adds its options to (:class:`OptionTarget`).
+"""What every command shows its user: one-line errors and progress bars; what an option
+table adds its options to (:class:`OptionTarget`); and the one-line check of a whole-number
+setting that every settings object uses (:func:`require_integer`).
 
 Used by the ``ai-filters`` command line and by the pipeline scripts in ``pipelines/``; it
 imports nothing else from the package.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from numbers import Integral
 from typing import Any, Protocol
 
 
@@ -19,6 +21,13 @@ class OptionTarget(Protocol):
     def add_argument(self, *names: str, **settings: Any) -> Any: ...
 
     def add_argument_group(self, title: str | None = None, **settings: Any) -> Any: ...
+
+
+def require_integer(name: str, value: object, minimum: int) -> None:
+    """``ValueError`` (one line, naming ``name``) unless ``value`` is an integer (not a bool)
+    of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ai_filters.console import require_integer
 from ai_filters.engine.architectures import check_supported
 from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.models import LoadedModel
@@ -32,11 +33,6 @@ DEFAULT_SENTENCE_SOURCE = "pydoc_data.topics"  # what heads.json records for sen
 
 
 # ------------------------------------------------------------------------------ settings
-def _whole(value: object, minimum: int, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class DetectionSettings:
     """How retrieval heads are detected; validated when built (``ValueError`` in one line).
@@ -58,15 +54,16 @@ class DetectionSettings:
     allow_unsupported: bool = False
 
     def __post_init__(self) -> None:
-        _whole(self.num_probes, 1, "num_probes")
+        require_integer("num_probes", self.num_probes, 1)
         if self.probe_tokens is not None:
-            _whole(self.probe_tokens, 1, "probe_tokens")
+            require_integer("probe_tokens", self.probe_tokens, 1)
         fraction = self.top_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
             raise ValueError(f"top_fraction must be a number in (0, 1], got {fraction!r}")
         if not 0 < fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {fraction!r}")
-        _whole(self.seed, 0, "seed")  # random.Random(-s) draws what random.Random(s) does
+        # random.Random(-s) draws what random.Random(s) does
+        require_integer("seed", self.seed, 0)
         if self.probe_scoring not in PROBE_SCORINGS:
             raise ValueError(
                 f"unknown probe scoring '{self.probe_scoring}'; "

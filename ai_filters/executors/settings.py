@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ai_filters.console import require_integer
 from ai_filters.executors.jobs_settings import JobsSettings
 
 EXECUTORS = ("local", "slurm", "ray", "hf-jobs")
@@ -46,9 +47,7 @@ def sbatch_args_from_json(text: str | None) -> dict[str, object]:
 
 def _at_least(owner: object, minimum: int, *names: str) -> None:
     for name in names:
-        value = getattr(owner, name)
-        if not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        require_integer(name, getattr(owner, name), minimum)
 
 
 @dataclass(frozen=True)

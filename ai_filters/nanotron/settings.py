@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Literal
 
+from ai_filters.console import require_integer
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES
 from ai_filters.nanotron.schema import LlamaConfig
 from ai_filters.training import SHAPES, LlamaShape
@@ -146,10 +147,10 @@ class PlanSettings:
             choices = ", ".join(LR_DECAY_STYLES)
             raise ValueError(f"decay_style {self.decay_style!r} is not one of {choices}")
         for name in ("nodes", "gpus_per_node", "tp", "pp"):
-            _require_positive(name, getattr(self, name))
+            require_integer(name, getattr(self, name), 1)
         for name in _SIZES:
             if getattr(self, name) is not None:
-                _require_positive(name, getattr(self, name))
+                require_integer(name, getattr(self, name), 1)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         self._check_folders()
@@ -183,7 +184,7 @@ class PlanSettings:
             if len(self.token_counts) != len(self.folders):
                 raise ValueError(f"token_counts needs one count per folder ({len(self.folders)})")
             for count in self.token_counts:
-                _require_positive("each of token_counts", count)
+                require_integer("each of token_counts", count, 1)
 
     @property
     def folders(self) -> list[str]:
@@ -195,9 +196,3 @@ class PlanSettings:
     def preset(self) -> ModelPreset:
         """The model preset whose values fill the unset sizes."""
         return PRESETS[self.model]
-
-
-def _require_positive(name: str, value: int) -> None:
-    """``ValueError`` unless ``value`` is a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
