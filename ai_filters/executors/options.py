@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 
 from ai_filters.console import OptionTarget
 from ai_filters.executors.jobs_settings import JobsSettings, job_flavors
@@ -149,44 +150,40 @@ def _add_jobs_options(jobs: OptionTarget) -> None:
     )
 
 
+# options whose parsed value a settings field takes converted (the rest are taken as they are)
+_CONVERTED = {
+    "sbatch_args": sbatch_args_from_json,  # the JSON of --sbatch-args, read here once
+    "env_command": lambda text: text or None,
+    "venv_path": lambda text: text or None,
+}
+_RENAMED = {"requirements": "job_requirements"}  # JobsSettings field -> option
+
+
 def executor_settings_from_options(options: Mapping[str, object]) -> ExecutorSettings:
-    """The :class:`ExecutorSettings` the options of :func:`add_executor_options` give;
-    ``ValueError`` in one line naming a bad value (the JSON of ``--sbatch-args`` is read
-    here, once)."""
-    slurm = SlurmSettings(
-        partition=options["partition"],
-        time=options["time"],
-        cpus_per_task=options["cpus_per_task"],
-        mem_per_cpu_gb=options["mem_per_cpu_gb"],
-        gpus_per_task=options["gpus_per_task"],
-        one_task_cpus=options["one_task_cpus"],
-        one_task_mem_gb=options["one_task_mem_gb"],
-        one_task_time=options["one_task_time"],
-        tasks_per_job=options["tasks_per_job"],
-        max_array_size=options["max_array_size"],
-        randomize_start=options["randomize_start"],
-        qos=options["qos"],
-        sbatch_args=sbatch_args_from_json(options["sbatch_args"]),
-        env_command=options["env_command"] or None,
-        venv_path=options["venv_path"] or None,
-    )
+    """The :class:`ExecutorSettings` the options of :func:`add_executor_options` give; every
+    field of the settings has its option. ``ValueError`` in one line naming a bad value."""
+    slurm = SlurmSettings(**_fields_from_options(SlurmSettings, options))
+    jobs = _fields_from_options(JobsSettings, options)
+    jobs["requirements"] = tuple(jobs["requirements"])
     return ExecutorSettings(
-        executor=options["executor"],
-        tasks=options["tasks"],
-        workers=options["workers"],
-        dry_run=options["dry_run"],
-        debug=options["debug"],
-        wait=options["wait"],
+        **_fields_from_options(ExecutorSettings, options, skip=("slurm", "jobs", "ray_address")),
         slurm=slurm,
-        jobs=JobsSettings(
-            flavor=options["flavor"],
-            gpu_flavor=options["gpu_flavor"],
-            one_task_flavor=options["one_task_flavor"],
-            timeout=options["timeout"],
-            requirements=tuple(options["job_requirements"]),
-        ),
+        jobs=JobsSettings(**jobs),
         ray_address=_ray_address(options),
     )
+
+
+def _fields_from_options(
+    settings: type, options: Mapping[str, object], skip: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """Each field of the dataclass ``settings`` (but ``skip``) from its option, converted."""
+    values = {}
+    for field in fields(settings):
+        if field.name in skip:
+            continue
+        value = options[_RENAMED.get(field.name, field.name)]
+        values[field.name] = _CONVERTED.get(field.name, lambda given: given)(value)
+    return values
 
 
 def _ray_address(options: Mapping[str, object]) -> str | None:
