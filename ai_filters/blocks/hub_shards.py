@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.io import DataFolderLike
-from datatrove.pipeline.writers import ParquetWriter
 
+from ai_filters.blocks.parquet_files import CleanFailingParquetWriter, abandon
 from ai_filters.blocks.score_table import table_schema
 from ai_filters.selection.folder import HUB_SHARD
 
@@ -58,7 +58,7 @@ def _flat_adapter(writer: HubShardWriter, document: Document) -> dict:
     return flat_row(document, writer.fields)
 
 
-class HubShardWriter(ParquetWriter):
+class HubShardWriter(CleanFailingParquetWriter):
     """Writes documents as flat parquet rows (see the module docstring).
 
     Args:
@@ -105,11 +105,22 @@ class HubShardWriter(ParquetWriter):
         spill.write(self._fit(rows, spill.schema, spill.as_json, filename))
 
     def close(self) -> None:
-        for filename in list(self._batches):
-            self._write_batch(filename)
-        for filename, spill in self._spills.items():  # ParquetWriter.close closes them
-            self._writers[filename] = spill.copy_into(self._handles[filename], self._options())
-        self._spills.clear()
+        """Copy every file's spill into its output and close the outputs. The spill folders
+        are removed whatever happens (a full disk here or in the temporary folder)."""
+        try:
+            for filename in list(self._batches):
+                self._write_batch(filename)
+            for filename, spill in self._spills.items():  # ParquetWriter.close closes them
+                self._writers[filename] = spill.copy_into(self._handles[filename], self._options())
+        except BaseException:
+            for writer in self._writers.values():
+                abandon(writer)
+            self._writers.clear()
+            raise
+        finally:
+            for spill in self._spills.values():
+                spill.discard()
+            self._spills.clear()
         super().close()
 
     def _options(self) -> dict:
@@ -184,9 +195,19 @@ class _Spill:
             for segment in self._segments:
                 for batch in pq.ParquetFile(segment).iter_batches():
                     writer.write_batch(_widened(batch, self.schema))
+        except BaseException:
+            abandon(writer)
+            raise
         finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
+            self.discard()
         return writer
+
+    def discard(self) -> None:
+        """Remove the spill folder (a segment still being written is abandoned)."""
+        if self._writer is not None:
+            abandon(self._writer)
+            self._writer = None
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
