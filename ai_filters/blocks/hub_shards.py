@@ -15,7 +15,9 @@ a local spill file first, a new one each time a batch brings a field not seen be
 the file closes the spill files are copied batch by batch into the output under the union of
 their columns (a field a row lacks is null there). That costs one extra local write and read
 of each file, never more memory than a batch. A value that does not fit its column's type
-stops the task with one line naming the field.
+stops the task with one line naming the field. The spill files lie in the temporary folder
+(``TMPDIR``), which must hold a task's share of the output: when it is full, the task stops with
+one line naming the spill file; spill folders are removed whether the task succeeds or fails.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -176,14 +179,17 @@ class _Spill:
             self.schema = self.schema.append(pa.field(name, kind or pa.string()))
         self._close_segment()
         self._segments.append(self._folder / f"{len(self._segments):05d}.parquet")
-        self._writer = pq.ParquetWriter(self._segments[-1], self.schema)
+        with _naming(self._segments[-1]):
+            self._writer = pq.ParquetWriter(self._segments[-1], self.schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        with _naming(self._segments[-1]):
+            self._writer.write_batch(batch)
 
     def _close_segment(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            with _naming(self._segments[-1]):
+                self._writer.close()
             self._writer = None
 
     def copy_into(self, handle, options: dict) -> pq.ParquetWriter:
@@ -208,6 +214,18 @@ class _Spill:
             abandon(self._writer)
             self._writer = None
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An ``OSError`` of pyarrow writing ``path`` itself (which names no file: a full temporary
+    folder, say) raised again with ``path`` as its filename, so that its one line names it."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
