@@ -8,9 +8,12 @@ imports nothing else from the package.
 
 from __future__ import annotations
 
+import errno
+import io
 import sys
 import time
 from numbers import Integral
+from types import TracebackType
 from typing import Any, Protocol
 
 
@@ -33,9 +36,63 @@ def require_integer(name: str, value: object, minimum: int) -> None:
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError)
 
 
+FULL_DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
 def error_line(error: BaseException) -> str:
-    """The first line of ``error``'s message (its type name when it has none)."""
+    """The first line of ``error``'s message (its type name when it has none).
+
+    A full disk or an exceeded quota reads ``no space left on device writing PATH`` (``disk
+    quota exceeded writing PATH``), PATH being the file being written when it was first raised:
+    closing the other files (a task's log file among them) after it fails the same way, and the
+    last of those errors is the one that arrives here, the first in its ``__context__`` chain
+    (see :func:`written_path`; the bare OS message when no path is known).
+    """
+    paths = [
+        (cause.errno, written_path(cause))
+        for cause in _context_chain(error)
+        if isinstance(cause, OSError) and cause.errno in FULL_DISK_ERRORS
+    ]
+    known = [(number, path) for number, path in paths if path is not None]
+    if isinstance(error, OSError) and known:
+        number, path = known[-1]
+        return f"{FULL_DISK_ERRORS[number]} writing {path}"
     return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def written_path(error: OSError) -> str | None:
+    """The file an ``OSError`` concerns: its ``filename``, or else the path of the innermost
+    file object in its traceback whose own method raised it (None when there is none).
+
+    A write or close on a full disk raises from the file object, with no filename on the
+    error. datatrove writes through fsspec, whose files are Python objects keeping their path in
+    ``.path``: the frame of their ``write``, ``flush`` or ``close`` is in the traceback. (Python's
+    own files raise from C, without such a frame.)
+    """
+    if error.filename is not None:
+        return str(error.filename)
+    found = None
+    for frame_locals in _frame_locals(error.__traceback__):
+        owner = frame_locals.get("self")
+        path = getattr(owner, "path", None)
+        if isinstance(owner, io.IOBase) and isinstance(path, str):
+            found = path
+    return found
+
+
+def _context_chain(error: BaseException):
+    """``error``, the error it was raised while handling, that one's, and so on."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__context__
+
+
+def _frame_locals(traceback: TracebackType | None):
+    while traceback is not None:
+        yield traceback.tb_frame.f_locals
+        traceback = traceback.tb_next
 
 
 class OneLineErrors:

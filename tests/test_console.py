@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
+import fsspec
+import pytest
 from tqdm import tqdm
 
-from ai_filters.console import OneLineErrors
+from ai_filters.console import OneLineErrors, error_line
 
 
 def test_open_progress_bars_print_before_the_error_line(capsys):
@@ -36,3 +39,34 @@ def test_a_bug_keeps_its_traceback():
     except ZeroDivisionError:
         return
     raise AssertionError("OneLineErrors swallowed an unexpected exception")
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    full = tmp_path / "out.jsonl.gz"
+    full.symlink_to("/dev/full")  # every write there fails with ENOSPC, as on a full disk
+    with pytest.raises(OSError) as raised:
+        with fsspec.open(str(full), "wt", compression="gzip") as file:  # as datatrove writes
+            file.write("x" * 100_000)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename is None
+    assert error_line(raised.value) == f"no space left on device writing {full}"
+
+
+def test_the_first_full_disk_error_is_named_not_the_log_closed_after_it(tmp_path):
+    """Closing a task's log file after its output failed raises again; the output is named."""
+    output, log = tmp_path / "out.parquet", tmp_path / "task.log"
+    output.symlink_to("/dev/full")
+    log.symlink_to("/dev/full")
+    with pytest.raises(OSError) as raised:
+        try:
+            with fsspec.open(str(output), "wb") as file:
+                file.write(b"x")
+        finally:
+            with fsspec.open(str(log), "wb") as file:
+                file.write(b"log")
+    assert error_line(raised.value) == f"no space left on device writing {output}"
+
+
+def test_other_os_errors_keep_their_message(tmp_path):
+    with pytest.raises(OSError) as raised:
+        (tmp_path / "missing" / "x").read_text()
+    assert error_line(raised.value).startswith("[Errno 2] No such file or directory")

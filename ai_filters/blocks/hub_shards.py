@@ -15,7 +15,9 @@ a local spill file first, a new one each time a batch brings a field not seen be
 the file closes the spill files are copied batch by batch into the output under the union of
 their columns (a field a row lacks is null there). That costs one extra local write and read
 of each file, never more memory than a batch. A value that does not fit its column's type
-stops the task with one line naming the field.
+stops the task with one line naming the field. The spill files lie in the temporary folder
+(``TMPDIR``), which must hold a task's share of the output: when it is full, the task stops with
+one line naming the spill file; spill folders are removed whether the task succeeds or fails.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.io import DataFolderLike
-from datatrove.pipeline.writers import ParquetWriter
 
+from ai_filters.blocks.parquet_files import CleanFailingParquetWriter, abandon
 from ai_filters.blocks.score_table import table_schema
 from ai_filters.selection.folder import HUB_SHARD
 
@@ -58,7 +61,7 @@ def _flat_adapter(writer: HubShardWriter, document: Document) -> dict:
     return flat_row(document, writer.fields)
 
 
-class HubShardWriter(ParquetWriter):
+class HubShardWriter(CleanFailingParquetWriter):
     """Writes documents as flat parquet rows (see the module docstring).
 
     Args:
@@ -105,11 +108,22 @@ class HubShardWriter(ParquetWriter):
         spill.write(self._fit(rows, spill.schema, spill.as_json, filename))
 
     def close(self) -> None:
-        for filename in list(self._batches):
-            self._write_batch(filename)
-        for filename, spill in self._spills.items():  # ParquetWriter.close closes them
-            self._writers[filename] = spill.copy_into(self._handles[filename], self._options())
-        self._spills.clear()
+        """Copy every file's spill into its output and close the outputs. The spill folders
+        are removed whatever happens (a full disk here or in the temporary folder)."""
+        try:
+            for filename in list(self._batches):
+                self._write_batch(filename)
+            for filename, spill in self._spills.items():  # ParquetWriter.close closes them
+                self._writers[filename] = spill.copy_into(self._handles[filename], self._options())
+        except BaseException:
+            for writer in self._writers.values():
+                abandon(writer)
+            self._writers.clear()
+            raise
+        finally:
+            for spill in self._spills.values():
+                spill.discard()
+            self._spills.clear()
         super().close()
 
     def _options(self) -> dict:
@@ -165,14 +179,17 @@ class _Spill:
             self.schema = self.schema.append(pa.field(name, kind or pa.string()))
         self._close_segment()
         self._segments.append(self._folder / f"{len(self._segments):05d}.parquet")
-        self._writer = pq.ParquetWriter(self._segments[-1], self.schema)
+        with _naming(self._segments[-1]):
+            self._writer = pq.ParquetWriter(self._segments[-1], self.schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        with _naming(self._segments[-1]):
+            self._writer.write_batch(batch)
 
     def _close_segment(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            with _naming(self._segments[-1]):
+                self._writer.close()
             self._writer = None
 
     def copy_into(self, handle, options: dict) -> pq.ParquetWriter:
@@ -184,9 +201,31 @@ class _Spill:
             for segment in self._segments:
                 for batch in pq.ParquetFile(segment).iter_batches():
                     writer.write_batch(_widened(batch, self.schema))
+        except BaseException:
+            abandon(writer)
+            raise
         finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
+            self.discard()
         return writer
+
+    def discard(self) -> None:
+        """Remove the spill folder (a segment still being written is abandoned)."""
+        if self._writer is not None:
+            abandon(self._writer)
+            self._writer = None
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An ``OSError`` of pyarrow writing ``path`` itself (which names no file: a full temporary
+    folder, say) raised again with ``path`` as its filename, so that its one line names it."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 from datatrove.data import Document
 from datatrove.io import DataFolderLike
-from datatrove.pipeline.writers import ParquetWriter
 
+from ai_filters.blocks.parquet_files import CleanFailingParquetWriter
 from ai_filters.selection.folder import TABLE_SHARD
 
 
@@ -36,7 +36,7 @@ def _table_row(writer: ScoreTableWriter, document: Document) -> dict:
     return row
 
 
-class ScoreTableWriter(ParquetWriter):
+class ScoreTableWriter(CleanFailingParquetWriter):
     """Writes the score table row of every document that passes (after a scorer block).
 
     Args:

@@ -42,6 +42,8 @@ from ai_filters.executors.ray_stages import (
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
+LOGGING_ERROR_START = "--- Logging error in Loguru Handler"
+LOGGING_ERROR_END = "--- End of logging error ---"
 
 
 class TaskFailed(RuntimeError):
@@ -49,20 +51,29 @@ class TaskFailed(RuntimeError):
 
 
 class _TracebackFreeStream(io.TextIOBase):
-    """Passes text on to ``stream``, except a log record that carries a traceback.
+    """Passes text on to ``stream``, except a log record that carries a traceback, and loguru's
+    reports of a log handler that could not write.
 
     loguru writes each record, its traceback included, in one ``write`` call, so a write that
     holds a traceback is exactly one failure record: it is left out here (the task's log file
-    keeps it) and :class:`TaskFailed` reports the failure in one line.
+    keeps it) and :class:`TaskFailed` reports the failure in one line. When a handler fails
+    (the task's log file on a full disk), loguru reports it on stderr in many writes, from
+    ``--- Logging error in Loguru Handler`` to ``--- End of logging error ---``: all are left
+    out (the error that filled the disk is the task's own, reported by :class:`TaskFailed`).
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
+        self._in_logging_error = False
 
     def write(self, text: str) -> int:
-        if TRACEBACK_HEADER not in text:
+        if text.startswith(LOGGING_ERROR_START):
+            self._in_logging_error = True
+        if not self._in_logging_error and TRACEBACK_HEADER not in text:
             self.stream.write(text)
+        if self._in_logging_error and LOGGING_ERROR_END in text:
+            self._in_logging_error = False
         return len(text)
 
     def flush(self) -> None:

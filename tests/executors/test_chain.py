@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import socket
 
+import fsspec
 import pytest
 from datatrove.executor import SlurmPipelineExecutor
 from datatrove.pipeline.filters import LambdaFilter
 
-from ai_filters.executors.chain import Stage, chain_executors, describe_chain
+from ai_filters.executors.chain import Stage, TaskFailed, chain_executors, describe_chain
 from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.executors.ray_stages import (
     GIB,
@@ -126,3 +127,27 @@ def test_an_address_where_no_ray_cluster_answers_is_refused_at_once():
         check_reachable(f"ray://127.0.0.1:{port}")
     with pytest.raises(SystemExit, match=f"no Ray cluster answers at 127.0.0.1:{port} "):
         check_reachable(f"127.0.0.1:{port}")  # closed now: refused, not retried for minutes
+
+
+def test_a_task_on_a_full_disk_fails_in_one_line_naming_the_file(tmp_path, capsys):
+    """Its output and its log file on a full disk (links to /dev/full): loguru's report that it
+    cannot write the log stays off the console, and the error names the output file."""
+    output = tmp_path / "out.jsonl.gz"
+    log = tmp_path / "logs" / "score" / "logs" / "task_00000.log"
+    log.parent.mkdir(parents=True)
+    for path in (output, log):
+        path.symlink_to("/dev/full")
+
+    def write_output(data, rank: int = 0, world_size: int = 1):
+        with fsspec.open(str(output), "wt", compression="gzip") as file:
+            file.write("x" * 100_000)
+        yield from data or []
+
+    executors = chain_executors(
+        parse(), {"score": Stage([write_output], 1)}, str(tmp_path / "logs")
+    )
+    with pytest.raises(TaskFailed) as raised:
+        executors[-1].run()
+    stderr = capsys.readouterr().err
+    assert f"no space left on device writing {output} (full log: " in str(raised.value)
+    assert "Logging error" not in stderr and 'File "' not in stderr, stderr[-2000:]
