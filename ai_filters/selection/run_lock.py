@@ -138,7 +138,8 @@ class RunLock:
     """The lock of the output folder ``root`` (a local path or a URL), for ``command``.
 
     Use as a context manager: entering takes the lock (:class:`RunLockHeld` when another run
-    holds it), leaving releases it, unless :meth:`hand_to_jobs` gave it to Slurm jobs.
+    holds it), leaving releases it (also on an error or Ctrl-C), unless :meth:`hand_to_jobs`
+    gave it to Slurm jobs.
     """
 
     def __init__(self, root: str, command: str) -> None:
@@ -153,7 +154,8 @@ class RunLock:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.release()
+        if not self.holder.slurm_jobs:  # submitted jobs run on: the lock is theirs
+            self.release()
 
     def acquire(self) -> None:
         """Take the lock, taking over a stale one (three tries: another run may take over the
@@ -173,8 +175,11 @@ class RunLock:
         raise RunLockHeld(f"{self.path} changed hands three times while this run tried to take it")
 
     def hand_to_jobs(self, job_ids: list[str]) -> None:
-        """Record the submitted Slurm jobs and leave the lock to them: it stays held while any
-        of them is queued or running (the launcher exits after submitting)."""
+        """Record the submitted Slurm jobs: the lock stays held while any of them is queued or
+        running, and leaving the context no longer releases it (the launcher exits after
+        submitting; one that waits for the jobs calls :meth:`release` itself)."""
+        if not job_ids:
+            return
         self.holder = replace(self.holder, slurm_jobs=tuple(map(str, job_ids)))
         if self.data.is_local():
             staging = Path(f"{self.path}.{os.getpid()}.tmp")
@@ -182,7 +187,6 @@ class RunLock:
             staging.replace(self.path)
         else:
             self.data.pipe_file(LOCK_NAME, self.holder.as_text().encode())
-        self.held = False
 
     def release(self) -> None:
         """Remove the lock if this process holds it."""
