@@ -55,14 +55,17 @@ def sampled_digest(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def folder_digest(folder: Path, names: tuple[str, ...] = ("config.json",)) -> str:
-    """The identity of a model or tokenizer folder: the full content of its ``names`` files and
-    the :func:`sampled_digest` of each weight file (any depth)."""
+def folder_digest(
+    folder: Path, names: tuple[str, ...] = ("config.json",), weights: bool = True
+) -> str:
+    """The identity of a model or tokenizer folder: the full content of its ``names`` files
+    and, with ``weights``, the :func:`sampled_digest` of each weight file (any depth)."""
     digest = hashlib.sha256()
     for name in names:
         if (folder / name).is_file():
             digest.update(f"{name}:{file_digest(folder / name)}".encode())
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES):
+    suffixes = WEIGHT_SUFFIXES if weights else ()
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in suffixes):
         digest.update(f"{path.relative_to(folder)}:{sampled_digest(path)}".encode())
     return "sha256:" + digest.hexdigest()
 
@@ -93,7 +96,7 @@ def tokenizer_identity(spec: str) -> str:
     if path.is_file():
         return file_digest(path)
     if path.is_dir():
-        return folder_digest(path, ("tokenizer.json", "tokenizer_config.json"))
+        return folder_digest(path, ("tokenizer.json", "tokenizer_config.json"), weights=False)
     return f"hub:{spec}"
 
 
