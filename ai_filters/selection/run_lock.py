@@ -83,26 +83,36 @@ class LockHolder:
         return who
 
 
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks after boot, from ``/proc``); ``None`` where
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first); ``None`` where
     there is no ``/proc`` or no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: starttime
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot, from ``/proc``); ``None`` where
+    there is no ``/proc`` or no such process."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None  # field 22 of the line: starttime
 
 
 def process_runs(holder: LockHolder) -> bool:
-    """Whether the holder's process (on this host) still runs."""
+    """Whether the holder's process (on this host) still runs: it exists, is no zombie (ended,
+    not yet reaped) and, where ``/proc`` tells, started when the holder's did."""
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: it exists
         pass
-    started = process_start(holder.pid)
-    return holder.process_start is None or started is None or started == holder.process_start
+    fields = _proc_stat(holder.pid)
+    if fields is None or holder.process_start is None:
+        return True
+    return fields[0] != "Z" and fields[19] == holder.process_start
 
 
 def slurm_jobs_alive(jobs: tuple[str, ...]) -> bool | None:

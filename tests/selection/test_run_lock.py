@@ -81,6 +81,20 @@ def test_a_reused_pid_does_not_keep_the_lock(tmp_path):
     assert stale_reason(replace(me, process_start="1")) == "its process no longer exists"
 
 
+def test_a_killed_holder_not_yet_reaped_does_not_keep_the_lock():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    while (process_start(process.pid) is not None) and not _zombie(process.pid):
+        pass
+    holder = replace(LockHolder.this_process("run"), pid=process.pid)
+    holder = replace(holder, process_start=process_start(process.pid))
+    assert stale_reason(holder) == "its process no longer exists"
+    process.wait()
+
+
+def _zombie(pid: int) -> bool:
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def test_a_holder_on_another_host_stays_held(tmp_path):
     other = replace(LockHolder.this_process("run"), host="elsewhere", pid=dead_pid())
     write_holder(tmp_path, other)
