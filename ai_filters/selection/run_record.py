@@ -72,10 +72,15 @@ def folder_digest(
 
 def model_identity(spec: str) -> str:
     """A selector model's identity: its resolved folder's :func:`folder_digest`, or for a Hub id
-    its name (``hub:<id>``: a new revision on the Hub is not seen)."""
-    from ai_filters.engine.models import resolve_model_path
+    its name (``hub:<id>``: a new revision on the Hub is not seen). A spec this machine cannot
+    resolve (a folder only the compute nodes see) is identified by its text; the scoring tasks
+    report it if it is missing there too."""
+    from ai_filters.engine.models import ModelLoadError, resolve_model_path
 
-    resolved = Path(resolve_model_path(spec))
+    try:
+        resolved = Path(resolve_model_path(spec))
+    except ModelLoadError:
+        return f"not readable here: {spec}"
     return folder_digest(resolved) if resolved.is_dir() else f"hub:{spec}"
 
 
