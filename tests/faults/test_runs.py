@@ -3,7 +3,10 @@ run's lock, a resume with changed inputs; each ends with the undisturbed run's o
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+from fault_outcome import TOKENIZE_SCRIPT, compare_outcomes, last_line, read_outcome, run_script
 from fault_runs import SCENARIOS
 
 pytestmark = pytest.mark.slow  # each scenario runs the selection pipeline two to five times
@@ -35,3 +38,15 @@ def test_a_resume_with_changed_inputs_is_refused_naming_them(fault_inputs, tmp_p
     for option in ("--heads (sha256:", "--model (sha256:", "--fraction (0.2 -> 0.35)"):
         assert option in result.detail
     assert "folder unchanged: True; original resume exit 0" in result.detail
+
+
+def test_a_tokenization_rerun_with_another_seed_is_refused(fault_inputs, tmp_path):
+    """The tokenization's own fingerprint: another shuffling seed would mix two orders."""
+    out = shutil.copytree(fault_inputs.root, tmp_path / "out")
+    args = fault_inputs.tokenize_args
+    refused = run_script(TOKENIZE_SCRIPT, out, [*args, "--seed", "1"])
+    line = last_line(refused)
+    assert refused.returncode == 2 and line.startswith("tokenize_for_nanotron.py: error: ")
+    assert "was started with other inputs" in line and "--seed (0 -> 1)" in line
+    assert run_script(TOKENIZE_SCRIPT, out, args).returncode == 0
+    assert compare_outcomes(fault_inputs.tokenized, read_outcome(out)) == (True, 0, 0, "")
