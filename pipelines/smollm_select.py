@@ -51,6 +51,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
@@ -68,7 +69,7 @@ from ai_filters.demo.corpus import corpus_domain_specs
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
 from ai_filters.engine.heads_file import RetrievalHeads
-from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.engine.models import DEFAULT_MODEL, default_dtype
 from ai_filters.engine.options import (
     add_device_options,
     add_engine_options,
@@ -93,6 +94,9 @@ from ai_filters.selection.run_record import (
     model_identity,
     record_fingerprint,
 )
+
+# the scorers that run no model through the engine (their scores ignore the engine settings)
+ENGINE_FREE = ("random", "distilled")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,7 +185,8 @@ def run_fingerprint(args, scorer: ScorerEntry) -> dict[str, str]:
     """What determines the selection's results (``OUT/run.json``'s ``select`` section): the
     scorer, fraction, tasks (they shard the outputs), heads, model, the engine settings that
     change scores, the random scorer's seed and the domains. Options that change only speed
-    (batch sizes, packing, kernels, compile, the device, workers, the executor) are not in it."""
+    (batch sizes, packing, kernels, compile, workers, the executor) are not in it, nor the
+    engine settings of the scorers that use no engine (:data:`ENGINE_FREE`)."""
     settings = engine_settings(args, scorer)
     heads = Path(args.heads) if scorer.needs_heads else None
     fingerprint = {"--scorer": scorer.name, "--fraction": repr(args.fraction)}
@@ -194,9 +199,10 @@ def run_fingerprint(args, scorer: ScorerEntry) -> dict[str, str]:
         fingerprint["--distilled-model"] = distilled_identity(Path(args.distilled_model))
     if scorer.name == "random":
         fingerprint["--seed"] = str(args.seed)
-    fingerprint["--max-tokens"] = str(settings.scoring.max_tokens or "the model's default")
-    fingerprint["--windows"] = str(settings.scoring.windows)
-    fingerprint["--dtype"] = settings.dtype or "default (bf16 on a GPU, fp32 on a CPU)"
+    if scorer.name not in ENGINE_FREE:
+        fingerprint["--max-tokens"] = str(settings.scoring.max_tokens or "the model's default")
+        fingerprint["--windows"] = str(settings.scoring.windows)
+        fingerprint["--dtype"] = score_dtype(settings)
     if args.demo:
         fingerprint["--domains"] = f"demo corpus, {args.docs_per_domain} documents per domain"
     else:
@@ -249,6 +255,15 @@ def stage_pipelines(args) -> dict[str, Stage]:
         ),
         "report": Stage([SelectionReport(folder.root)], 1, one_task=True),
     }
+
+
+def score_dtype(settings: EngineSettings) -> str:
+    """The precision the scores are computed in, as far as the launcher knows it: ``--dtype``,
+    else the default of ``--device`` (bf16 on a GPU, fp32 on a CPU), else unknown until a task
+    sees its hardware."""
+    if settings.dtype or not settings.device:
+        return settings.dtype or "default (bf16 on a GPU, fp32 on a CPU)"
+    return str(default_dtype(torch.device(settings.device))).removeprefix("torch.")
 
 
 def engine_settings(args, scorer: ScorerEntry) -> EngineSettings:

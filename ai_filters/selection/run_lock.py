@@ -18,10 +18,10 @@ A lock from another host without Slurm jobs cannot be checked from here: it stay
 its run releases it or someone removes the file. Where ``squeue`` cannot be asked, a lock with
 Slurm jobs stays held.
 
-The file is created atomically where the storage offers it: a local folder (``O_EXCL``) and
-S3 (a conditional put, ``If-None-Match: *``, through s3fs). On other remote stores (``hf://``,
-...) the lock is a check, then a write: two runs started within moments of each other may
-both pass.
+The file is created atomically where the storage offers it: in a local folder (a hard link of
+a written file, which fails when the lock exists) and on S3 (a conditional put,
+``If-None-Match: *``, through s3fs). On other remote stores (``hf://``, ...) the lock is a
+check, then a write: two runs started within moments of each other may both pass.
 """
 
 from __future__ import annotations
@@ -144,6 +144,29 @@ def stale_reason(holder: LockHolder) -> str | None:
     return "its process no longer exists"
 
 
+def _create_local(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists: as a hard link of a finished file, so
+    that it appears whole or not at all (``O_EXCL`` where the file system has no hard links)."""
+    staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.write_text(text)
+    try:
+        os.link(staging, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        return True
+    finally:
+        staging.unlink()
+
+
 class RunLock:
     """The lock of the output folder ``root`` (a local path or a URL), for ``command``.
 
@@ -222,14 +245,7 @@ class RunLock:
         ``False`` when it exists."""
         text = self.holder.as_text()
         if self.data.is_local():
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(descriptor, "w") as file:
-                file.write(text)
-            return True
+            return _create_local(Path(self.path), text)
         if "s3" in self.data.fs.protocol:
             try:
                 self.data.pipe_file(LOCK_NAME, text.encode(), mode="create")
