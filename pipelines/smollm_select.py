@@ -38,16 +38,20 @@ model that ``ai-filters distill`` trained on a selection's scores; ``--distilled
 ``OUT/scorer.json`` records which one made the folder; ``ai-filters compare`` compares folders.
 
 Rerunning the same command skips the tasks that completed (datatrove's completion markers in
-``OUT/logs/<stage>/completions``).
+``OUT/logs/<stage>/completions``). A rerun with other inputs (heads, model, fraction, scorer,
+tasks, the engine settings that change scores, the seed of the random scorer, the domains) is
+refused in one line: ``OUT/run.json`` records them. One run at a time holds ``OUT/run.lock``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
+import torch
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
@@ -64,7 +68,8 @@ from ai_filters.console import OneLineErrors
 from ai_filters.demo.corpus import corpus_domain_specs
 from ai_filters.documents import check_writable_folder
 from ai_filters.domains import corpus_domains
-from ai_filters.engine.models import DEFAULT_MODEL
+from ai_filters.engine.heads_file import RetrievalHeads
+from ai_filters.engine.models import DEFAULT_MODEL, default_dtype
 from ai_filters.engine.options import (
     add_device_options,
     add_engine_options,
@@ -79,7 +84,19 @@ from ai_filters.executors.chain import (
     run_chain,
 )
 from ai_filters.executors.options import add_executor_options, executor_settings_from_options
+from ai_filters.executors.settings import ExecutorSettings
 from ai_filters.selection.folder import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
+from ai_filters.selection.run_lock import RunLock
+from ai_filters.selection.run_record import (
+    check_fingerprint,
+    distilled_identity,
+    file_digest,
+    model_identity,
+    record_fingerprint,
+)
+
+# the scorers that run no model through the engine (their scores ignore the engine settings)
+ENGINE_FREE = ("random", "distilled")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,21 +158,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_demo(args, folder: SelectionFolder) -> None:
-    """Write the demo corpus and, if missing, detect the heads of the embedded model (neither
-    with ``--dry-run``)."""
-    from ai_filters.demo.steps import detect_and_check, write_demo_corpus
-
+def demo_defaults(args, folder: SelectionFolder) -> None:
+    """The demo's settings: 192 tokens at most, and the heads file OUT/heads.json (detected by
+    :func:`prepare_demo` if missing) unless ``--heads`` is given."""
     args.max_tokens = args.max_tokens or 192
-    if not args.dry_run:
-        write_demo_corpus(folder.corpus, args.docs_per_domain)
     if not get_scorer(args.scorer).needs_heads or args.heads:
         return
     if not folder.is_local:
         raise SystemExit("error: with --demo and a remote --out, give --heads (a local file)")
     args.heads = folder.heads_file
-    if not Path(args.heads).is_file() and not args.dry_run:
+
+
+def prepare_demo(args, folder: SelectionFolder) -> None:
+    """Write the demo corpus and, if missing, detect the heads of the embedded model (neither
+    with ``--dry-run``)."""
+    from ai_filters.demo.steps import detect_and_check, write_demo_corpus
+
+    if args.dry_run:
+        return
+    write_demo_corpus(folder.corpus, args.docs_per_domain)
+    if args.heads == folder.heads_file and not Path(args.heads).is_file():
         detect_and_check(Path(folder.root), args.model or DEFAULT_MODEL)
+
+
+def run_fingerprint(args, scorer: ScorerEntry) -> dict[str, str]:
+    """What determines the selection's results (``OUT/run.json``'s ``select`` section): the
+    scorer, fraction, tasks (they shard the outputs), heads, model, the engine settings that
+    change scores, the random scorer's seed and the domains. Options that change only speed
+    (batch sizes, packing, kernels, compile, workers, the executor) are not in it, nor the
+    engine settings of the scorers that use no engine (:data:`ENGINE_FREE`)."""
+    settings = engine_settings(args, scorer)
+    heads = Path(args.heads) if scorer.needs_heads else None
+    fingerprint = {"--scorer": scorer.name, "--fraction": repr(args.fraction)}
+    fingerprint["--tasks"] = str(args.tasks)
+    if heads is not None:
+        fingerprint["--heads"] = file_digest(heads) if heads.is_file() else "missing"
+    spec = args.model or (RetrievalHeads.load(heads).model if heads else DEFAULT_MODEL)
+    fingerprint["--model"] = model_identity(spec)
+    if args.distilled_model:
+        fingerprint["--distilled-model"] = distilled_identity(Path(args.distilled_model))
+    if scorer.name == "random":
+        fingerprint["--seed"] = str(args.seed)
+    if scorer.name not in ENGINE_FREE:
+        fingerprint["--max-tokens"] = str(settings.scoring.max_tokens or "the model's default")
+        fingerprint["--windows"] = str(settings.scoring.windows)
+        fingerprint["--dtype"] = score_dtype(settings)
+    if args.demo:
+        fingerprint["--domains"] = f"demo corpus, {args.docs_per_domain} documents per domain"
+    else:
+        fingerprint["--domains"] = file_digest(args.domains) if args.domains else "SmolLM corpus"
+    return fingerprint
 
 
 def stage_pipelines(args) -> dict[str, Stage]:
@@ -205,6 +257,15 @@ def stage_pipelines(args) -> dict[str, Stage]:
     }
 
 
+def score_dtype(settings: EngineSettings) -> str:
+    """The precision the scores are computed in, as far as the launcher knows it: ``--dtype``,
+    else the default of ``--device`` (bf16 on a GPU, fp32 on a CPU), else unknown until a task
+    sees its hardware."""
+    if settings.dtype or not settings.device:
+        return settings.dtype or "default (bf16 on a GPU, fp32 on a CPU)"
+    return str(default_dtype(torch.device(settings.device))).removeprefix("torch.")
+
+
 def engine_settings(args, scorer: ScorerEntry) -> EngineSettings:
     """The engine settings the options give, checked against the scorer: a mask mode is for
     scorers with heads, and each of those has its own (the ablation is ``--scorer
@@ -240,28 +301,48 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--distilled-model is for --scorer distilled")
         engine_settings(args, scorer)  # a bad engine setting fails before any work
         check_reachable(execution, args.out)
-        if not execution.dry_run:
-            check_writable_folder(args.out, "--out")
         if args.demo:
-            prepare_demo(args, folder)
+            demo_defaults(args, folder)
         if scorer.needs_heads and not args.heads:
             raise SystemExit(f"error: --scorer {args.scorer} needs --heads (or use --demo)")
-        started = time.monotonic()
-        stages = stage_pipelines(args)
-        executors = chain_executors(execution, stages, folder.logs())
         if execution.dry_run:
-            print(describe_chain(execution, stages, executors))
-            return 0
-        if scorer.needs_heads:
-            keep_heads_with_output(Path(args.heads), folder)
-        folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
-        run_chain(execution, executors, list(stages))
-        if execution.finishes_here:
-            with folder.open("report.md") as report:
-                print(report.read())
-            print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
+            return dry_run(args, execution, folder)
+        check_writable_folder(args.out, "--out")
+        with RunLock(folder.root, shlex.join(sys.argv)) as lock:
+            run(args, execution, folder, lock)
         return 0
     return errors.exit_code
+
+
+def dry_run(args, execution: ExecutorSettings, folder: SelectionFolder) -> int:
+    """Print the stages; nothing is written and no lock is taken."""
+    prepare_demo(args, folder)
+    stages = stage_pipelines(args)
+    print(describe_chain(execution, stages, chain_executors(execution, stages, folder.logs())))
+    return 0
+
+
+def run(args, execution: ExecutorSettings, folder: SelectionFolder, lock: RunLock) -> None:
+    """Run (or submit) the stages, holding the folder's lock: a resume whose inputs differ from
+    the recorded ones (``OUT/run.json``) is refused before anything is written."""
+    scorer = get_scorer(args.scorer)
+    resuming = check_fingerprint(folder, "select", lambda: run_fingerprint(args, scorer))
+    if args.demo:
+        prepare_demo(args, folder)
+    if not resuming:
+        record_fingerprint(folder, "select", run_fingerprint(args, scorer))
+    started = time.monotonic()
+    stages = stage_pipelines(args)
+    executors = chain_executors(execution, stages, folder.logs())
+    if scorer.needs_heads:
+        keep_heads_with_output(Path(args.heads), folder)
+    folder.write_scorer(ScorerRecord(scorer.name, scorer.score_key, args.fraction))
+    run_chain(execution, executors, list(stages), on_submitted=lock.hand_to_jobs)
+    if execution.finishes_here:
+        lock.release()
+        with folder.open("report.md") as report:
+            print(report.read())
+        print(f"pipeline wall time: {time.monotonic() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,16 @@ Examples:
 The training tokenizer defaults to HuggingFaceTB/cosmo2-tokenizer (the SmolLM corpus's); with
 --demo it is the embedded model's tokenizer folder, which has the same 49,152-token vocabulary,
 so nothing is downloaded.
+
+The run holds ``OUT/run.lock`` (one run at a time in a folder, the selection's included) and
+records its tokenizer, end-of-text token, seed, tasks and ``--merge`` in ``OUT/run.json``: a
+rerun with others is refused in one line instead of mixing two tokenizations.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from datatrove.pipeline.readers import JsonlReader, ParquetReader
@@ -46,6 +51,12 @@ from ai_filters.executors.chain import (
 from ai_filters.executors.options import add_executor_options, executor_settings_from_options
 from ai_filters.fields import DEFAULT_TRAINING_TOKENIZER, END_OF_TEXT
 from ai_filters.selection.folder import HUB_GLOB, SCORED_GLOB, SelectionFolder, SelectionFolderError
+from ai_filters.selection.run_lock import RunLock
+from ai_filters.selection.run_record import (
+    check_fingerprint,
+    record_fingerprint,
+    tokenizer_identity,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +127,18 @@ def stages(args, folder: SelectionFolder) -> dict[str, Stage]:
     return result
 
 
+def run_fingerprint(args) -> dict[str, str]:
+    """What determines the tokenized folders (``OUT/run.json``'s ``tokenize`` section): the
+    tokenizer (its files' content), the end-of-text token, the seed, the tasks and ``--merge``."""
+    return {
+        "--tokenizer": tokenizer_identity(tokenizer_path(args)),
+        "--eos-token": args.eos_token,
+        "--seed": str(args.seed),
+        "--tasks": str(args.tasks),
+        "--merge": str(args.merge),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with OneLineErrors("tokenize_for_nanotron.py", args.debug) as errors:
@@ -131,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         if execution.dry_run:
             print(describe_chain(execution, plan, executors))
             return 0
-        run_chain(execution, executors, list(plan))
-        if execution.finishes_here:
-            for name in ("corpus", "selected"):
-                files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
-                print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")
+        with RunLock(folder.root, shlex.join(sys.argv)) as lock:
+            if not check_fingerprint(folder, "tokenize", lambda: run_fingerprint(args)):
+                record_fingerprint(folder, "tokenize", run_fingerprint(args))
+            run_chain(execution, executors, list(plan), on_submitted=lock.hand_to_jobs)
+            if execution.finishes_here:
+                lock.release()
+                for name in ("corpus", "selected"):
+                    files = folder.data.list_files(f"tokenized/{name}", glob_pattern="*.ds")
+                    print(f"{folder.path(f'tokenized/{name}')}: {len(files)} .ds files")
         return 0
     return errors.exit_code
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,10 +265,16 @@ def describe_chain(settings: ExecutorSettings, stages: dict[str, Stage], executo
     return "\n".join(lines)
 
 
-def run_chain(settings: ExecutorSettings, executors: list, stage_names: list[str]) -> None:
+def run_chain(
+    settings: ExecutorSettings,
+    executors: list,
+    stage_names: list[str],
+    on_submitted: Callable[[list[str]], None] | None = None,
+) -> None:
     """Run (local, Ray, Hugging Face Jobs: until the last stage's Jobs finish, then fail in
-    one line on a stage with incomplete tasks) or submit (Slurm) the chain; with
-    ``settings.wait``, wait for the Slurm jobs."""
+    one line on a stage with incomplete tasks) or submit (Slurm) the chain; on Slurm,
+    ``on_submitted`` gets the submitted job ids, then with ``settings.wait`` the jobs are
+    waited for."""
     if settings.executor == "ray":
         run_on_ray(settings, executors, stage_names)
         return
@@ -278,8 +285,11 @@ def run_chain(settings: ExecutorSettings, executors: list, stage_names: list[str
         return
     jobs = {name: executor.job_id for name, executor in zip(stage_names, executors, strict=True)}
     print("submitted: " + ", ".join(f"{name}={job}" for name, job in jobs.items()))
+    submitted = [str(job) for job in jobs.values() if job not in (None, -1)]
+    if on_submitted is not None:
+        on_submitted(submitted)
     if settings.wait:
-        wait_for_jobs([str(job) for job in jobs.values() if job not in (None, -1)])
+        wait_for_jobs(submitted)
 
 
 def wait_for_jobs(job_ids: list[str], poll_seconds: float = 3.0) -> None:

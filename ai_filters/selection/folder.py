@@ -15,6 +15,8 @@
     OUT/report.json, OUT/report.md             counts, conservation checks, score statistics
     OUT/logs/<stage>/                          datatrove's logs, per-task stats, completions
     OUT/tokenized/{corpus,selected}/           nanotron ``.ds`` files
+    OUT/run.lock                               the run holding the folder (``run_lock.py``)
+    OUT/run.json                               what a resume must match (``run_record.py``)
 
 ``OUT`` is a local folder or any URL datatrove's ``DataFolder`` reads and writes (``s3://``,
 ``hf://``, ...). :class:`SelectionFolder` names these paths and reads and writes the small

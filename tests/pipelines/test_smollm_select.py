@@ -17,6 +17,7 @@ import pytest
 
 from ai_filters.engine.numerics import loss_rtol, score_atol
 from ai_filters.executors.chain import wait_for_jobs
+from ai_filters.selection.run_lock import LOCK_NAME, LockHolder, stale_reason
 from tests.helpers.pipelines import (
     DOMAINS,
     MAX_TOKENS,
@@ -206,7 +207,11 @@ def test_slurm_selects_the_same_documents(
     for before, after in zip(stages[:-1], stages[1:], strict=True):
         dependency = job_fields(after)["Dependency"]  # e.g. afterok:12_*(unfulfilled)
         assert re.fullmatch(rf"afterok:{before}(_\*)?\(\w+\)", dependency), (after, dependency)
+    # the launcher has exited: its lock is the jobs', held until they end
+    lock = LockHolder.from_text((out / LOCK_NAME).read_text(), LOCK_NAME)
+    assert lock.slurm_jobs == tuple(stages) and stale_reason(lock) is None
     wait_for_jobs(stages)
+    assert stale_reason(lock) == "its Slurm jobs are no longer queued or running"
     elapsed = time.monotonic() - started
     measurements.append(
         f"slurm selection pipeline (4 stages, 2-task arrays, {len(outputs(out)['scored'])} "
