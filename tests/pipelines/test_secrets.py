@@ -90,12 +90,16 @@ def _select_args(tiny) -> list[str]:
     return ["--demo", "--docs-per-domain", "4", "--max-tokens", "32", "--tasks", "2", *model]
 
 
-def test_a_run_and_every_tool_after_it_leak_no_secret(tiny, planted, tmp_path, capfd, monkeypatch):
+def test_a_run_and_every_tool_after_it_leak_no_secret(
+    tiny, planted, fake_slurm, tmp_path, capfd, monkeypatch
+):
     out, hub, configs = tmp_path / "out", tmp_path / "hub", tmp_path / "configs"
     assert load_select_main()([*_select_args(tiny), "--out", str(out)]) == 0
     model = str(tiny[1].parent / "model")
     tokenize = load_script("tokenize_for_nanotron").main
     assert tokenize(["--out", str(out), "--tokenizer", model, "--tasks", "2", "--merge"]) == 0
+    slurm = ["--executor", "slurm", "--partition", "debug", "--dry-run"]
+    assert tokenize(["--out", str(out), "--tokenizer", model, *slurm]) == 0
     (tmp_path / "tokenized.s3").symlink_to(out / "tokenized")  # nanotron wants 's3' in paths
     tokenized = [str(tmp_path / "tokenized.s3" / name) for name in ("corpus", "selected")]
     config = configs / "run.yaml"
@@ -117,6 +121,7 @@ def test_a_run_and_every_tool_after_it_leak_no_secret(tiny, planted, tmp_path, c
     assert tokens and set(tokens) == {SECRETS["HF_TOKEN"]}  # the token went to the Hub alone
     assert (out / "logs" / "score" / "executor.json").is_file()
     assert (configs / "run.slurm").is_file() and (hub / "README.md").is_file()
+    assert "#SBATCH --job-name=ai_filters_tokenize_corpus" in printed.out  # the dry run's script
     assert leaks([tmp_path], [printed.out, printed.err]) == []
 
 
