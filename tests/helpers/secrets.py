@@ -21,6 +21,7 @@ SECRETS = {
     "AWS_SESSION_TOKEN": "PLANTEDs3SessionToken0123456789abcdefghijkXYZ",
 }
 ACCESS_KEY_ID = "AKIAPLANTEDKEYID0000"  # not a secret itself, planted so that boto has a pair
+PREFIX = 16  # a shortened value (logs shorten long values) still leaks its first characters
 
 
 def plant(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,9 +42,10 @@ def _base64_cores(raw: bytes) -> list[bytes]:
 
 
 def forms(value: str) -> dict[str, bytes]:
-    """``value`` as the bytes it would take in a file: raw (text, JSON, pickle), base64, hex."""
+    """``value`` as the bytes it would take in a file: raw (text, JSON, pickle), its start
+    alone (shortened), base64, hex."""
     raw = value.encode()
-    found = {"raw": raw, "hex": raw.hex().encode()}
+    found = {"raw": raw, "hex": raw.hex().encode(), f"first {PREFIX} characters": raw[:PREFIX]}
     found.update({f"base64 #{i}": core for i, core in enumerate(_base64_cores(raw))})
     return found
 

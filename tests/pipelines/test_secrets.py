@@ -208,3 +208,18 @@ def test_a_token_in_an_option_is_refused_before_anything_is_written(
     assert len(errors) == 2 and all("env_command holds a Hugging Face token" in e for e in errors)
     assert not out.exists() and not list(tmp_path.glob("run.*"))
     assert leaks([tmp_path], [printed.out, printed.err]) == []
+
+
+def test_a_task_failing_in_a_hub_request_logs_no_token(planted, tmp_path, capfd):
+    """The task's traceback passes through the request, whose headers hold the token: the task
+    log keeps the traceback without the values of its variables."""
+    domains = tmp_path / "domains.yaml"
+    hub = {"reader": "jsonl", "path": "hf://datasets/some-org/some-dataset"}
+    domains.write_text(json.dumps({"web": hub}))  # offline here: the request fails
+    out = tmp_path / "out"
+    argv = ["--domains", str(domains), "--scorer", "random", "--out", str(out), "--tasks", "1"]
+    assert load_select_main()(argv) == 2
+    printed = capfd.readouterr()
+    log = (out / "logs" / "score" / "logs" / "task_00000.log").read_text()
+    assert "OfflineModeIsEnabled" in log and "Traceback" in log
+    assert leaks([tmp_path], [printed.out, printed.err]) == []
