@@ -58,13 +58,26 @@ def load_domains(path: str | Path) -> dict[str, dict]:
     return {str(domain): dict(spec) for domain, spec in specs.items()}
 
 
-def check_spec(domain: str, spec: object, where: str = "domains") -> None:
-    """Raise :class:`DomainSpecError` with a precise message when ``spec`` is not valid."""
-    if not SAFE_NAME.fullmatch(domain) or domain in (".", ".."):
+def is_safe_name(name: object) -> bool:
+    """Whether ``name`` can be one folder or file name under an output folder and nothing else:
+    letters, digits, '.', '_' and '-', not empty, not '.' or '..' (so no separator, no way
+    up, no absolute path)."""
+    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def check_domain_name(domain: object, where: str = "domains") -> None:
+    """Raise :class:`DomainSpecError` in one line when ``domain`` cannot name a folder
+    (:func:`is_safe_name`): domains are folders of every output (``OUT/scored/<domain>/``)."""
+    if not is_safe_name(domain):
         raise DomainSpecError(
             f"{where}: domain name '{domain}' is used in output paths: use letters, digits, "
             "'.', '_' or '-' only"
         )
+
+
+def check_spec(domain: str, spec: object, where: str = "domains") -> None:
+    """Raise :class:`DomainSpecError` with a precise message when ``spec`` is not valid."""
+    check_domain_name(domain, where)
     if not isinstance(spec, Mapping):
         raise DomainSpecError(f"{where}: domain '{domain}' must map to a reader spec")
     unknown = set(spec) - SPEC_KEYS

@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.distilled_model and scorer.name != "distilled":
             raise ValueError("--distilled-model is for --scorer distilled")
         engine_settings(args, scorer)  # a bad engine setting fails before any work
+        if not args.demo:
+            corpus_domains(args.domains)  # so does a bad domains file (a name like '../x')
         check_reachable(execution, args.out)
         if args.demo:
             demo_defaults(args, folder)

@@ -35,7 +35,7 @@ from datatrove.data import Document
 from datatrove.io import DataFolderLike
 
 from ai_filters.blocks.parquet_files import CleanFailingParquetWriter, abandon
-from ai_filters.blocks.score_table import table_schema
+from ai_filters.blocks.score_table import check_folder_domain, table_schema
 from ai_filters.selection.folder import HUB_SHARD
 
 SHADOWED_PREFIX = "metadata_"  # a metadata key named like a leading column is kept under this
@@ -90,6 +90,10 @@ class HubShardWriter(CleanFailingParquetWriter):
         )
         self._handles: dict = {}
         self._spills: dict[str, _Spill] = {}
+
+    def write(self, document: Document, rank: int = 0, **kwargs) -> None:
+        check_folder_domain(document)  # its domain names the folder its row goes to
+        super().write(document, rank, **kwargs)
 
     def _write(self, document: dict, file_handler, filename: str) -> None:
         self._handles[filename] = file_handler

@@ -16,6 +16,7 @@ from datatrove.data import Document
 from datatrove.io import DataFolderLike
 
 from ai_filters.blocks.parquet_files import CleanFailingParquetWriter
+from ai_filters.domains import is_safe_name
 from ai_filters.selection.folder import TABLE_SHARD
 
 
@@ -71,4 +72,17 @@ class ScoreTableWriter(CleanFailingParquetWriter):
                 f"document {document.id} has no metadata['domain']: score tables are split by "
                 "domain; read it with DomainsReader or set the domain before this step"
             )
+        check_folder_domain(document)
         super().write(document, rank, **kwargs)
+
+
+def check_folder_domain(document: Document) -> None:
+    """``ValueError`` in one line when ``metadata["domain"]`` (if set) cannot name the one folder
+    a writer puts the document in (:func:`ai_filters.domains.is_safe_name`): a domain read from
+    the data, such as ``../x``, would write outside the output folder."""
+    domain = document.metadata.get("domain")
+    if domain is not None and not is_safe_name(domain):
+        raise ValueError(
+            f"document {document.id}: metadata['domain'] {domain!r} cannot name a folder (it "
+            "would write outside the output folder); a domain is letters, digits, '.', '_' or '-'"
+        )

@@ -251,8 +251,9 @@ def load_model(
     except OSError as error:
         raise ModelLoadError(
             f"cannot load model '{spec}': {error}".splitlines()[0]
-            + " (a Hub id needs network access or a local copy in the HF cache; "
-            "pass --allow-pickle if the model only has .bin weights)"
+            + " (a Hub id needs network access or a local copy in the HF cache; .bin (pickle) "
+            "weights load only with 'ai-filters score/detect-heads --allow-pickle', never in "
+            "the pipeline scripts: save the model as safetensors)"
         ) from error
     model.to(resolved_device).eval()
     model.requires_grad_(False)

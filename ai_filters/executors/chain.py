@@ -41,6 +41,7 @@ from ai_filters.executors.ray_stages import (
     run_on_ray,
 )
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
+from ai_filters.executors.task_logs import ValueFreeTracebacks
 
 TRACEBACK_HEADER = "Traceback (most recent call last)"
 LOGGING_ERROR_START = "--- Logging error in Loguru Handler"
@@ -84,7 +85,7 @@ class _TracebackFreeStream(io.TextIOBase):
         return self.stream.isatty()
 
 
-class OneLineLocalExecutor(LocalPipelineExecutor):
+class OneLineLocalExecutor(ValueFreeTracebacks, LocalPipelineExecutor):
     """datatrove's local executor whose failed task raises a one-line :class:`TaskFailed`.
 
     Args (besides ``LocalPipelineExecutor``'s):
@@ -111,6 +112,10 @@ class OneLineLocalExecutor(LocalPipelineExecutor):
             raise TaskFailed(
                 f"stage '{self.stage}' failed in task {rank}: {error_line(error)} (full log: {log})"
             ) from None
+
+
+class SlurmStageExecutor(ValueFreeTracebacks, SlurmPipelineExecutor):
+    """datatrove's Slurm executor; its task logs show tracebacks without variable values."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ def chain_executors(
             resources = ray_resources(settings, stage.one_task, stage.gpus)
             executor = RayStageExecutor(**common, **resources, stage=name)
         else:
-            executor = SlurmPipelineExecutor(
+            executor = SlurmStageExecutor(
                 **common,
                 **_slurm_resources(slurm, stage),
                 **_slurm_settings(settings, name, stage),

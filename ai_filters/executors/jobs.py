@@ -18,6 +18,11 @@ from datatrove.executor.jobs import JobsPipelineExecutor
 from datatrove.tools import launch_pickled_pipeline
 
 from ai_filters.executors.settings import ExecutorSettings
+from ai_filters.executors.task_logs import ValueFreeTracebacks
+
+
+class JobsStageExecutor(ValueFreeTracebacks, JobsPipelineExecutor):
+    """datatrove's Jobs executor; its task logs show tracebacks without variable values."""
 
 
 def jobs_executor(
@@ -26,7 +31,7 @@ def jobs_executor(
     """The Jobs executor of stage ``name`` on ``flavor``: ``common`` holds the pipeline, tasks,
     logging folder, dependency and start delay; one-task stages run one Job."""
     jobs = settings.jobs
-    return JobsPipelineExecutor(
+    return JobsStageExecutor(
         **common,
         workers=-1 if common["tasks"] == 1 else settings.workers or -1,
         flavor=flavor,

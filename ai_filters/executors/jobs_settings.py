@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from huggingface_hub import JobHardware
 
+from ai_filters.executors.secrets import check_no_secret
+
 # the folder URLs a Job and the launching machine both read and write
 SHARED_PREFIXES = ("hf://buckets/", "hf://datasets/", "s3://")
 # a Job's time limit as huggingface_hub takes it: seconds, or a number with s, m, h or d
@@ -44,7 +46,8 @@ class JobsSettings:
     ``JobHardware``. ``timeout``: each Job's time limit
     (seconds, or e.g. ``"30m"``, ``"24h"``). ``requirements``: the pip requirements that
     install this project in each Job's uv environment (e.g. ``"ai-filters @ git+https://..."``;
-    datatrove is added at the version running here).
+    datatrove is added at the version running here; one holding a credential, such as
+    ``git+https://user:token@host/...``, is refused: it would be in every Job's command).
     """
 
     flavor: str = "cpu-basic"
@@ -65,6 +68,8 @@ class JobsSettings:
             raise ValueError(
                 f"timeout must be seconds or a number with s, m, h or d, got {self.timeout!r}"
             )
+        for requirement in self.requirements:
+            check_no_secret(requirement, "requirements")
 
     def flavor_for(self, one_task: bool, model: bool) -> str:
         """The flavor of a stage: one-task, with a model (scoring), or another parallel one."""

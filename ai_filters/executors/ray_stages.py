@@ -20,6 +20,7 @@ from datatrove.executor.ray import RayPipelineExecutor
 from datatrove.utils.logging import logger, setup_default_logger
 
 from ai_filters.executors.settings import ExecutorSettings
+from ai_filters.executors.task_logs import ValueFreeTracebacks
 
 GIB = 1024**3
 
@@ -28,7 +29,7 @@ class RayStageFailed(RuntimeError):
     """Some tasks of a stage did not complete on Ray; the message names them and their logs."""
 
 
-class RayStageExecutor(RayPipelineExecutor):
+class RayStageExecutor(ValueFreeTracebacks, RayPipelineExecutor):
     """datatrove's Ray executor for stage ``stage`` of a chain: its run fails in one line when
     a task did not complete (so that the stages after it do not start)."""
 

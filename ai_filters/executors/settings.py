@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ai_filters.console import require_integer
 from ai_filters.executors.jobs_settings import JobsSettings
+from ai_filters.executors.secrets import check_no_secret
 
 EXECUTORS = ("local", "slurm", "ray", "hf-jobs")
 # the options only Slurm has (the resources, tasks_per_job and randomize_start also go to Ray)
@@ -61,6 +62,8 @@ class SlurmSettings:
     ``env_command`` (a shell command run first in every job; default: activate the virtualenv
     running the script) and ``venv_path`` (an activate script sourced instead) exclude each
     other. ``sbatch_args`` are extra sbatch options (:func:`sbatch_args_from_json` reads them).
+    The text options end up in the job scripts: one holding a credential is refused
+    (:func:`~ai_filters.executors.secrets.check_no_secret`).
     """
 
     partition: str | None = None
@@ -91,6 +94,9 @@ class SlurmSettings:
             raise ValueError(f"sbatch_args must map option names to values, got {self.sbatch_args}")
         if self.env_command and self.venv_path:
             raise ValueError("give env_command or venv_path, not both")
+        for name in ("partition", "qos", "env_command", "venv_path"):
+            check_no_secret(getattr(self, name) or "", name)
+        check_no_secret(json.dumps(dict(self.sbatch_args)), "sbatch_args")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from numbers import Real
 from typing import Literal
 
 from ai_filters.console import require_integer
+from ai_filters.domains import is_safe_name
 from ai_filters.nanotron.schedule import LR_DECAY_STYLES
 from ai_filters.nanotron.schema import LlamaConfig
 from ai_filters.training import SHAPES, LlamaShape
@@ -102,7 +103,8 @@ class PlanSettings:
       ``.ds`` files; given, the folders need not exist).
     - ``tokenizer_name``: the tokenizer when the folders' metadata names none (None: cosmo2).
     - ``run_name``: nanotron's run name (None: ``<model>-wsd-baseline`` or
-      ``<model>-wsd-attention-influence``).
+      ``<model>-wsd-attention-influence``); one folder name (letters, digits, '.', '_', '-'):
+      it names ``checkpoints/<run>`` and the Slurm log file.
     - ``checkpoints_path``: where checkpoints go and a relaunch resumes from (None:
       ``checkpoints/<run>``).
     - ``selection_stage``: when the selection is read (default ``"all"``: with the corpus from
@@ -141,6 +143,11 @@ class PlanSettings:
         for name in ("selected_tokenized", "tokenizer_name", "run_name", "checkpoints_path"):
             if getattr(self, name) == "":
                 raise ValueError(f"{name} is empty: give one or leave it unset (None)")
+        if self.run_name is not None and not is_safe_name(self.run_name):
+            raise ValueError(
+                f"run_name {self.run_name!r} names the checkpoint folder (checkpoints/<run>) and "
+                "the job's log file: use letters, digits, '.', '_' or '-' only"
+            )
         if self.model not in PRESETS:
             raise ValueError(f"model {self.model!r} is not a preset; use one of {sorted(PRESETS)}")
         if self.decay_style not in LR_DECAY_STYLES:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from ai_filters.executors.secrets import check_no_secret
 from ai_filters.nanotron.checks import validate
 from ai_filters.nanotron.loading import config_to_dict
 from ai_filters.nanotron.plan import Plan, build_config
@@ -53,7 +54,8 @@ class LaunchSettings:
     ``time`` is a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM`` or
     ``D-HH:MM:SS``); ``env_command`` is run first in the job to enter the training environment
     (default: the environment ``sbatch`` is called from). Raises ``ValueError`` for a time
-    Slurm would not read or one too short to requeue before it ends.
+    Slurm would not read or one too short to requeue before it ends, and for a value holding a
+    credential (the script is often shared; see :mod:`ai_filters.executors.secrets`).
     """
 
     partition: str | None = None
@@ -63,6 +65,8 @@ class LaunchSettings:
     env_command: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("partition", "qos", "account", "env_command"):
+            check_no_secret(getattr(self, name) or "", name)
         if slurm_seconds(self.time) <= REQUEUE_LEAD_SECONDS:
             raise ValueError(
                 f"--time {self.time} leaves no room to requeue: the job requeues itself "
