@@ -15,6 +15,7 @@ from datasets import load_dataset
 from ai_filters.nanotron.data import read_tokenized_folder
 from ai_filters.selection.folder import SelectionFolder, read_parquet_columns
 from tests.helpers.pipelines import ROOT
+from tests.helpers.s3 import local_s3
 
 BUCKET = "bucket"
 SETTINGS = ["--demo", "--docs-per-domain", "6", "--max-tokens", "32", "--tasks", "2"]
@@ -25,26 +26,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def s3_env():
-    """A moto S3 server on 127.0.0.1 and the environment that points boto and s3fs at it."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
+    """A local S3 server with the bucket, and the whole environment that points at it."""
+    with local_s3(BUCKET):
         yield {**os.environ}
-    server.stop()
 
 
 def script(name: str, *args: str, env: dict) -> subprocess.CompletedProcess:

@@ -25,6 +25,7 @@ from huggingface_hub import HfApi
 
 from ai_filters.cli import main as ai_filters_main
 from tests.helpers.pipelines import ROOT, console_log_follows_stderr, load_select_main
+from tests.helpers.s3 import local_s3
 from tests.helpers.secrets import SECRETS, leaks, plant
 
 STAGES = ("score", "thresholds", "select", "report")
@@ -161,22 +162,13 @@ def test_a_slurm_launch_leaks_no_secret(tiny, planted, fake_slurm, tmp_path, cap
 
 
 @pytest.fixture
-def s3_bucket(planted, monkeypatch):
-    """A moto S3 server on 127.0.0.1 with the bucket 'bucket', boto and s3fs pointed at it;
-    the planted credentials are the ones they sign with."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def s3_bucket(planted):
+    """A local S3 server with the bucket 'bucket', signed with the planted credentials; a boto
+    client of it."""
     import boto3
 
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="bucket")
-    yield client
-    server.stop()
+    with local_s3("bucket", test_keys=False):
+        yield boto3.client("s3")
 
 
 def test_a_slurm_launch_to_object_storage_leaks_no_secret(

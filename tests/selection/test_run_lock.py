@@ -19,6 +19,7 @@ from ai_filters.selection.run_lock import (
     process_start,
     stale_reason,
 )
+from tests.helpers.s3 import local_s3
 from tests.helpers.slurm import require_slurm
 
 
@@ -151,22 +152,9 @@ def test_a_malformed_lock_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def s3_folder():
-    """A bucket on a local S3 server (moto) and the environment pointing s3fs at it."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            patch.setenv(key, "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket="locks")
+    """A folder in a bucket of a local S3 server."""
+    with local_s3("locks"):
         yield "s3://locks/run"
-    server.stop()
 
 
 def test_on_s3_the_lock_is_an_atomic_create(s3_folder):
