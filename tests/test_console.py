@@ -36,3 +36,17 @@ def test_a_bug_keeps_its_traceback():
     except ZeroDivisionError:
         return
     raise AssertionError("OneLineErrors swallowed an unexpected exception")
+
+
+def test_the_storage_client_giving_up_is_one_line(capsys):
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    for error in (
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket/key"),
+        ConnectionClosedError(endpoint_url="http://127.0.0.1:9/bucket/key"),
+    ):
+        with OneLineErrors("prog", debug=False) as errors:
+            raise error
+        assert errors.exit_code == 2
+        line = capsys.readouterr().err.strip()
+        assert line.startswith("prog: error: ") and "http://127.0.0.1:9/bucket/key" in line
