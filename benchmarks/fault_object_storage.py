@@ -104,7 +104,9 @@ def cli(*args: str, env: Mapping[str, str], timeout: float = 600) -> subprocess.
     return subprocess.run(command, capture_output=True, text=True, env=dict(env), timeout=timeout)
 
 
-def run_stages(url: str, hub: Path, inputs: FaultInputs, proxy: FaultProxy, env: dict) -> tuple:
+def run_stages(
+    url: str, hub: Path, inputs: FaultInputs, proxy: FaultProxy, env: dict
+) -> tuple[str, dict]:
     """Every stage on the folder ``url`` through ``proxy``: ``(failure or "", injected per
     stage)``; stops at the first stage that fails."""
     runs = {
@@ -120,16 +122,17 @@ def run_stages(url: str, hub: Path, inputs: FaultInputs, proxy: FaultProxy, env:
         injected[stage] = injected_since(before, proxy.snapshot())
         if result.returncode != 0:
             return f"{stage} failed: {last_line(result)}", injected
-        if stage == "status" and (problem := _status_problem(result.stdout)):
-            return problem, injected
+        if stage == "status" and result.stdout != inputs_status(inputs):
+            return "status differs from the undisturbed run's", injected
     return "", injected
 
 
-def _status_problem(table: str) -> str:
-    """What ``ai-filters status`` shows undone in a finished run's folder ("" when nothing)."""
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "|" in line[2:]]
-    undone = [row for row in rows[2:] if "| done |" not in row]
-    return f"status shows stages not done: {undone}" if undone or not rows else ""
+def inputs_status(inputs: FaultInputs) -> str:
+    """``ai-filters status`` of the undisturbed run's folder (every stage done, its counts)."""
+    result = cli("status", str(inputs.root), env=os.environ)
+    if result.returncode != 0:
+        raise RuntimeError(f"status of the undisturbed run failed: {last_line(result)}")
+    return result.stdout
 
 
 def hub_ids(hub: Path) -> list[str]:
@@ -159,8 +162,8 @@ def storage_faults(work: Path, inputs: FaultInputs, plan: FaultPlan = PLAN) -> S
     started = time.monotonic()
     name = "object storage: 503 SlowDown and resets"
     injected_words = (
-        f"every {plan.every}th request of each method (GET, HEAD, PUT, POST): 503 SlowDown, "
-        "a reset before the answer, a reset in the middle of the answer"
+        f"of every {plan.every} requests of each method (GET, HEAD, PUT, POST): one answered "
+        "503 SlowDown, one reset before its answer, one reset halfway through its answer"
     )
     with s3_server() as endpoint:
         url = f"s3://{new_bucket(endpoint)}/run"
