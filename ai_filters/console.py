@@ -39,6 +39,26 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, Runtime
 FULL_DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """The errors with which the S3 client (botocore, under s3fs) gives up on a storage it
+    cannot reach, after its retries: connections refused, reset or timed out, no credentials.
+
+    s3fs turns the storage's error answers (403, 404, 503 SlowDown...) into ``OSError``, but
+    lets these through as they are. Empty while botocore is not loaded (no ``s3://`` path was
+    used), so that this module imports nothing for it.
+    """
+    exceptions = sys.modules.get("botocore.exceptions")
+    if exceptions is None:
+        return ()
+    return (exceptions.ConnectionError, exceptions.HTTPClientError, exceptions.NoCredentialsError)
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The errors a command reports in one line: :data:`EXPECTED_ERRORS` and
+    :func:`storage_errors`."""
+    return EXPECTED_ERRORS + storage_errors()
+
+
 def error_line(error: BaseException) -> str:
     """The first line of ``error``'s message (its type name when it has none).
 
@@ -96,7 +116,8 @@ def _frame_locals(traceback: TracebackType | None):
 
 
 class OneLineErrors:
-    """Context manager: an expected error raised in the block becomes one line and an exit code.
+    """Context manager: an expected error (:func:`expected_errors`) raised in the block becomes
+    one line and an exit code.
 
     The line, on stderr, is ``PROG: error: MESSAGE (--debug shows the traceback)`` and
     :attr:`exit_code` becomes 2; Ctrl-C prints ``PROG: interrupted`` and gives 130. With
@@ -121,7 +142,7 @@ class OneLineErrors:
             print(f"{self.prog}: interrupted", file=sys.stderr)
             self.exit_code = 130
             return True
-        if error is None or self.debug or not isinstance(error, EXPECTED_ERRORS):
+        if error is None or self.debug or not isinstance(error, expected_errors()):
             return False
         close_progress_bars()
         print(

@@ -9,6 +9,7 @@ half-written file under the final name.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -20,7 +21,7 @@ from typing import IO
 
 from datatrove.io import get_datafolder, open_file
 
-from ai_filters.console import error_line
+from ai_filters.console import error_line, storage_errors
 from ai_filters.fields import SKIP_REASON_KEY, SKIP_UNREADABLE
 
 FORMATS = (".jsonl", ".jsonl.gz", ".parquet")
@@ -202,7 +203,9 @@ def check_writable_folder(folder: str | Path, option: str) -> None:
 
     Otherwise (a path under a regular file, a read-only file system, no permission, a bucket
     that does not exist, ...) raise ``OSError`` with one line that names the folder, the
-    reason and the ``option`` to change.
+    reason and the ``option`` to change; when the storage is busy (S3's 503 SlowDown, after
+    the client's retries) or cannot be reached (connections refused or reset), the line says
+    so and to try again, not to change the folder.
     """
     probe = f".write_test.{os.getpid()}"
     try:
@@ -212,7 +215,12 @@ def check_writable_folder(folder: str | Path, option: str) -> None:
         with data.open(probe, "wt") as file:
             file.write("")
         data.rm(probe)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, *storage_errors()) as error:
+        if isinstance(error, storage_errors()) or getattr(error, "errno", None) == errno.EBUSY:
+            raise OSError(
+                f"output folder {folder} cannot be reached now ({error_line(error)}): the "
+                "storage is busy or down after the client's retries; try again later"
+            ) from error
         reason = "a file is in the way" if isinstance(error, FileExistsError) else None
         reason = reason or getattr(error, "strerror", None) or error_line(error)
         raise OSError(

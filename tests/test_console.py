@@ -70,3 +70,17 @@ def test_other_os_errors_keep_their_message(tmp_path):
     with pytest.raises(OSError) as raised:
         (tmp_path / "missing" / "x").read_text()
     assert error_line(raised.value).startswith("[Errno 2] No such file or directory")
+
+
+def test_the_storage_client_giving_up_is_one_line(capsys):
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    for error in (
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket/key"),
+        ConnectionClosedError(endpoint_url="http://127.0.0.1:9/bucket/key"),
+    ):
+        with OneLineErrors("prog", debug=False) as errors:
+            raise error
+        assert errors.exit_code == 2
+        line = capsys.readouterr().err.strip()
+        assert line.startswith("prog: error: ") and "http://127.0.0.1:9/bucket/key" in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,6 +14,7 @@ from ai_filters.documents import (
     DocumentWriter,
     buckets_supported,
     check_folder_url,
+    check_writable_folder,
     read_documents,
 )
 from ai_filters.selection.folder import SelectionFolder
@@ -87,3 +90,27 @@ def test_a_bucket_url_is_refused_in_one_line_without_bucket_support(monkeypatch)
 def test_a_bucket_url_without_a_bucket_is_refused():
     with pytest.raises(ValueError, match="names no bucket"):
         check_folder_url("hf://buckets/org")
+
+
+def test_an_unreachable_storage_is_one_line_saying_to_try_again(monkeypatch):
+    import s3fs
+
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",  # no retry: the client gives up at once
+    }.items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with pytest.raises(OSError, match="cannot be reached now") as error:
+            check_writable_folder("s3://bucket/run", "--out")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert "try again later" in str(error.value) and "\n" not in str(error.value)
+    assert f"127.0.0.1:{port}" in str(error.value)
