@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from fault_outcome import compare_outcomes, read_outcome
 
@@ -23,3 +24,16 @@ def test_a_lost_and_a_duplicated_document_are_counted(fault_inputs):
     same, lost_count, duplicated, differences = compare_outcomes(fault_inputs.tokenized, run)
     assert not same and "scored ids differ" in differences and "selected ids differ" in differences
     assert lost_count == (lost not in run.ids["skipped"]) and duplicated == 2
+
+
+def test_the_suite_runs_every_scenario_module():
+    """faults.py names each fault_*.py module that holds scenarios: none is left out."""
+    import importlib
+
+    import faults
+
+    modules = sorted(path.stem for path in Path(faults.__file__).parent.glob("fault_*.py"))
+    with_scenarios = [m for m in modules if hasattr(importlib.import_module(m), "SCENARIOS")]
+    assert sorted(faults.MODULES) == with_scenarios
+    names = list(faults.all_scenarios())
+    assert len(names) == len(set(names)) >= 10
