@@ -26,6 +26,8 @@ from typing import IO
 
 from datatrove.io import OutputFileManager
 from datatrove.pipeline.writers import JsonlWriter
+from fsspec.compression import compr
+from fsspec.core import get_compression
 
 STAGING_SUFFIX = ".partial"
 
@@ -39,10 +41,15 @@ def staging_path(final: str) -> str:
 
 class _StagedFile:
     """An open staging file that :meth:`close` renames to its final path (or removes, when its
-    manager no longer publishes). Everything else is the open file's own."""
+    manager no longer publishes or closing fails). An ``OSError`` of a write or the close
+    names the final path (a full disk reads ``... writing <its name>``). Everything else is
+    the open file's own."""
 
-    def __init__(self, file: IO, staging: Path, final: Path, files: StagedOutputFiles) -> None:
-        self._file = file
+    def __init__(
+        self, file: IO, raw: IO, staging: Path, final: Path, files: StagedOutputFiles
+    ) -> None:
+        self._file = file  # what the writer writes to (compressing, text)
+        self._raw = raw  # the staging file itself, closed last
         self._staging = staging
         self._final = final
         self._files = files
@@ -57,33 +64,55 @@ class _StagedFile:
     def __exit__(self, *_) -> None:
         self.close()
 
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            self._name(error)
+            raise
+
     def close(self) -> None:
         """Close the file, then rename it to its final path, once (a parquet writer closes its
         sink and datatrove closes it again)."""
-        self._file.close()
         if self._done:
+            self._file.close()
             return
         self._done = True
+        try:
+            self._file.close()  # a compressing file does not close the file it wraps
+            self._raw.close()
+        except OSError as error:
+            self._staging.unlink(missing_ok=True)
+            self._name(error)
+            raise
         if self._files.publish:
             os.replace(self._staging, self._final)
         else:
             self._staging.unlink(missing_ok=True)
 
+    def _name(self, error: OSError) -> None:
+        if error.filename is None:
+            error.filename = str(self._final)
+
 
 class StagedOutputFiles(OutputFileManager):
-    """datatrove's output file manager for a local folder, opening each file under its staging
-    path (:func:`staging_path`); ``publish`` False makes closing remove the staging files."""
+    """datatrove's output file manager for a local folder and a binary ``mode``, opening each
+    file under its staging path (:func:`staging_path`), compressed as its final name says
+    (``compression="infer"``); ``publish`` False makes closing remove the staging files."""
 
-    def __init__(self, folder, mode: str = "wt", compression: str | None = "infer") -> None:
+    def __init__(self, folder, mode: str = "wb", compression: str | None = "infer") -> None:
         super().__init__(folder, mode, compression)
         self.publish = True
 
     def get_file(self, filename: str) -> IO:
         if filename not in self._output_files:
             staging = staging_path(filename)
-            opened = self.fs.open(staging, mode=self.mode, compression=self.compression)
+            raw = self.fs.open(staging, mode=self.mode)
+            compression = get_compression(filename, self.compression)  # from the final name
+            file = compr[compression](raw, mode=self.mode[0]) if compression else raw
             self._output_files[filename] = _StagedFile(
-                opened,
+                file,
+                raw,
                 Path(self.fs.resolve_paths(staging)),
                 Path(self.fs.resolve_paths(filename)),
                 self,
@@ -93,13 +122,14 @@ class StagedOutputFiles(OutputFileManager):
 
 class StagedWrites:
     """A mixin for datatrove disk writers (put it first among the bases): on a local output
-    folder, files are written under staging names and renamed when complete (see the module
-    docstring); an exception raised through the writer publishes nothing."""
+    folder and in a binary mode (the pipeline's writers), files are written under staging
+    names and renamed when complete (see the module docstring); an exception raised through
+    the writer publishes nothing."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if self.output_folder.is_local():
-            manager = self.output_mg
+        manager = self.output_mg
+        if self.output_folder.is_local() and "b" in manager.mode:
             self.output_mg = StagedOutputFiles(
                 self.output_folder, manager.mode, manager.compression
             )

@@ -13,7 +13,8 @@ from datatrove.data import Document
 from datatrove.io import OutputFileManager
 
 from ai_filters.blocks import HubShardWriter, ScoreTableWriter, StagedJsonlWriter
-from ai_filters.blocks.staged import STAGING_SUFFIX
+from ai_filters.blocks.staged import STAGING_SUFFIX, staging_path
+from ai_filters.console import error_line
 from ai_filters.documents import read_documents
 from ai_filters.selection.folder import SCORED_SHARD, SelectionFolder, read_parquet_columns
 
@@ -96,3 +97,16 @@ def test_a_rewrite_replaces_the_file_whole(tmp_path):
 def test_a_remote_folder_is_written_as_datatrove_does():
     writer = StagedJsonlWriter("memory://staged-test/scored", output_filename=SCORED_SHARD)
     assert type(writer.output_mg) is OutputFileManager
+
+
+def test_a_full_disk_names_the_output_file_and_leaves_no_staging_file(tmp_path):
+    out = tmp_path / "scored"
+    final = out / "web" / "00000.jsonl.gz"
+    staging = Path(staging_path(str(final)))
+    staging.parent.mkdir(parents=True)
+    staging.symlink_to("/dev/full")  # every write there fails with ENOSPC, as on a full disk
+    with pytest.raises(OSError) as raised:
+        with StagedJsonlWriter(str(out), output_filename=SCORED_SHARD) as writer:
+            writer.write(document(0), rank=0)
+    assert error_line(raised.value) == f"no space left on device writing {final}"
+    assert not final.exists() and not staging.is_symlink()
