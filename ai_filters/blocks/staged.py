@@ -11,10 +11,11 @@ for complete.
 staging name of its own attempt, ``.<name>.<host>-<pid>.partial`` in the same folder (which no
 reader's glob matches), and rename it to ``<name>`` when the writer closes it: a file under its
 name is always whole, and of two attempts the last to finish replaces the other's whole file.
-When the pipeline raises through the writer, its files are closed and their staging files
-removed: nothing is published. A killed attempt leaves its staging file behind (hidden; safe to
-delete when no task of the stage runs). Remote folders are written as datatrove does: an object
-store shows an upload only once it is complete.
+When the pipeline raises through the writer, or closing a file fails (a full disk; the error
+names the final file), the staging files are removed: nothing is published. A killed attempt
+leaves its staging file behind (hidden; safe to delete when no task of the stage runs). Remote
+folders are written as datatrove does: an object store shows an upload only once it is
+complete.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class _StagedFile:
     def __init__(
         self, file: IO, raw: IO, staging: Path, final: Path, files: StagedOutputFiles
     ) -> None:
-        self._file = file  # what the writer writes to (compressing, text)
+        self._file = file  # what the writer writes to (compressing, if the name says so)
         self._raw = raw  # the staging file itself, closed last
         self._staging = staging
         self._final = final
