@@ -11,11 +11,11 @@ for complete.
 staging name of its own attempt, ``.<name>.<host>-<pid>.partial`` in the same folder (which no
 reader's glob matches), and rename it to ``<name>`` when the writer closes it: a file under its
 name is always whole, and of two attempts the last to finish replaces the other's whole file.
-When the pipeline raises through the writer, or closing a file fails (a full disk; the error
-names the final file), the staging files are removed: nothing is published. A killed attempt
-leaves its staging file behind (hidden; safe to delete when no task of the stage runs). Remote
-folders are written as datatrove does: an object store shows an upload only once it is
-complete.
+When the pipeline raises through the writer, its staging files are removed; when closing a
+file fails (a full disk; the error names the final file), that file's: nothing is published.
+A killed attempt leaves its staging file behind (hidden; safe to delete when no task of the
+stage runs). Remote folders are written as datatrove does: an object store shows an upload
+only once it is complete.
 """
 
 from __future__ import annotations
