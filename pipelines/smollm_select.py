@@ -53,13 +53,13 @@ from pathlib import Path
 
 import torch
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter
 
 from ai_filters.blocks import (
     DomainsReader,
     HubShardWriter,
     ScoreTableWriter,
     SelectionReport,
+    StagedJsonlWriter,
     ThresholdFilter,
     ThresholdFinder,
 )
@@ -220,7 +220,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
         engine_settings=engine_settings(args, scorer),
         docs_per_batch=args.docs_per_batch,
         seed=args.seed,
-        exclusion_writer=JsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
+        exclusion_writer=StagedJsonlWriter(folder.skipped, output_filename=SCORED_SHARD),
         distilled_model=args.distilled_model,
     )
     selector = ThresholdFilter(
@@ -235,7 +235,7 @@ def stage_pipelines(args) -> dict[str, Stage]:
                 DomainsReader(domains, progress=args.executor == "local"),
                 scorer.build(options),
                 ScoreTableWriter(folder.scores, scorer.table_fields),
-                JsonlWriter(folder.scored, output_filename=SCORED_SHARD),
+                StagedJsonlWriter(folder.scored, output_filename=SCORED_SHARD),
             ],
             args.tasks,
             gpus=True,

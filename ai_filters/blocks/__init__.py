@@ -7,8 +7,9 @@ Scorers (keep every document they can score, its score under their ``score_key``
 :class:`ScoreTableWriter` (every scored document without its text), :class:`ThresholdFinder`
 (one task: the per-domain thresholds from those tables), :class:`ThresholdFilter` and
 :class:`HubShardWriter` (the selected and rejected documents, flat columns in the Hub's layout).
-Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`. Tokenizing for nanotron:
-:class:`FolderTokenizer`.
+Writing: :class:`StagedJsonlWriter` (it and the writers above publish a file only once it is
+whole, ``staged.py``). Reading: :class:`DomainsReader`. Reporting: :class:`SelectionReport`.
+Tokenizing for nanotron: :class:`FolderTokenizer`.
 """
 
 from ai_filters.blocks.attention_influence import AttentionInfluenceScorer
@@ -19,6 +20,7 @@ from ai_filters.blocks.random_scorer import RandomScorer
 from ai_filters.blocks.readers import DomainsReader
 from ai_filters.blocks.report import SelectionReport
 from ai_filters.blocks.score_table import ScoreTableWriter
+from ai_filters.blocks.staged import StagedJsonlWriter
 from ai_filters.blocks.threshold_filter import ThresholdFilter
 from ai_filters.blocks.threshold_finder import ThresholdFinder
 from ai_filters.blocks.tokens import FolderTokenizer
@@ -35,4 +37,5 @@ __all__ = [
     "RandomScorer",
     "ScoreTableWriter",
     "SelectionReport",
+    "StagedJsonlWriter",
 ]

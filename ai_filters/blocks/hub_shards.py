@@ -36,6 +36,7 @@ from datatrove.io import DataFolderLike
 
 from ai_filters.blocks.parquet_files import CleanFailingParquetWriter, abandon
 from ai_filters.blocks.score_table import check_folder_domain, table_schema
+from ai_filters.blocks.staged import StagedWrites
 from ai_filters.selection.folder import HUB_SHARD
 
 SHADOWED_PREFIX = "metadata_"  # a metadata key named like a leading column is kept under this
@@ -61,7 +62,7 @@ def _flat_adapter(writer: HubShardWriter, document: Document) -> dict:
     return flat_row(document, writer.fields)
 
 
-class HubShardWriter(CleanFailingParquetWriter):
+class HubShardWriter(StagedWrites, CleanFailingParquetWriter):
     """Writes documents as flat parquet rows (see the module docstring).
 
     Args:

@@ -16,6 +16,7 @@ from datatrove.data import Document
 from datatrove.io import DataFolderLike
 
 from ai_filters.blocks.parquet_files import CleanFailingParquetWriter
+from ai_filters.blocks.staged import StagedWrites
 from ai_filters.domains import is_safe_name
 from ai_filters.selection.folder import TABLE_SHARD
 
@@ -37,7 +38,7 @@ def _table_row(writer: ScoreTableWriter, document: Document) -> dict:
     return row
 
 
-class ScoreTableWriter(CleanFailingParquetWriter):
+class ScoreTableWriter(StagedWrites, CleanFailingParquetWriter):
     """Writes the score table row of every document that passes (after a scorer block).
 
     Args:

@@ -19,6 +19,7 @@ import pytest
 from datatrove.data import Document
 
 from ai_filters.blocks import HubShardWriter, ScoreTableWriter
+from ai_filters.blocks.staged import staging_path
 from ai_filters.console import error_line
 
 FIELDS = ("attention_influence", "ai_loss_base", "ai_loss_ref", "ai_n_tokens", "ai_doc_tokens")
@@ -32,10 +33,12 @@ def document(domain: str, index: int) -> Document:
 
 
 def full_disk(folder: Path, names: list[str]) -> Path:
-    """``folder`` where each of ``names`` is a file on a full disk (a link to /dev/full)."""
+    """``folder`` where each of ``names`` is written on a full disk: the staging file this
+    process writes it under (the writers rename it to its name when whole) is a link to
+    /dev/full."""
     for name in names:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).symlink_to("/dev/full")
+        Path(staging_path(str(folder / name))).symlink_to("/dev/full")
     return folder
 
 
