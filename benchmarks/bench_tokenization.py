@@ -31,6 +31,7 @@ from common import (
     demo_documents_parser,
     peak_memory,
     report_head,
+    write_heads_file,
     write_report,
 )
 from datatrove.data import Document
@@ -38,7 +39,6 @@ from datatrove.data import Document
 from ai_filters.blocks import AttentionInfluenceScorer
 from ai_filters.blocks.scorer_base import shared_model
 from ai_filters.demo.corpus import local_corpus
-from ai_filters.engine.heads_file import RetrievalHeads
 from ai_filters.engine.scoring import ScoringConfig, ScoringEngine
 from ai_filters.engine.settings import EngineSettings
 
@@ -78,17 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def heads_file(folder: Path, device: str) -> Path:
     """A heads file selecting the embedded model's 14 detected heads (no detection run)."""
     loaded = shared_model(EMBEDDED, device, None)
-    scores = [[0.0] * loaded.num_heads for _ in range(loaded.num_layers)]
-    RetrievalHeads(
-        model=EMBEDDED,
-        model_fingerprint=loaded.fingerprint(),
-        num_layers=loaded.num_layers,
-        num_heads=loaded.num_heads,
-        num_kv_heads=loaded.num_kv_heads,
-        scores=scores,
-        selected=[list(head) for head in EMBEDDED_HEADS],
-    ).save(folder / "heads.json")
-    return folder / "heads.json"
+    return write_heads_file(loaded, EMBEDDED_HEADS, folder / "heads.json")
 
 
 def through_the_block(args: argparse.Namespace, texts: list[str], heads: Path) -> dict:

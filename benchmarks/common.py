@@ -99,6 +99,23 @@ def machine(
     return description
 
 
+def write_heads_file(loaded, heads: Sequence[tuple[int, int]], path: Path) -> Path:
+    """A heads file of the loaded model ``loaded`` selecting ``heads`` (no detection run: the
+    scores are left at 0); returns ``path``."""
+    from ai_filters.engine.heads_file import RetrievalHeads
+
+    RetrievalHeads(
+        model=loaded.spec,
+        model_fingerprint=loaded.fingerprint(),
+        num_layers=loaded.num_layers,
+        num_heads=loaded.num_heads,
+        num_kv_heads=loaded.num_kv_heads,
+        scores=[[0.0] * loaded.num_heads for _ in range(loaded.num_layers)],
+        selected=[list(head) for head in heads],
+    ).save(path)
+    return path
+
+
 def device_kind(device: torch.device) -> str:
     """``cpu``, or ``cuda-`` followed by the GPU's name in lower case with dashes."""
     if device.type == "cpu":

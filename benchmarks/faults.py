@@ -30,7 +30,15 @@ import time
 import traceback
 from pathlib import Path
 
-from common import EMBEDDED, EMBEDDED_HEADS, RESULTS_DIR, base_parser, report_head, write_json
+from common import (
+    EMBEDDED,
+    EMBEDDED_HEADS,
+    RESULTS_DIR,
+    base_parser,
+    report_head,
+    write_heads_file,
+    write_json,
+)
 from fault_outcome import (
     FaultInputs,
     Scenario,
@@ -51,30 +59,12 @@ def all_scenarios() -> dict[str, Scenario]:
     return scenarios
 
 
-def write_embedded_heads(path: Path) -> Path:
-    """A heads file of the embedded model selecting the heads our detector finds in it."""
-    from ai_filters.engine.heads_file import RetrievalHeads
+def prepare(work: Path, docs_per_domain: int) -> FaultInputs:
+    """The undisturbed run of the selection and the tokenization in ``work/undisturbed``."""
     from ai_filters.engine.models import load_model
 
     loaded = load_model(EMBEDDED, device="cpu", dtype="float32")
-    scores = [[0.0] * loaded.num_heads for _ in range(loaded.num_layers)]
-    for layer, head in EMBEDDED_HEADS:
-        scores[layer][head] = 1.0
-    RetrievalHeads(
-        model=EMBEDDED,
-        model_fingerprint=loaded.fingerprint(),
-        num_layers=loaded.num_layers,
-        num_heads=loaded.num_heads,
-        num_kv_heads=loaded.num_kv_heads,
-        scores=scores,
-        selected=[list(head) for head in EMBEDDED_HEADS],
-    ).save(path)
-    return path
-
-
-def prepare(work: Path, docs_per_domain: int) -> FaultInputs:
-    """The undisturbed run of the selection and the tokenization in ``work/undisturbed``."""
-    heads = write_embedded_heads(work / "heads.json")
+    heads = write_heads_file(loaded, EMBEDDED_HEADS, work / "heads.json")
     select_args = [
         "--demo",
         "--docs-per-domain",

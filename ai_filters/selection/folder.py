@@ -214,7 +214,7 @@ class SelectionFolder:
 
     def _read_json(self, relative: str) -> dict:
         with self.open(relative, "rt") as file:
-            return _json_object(file, self.path(relative))
+            return read_json_object(file, self.path(relative))
 
     def _write_json(self, relative: str, content: dict) -> None:
         write_json(content, self.path(relative))
@@ -264,7 +264,7 @@ def read_threshold_values(source: str | Path) -> dict[str, float]:
 
 def _threshold_entries(source: str | Path) -> dict[str, object]:
     with open_file(str(source), "rt") as file:
-        entries = _json_object(file, str(source))
+        entries = read_json_object(file, str(source))
     return {str(domain): entry for domain, entry in entries.items()}
 
 
@@ -290,7 +290,9 @@ def write_json(content: dict, path: str | Path) -> None:
     staging.replace(local)
 
 
-def _json_object(file: IO, where: str) -> dict:
+def read_json_object(file: IO, where: str) -> dict:
+    """The JSON object in ``file``; ``ValueError`` naming ``where`` when it is not valid JSON or
+    not an object."""
     try:
         content = json.load(file)
     except json.JSONDecodeError as error:

@@ -15,11 +15,10 @@ few MiB read per file, not a full hash, so a 7B model costs no minutes); a Hub i
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ai_filters.selection.folder import SelectionFolder, write_json
+from ai_filters.selection.folder import SelectionFolder, read_json_object, write_json
 
 RUN_RECORD = "run.json"
 SAMPLE_BYTES = 1 << 20  # bytes read at each of the start, middle and end of a large file
@@ -110,13 +109,7 @@ def read_record(folder: SelectionFolder) -> dict[str, dict[str, str]]:
     if not folder.exists(RUN_RECORD):
         return {}
     with folder.open(RUN_RECORD, "rt") as file:
-        try:
-            record = json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{folder.path(RUN_RECORD)}: invalid JSON ({error.msg})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{folder.path(RUN_RECORD)} must be a JSON object")
-    return record
+        return read_json_object(file, folder.path(RUN_RECORD))
 
 
 def differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
