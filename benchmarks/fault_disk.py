@@ -12,8 +12,8 @@ task's partial files not taken as complete. The scenarios also check that no spi
 the Hub shard writer (``ai-filters-shard-*`` in the temporary folder, which the runs get a
 folder of their own for) is left behind.
 
-Scenarios: ``disk_full_score`` and ``disk_full_select`` (the selection pipeline; freed by
-remounting), ``disk_full_tokenize`` (the tokenization after a complete selection; freed by
+Scenarios: ``full disk: scoring`` and ``full disk: selecting`` (the selection pipeline; freed by
+remounting), ``full disk: tokenizing`` (the tokenization after a complete selection; freed by
 deleting a filler file).
 """
 
@@ -198,9 +198,9 @@ def _environment(temporary: Path) -> dict[str, str]:
     return {**os.environ, "TMPDIR": str(temporary)}
 
 
-def selection_fills_disk(stage: str) -> Scenario:
-    """The scenario: the selection's disk runs out halfway through ``stage``; remounted
-    bigger, the same command finishes."""
+def selection_fills_disk(stage: str, name: str) -> Scenario:
+    """The scenario ``name``: the selection's disk runs out halfway through ``stage``;
+    remounted bigger, the same command finishes."""
 
     def scenario(work: Path, inputs: FaultInputs) -> ScenarioResult:
         started = time.monotonic()
@@ -210,7 +210,6 @@ def selection_fills_disk(stage: str) -> Scenario:
             attempt = Attempt(SELECT_SCRIPT, disk / "out", inputs.select_args, environment, disk)
             attempt.fail_then_resume(lambda: grow(disk, ROOMY))
             injected = f"the output disk ({room // 1024} KiB tmpfs) fills during the {stage} stage"
-            name = f"disk_full_{stage}"
             result = judged(name, injected, inputs.selection, attempt.out, "", started)
         return attempt.verdict(result)
 
@@ -232,7 +231,9 @@ def tokenization_fills_disk(work: Path, inputs: FaultInputs) -> ScenarioResult:
         attempt = Attempt(TOKENIZE_SCRIPT, disk / "out", inputs.tokenize_args, environment, disk)
         attempt.fail_then_resume(fill_leaving(disk, room))
         injected = f"the output disk fills during the tokenization ({room // 1024} KiB free)"
-        result = judged("disk_full_tokenize", injected, inputs.tokenized, attempt.out, "", started)
+        result = judged(
+            "full disk: tokenizing", injected, inputs.tokenized, attempt.out, "", started
+        )
     return attempt.verdict(result)
 
 
@@ -246,13 +247,15 @@ def temporary_folder_fills(work: Path, inputs: FaultInputs) -> ScenarioResult:
         )
         attempt.fail_then_resume(lambda: grow(temporary, ROOMY))
         injected = f"the temporary folder ({2 * PAGE // 1024} KiB tmpfs) fills"
-        result = judged("disk_full_tmp", injected, inputs.selection, attempt.out, "", started)
+        result = judged(
+            "full temporary folder", injected, inputs.selection, attempt.out, "", started
+        )
     return attempt.verdict(result)
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "disk_full_score": selection_fills_disk("score"),
-    "disk_full_select": selection_fills_disk("select"),
-    "disk_full_tokenize": tokenization_fills_disk,
-    "disk_full_tmp": temporary_folder_fills,
+    "full disk: scoring": selection_fills_disk("score", "full disk: scoring"),
+    "full disk: selecting": selection_fills_disk("select", "full disk: selecting"),
+    "full disk: tokenizing": tokenization_fills_disk,
+    "full temporary folder": temporary_folder_fills,
 }

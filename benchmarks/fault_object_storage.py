@@ -208,7 +208,7 @@ def storage_down(work: Path, inputs: FaultInputs, fault: str = "slowdown") -> Sc
             detail += f"; stderr ends: {run.stderr[-1500:]}"
     return ScenarioResult(
         DOWN_SCENARIOS[fault],
-        f"every request met {fault}",
+        f"every request answered {DOWN_FAULTS[fault]}",
         survived=ended,
         documents_lost=0,
         duplicated_ids=0,
@@ -217,6 +217,7 @@ def storage_down(work: Path, inputs: FaultInputs, fault: str = "slowdown") -> Sc
     )
 
 
+DOWN_FAULTS = {"slowdown": "503 SlowDown", "reset": "by a connection reset"}
 DOWN_SCENARIOS = {
     "slowdown": "object storage: down (every request 503 SlowDown)",
     "reset": "object storage: unreachable (every connection reset)",

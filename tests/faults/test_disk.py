@@ -12,13 +12,16 @@ from fault_disk import SCENARIOS
 
 # scenario -> (the start of its one-line error, where the file it names lies in its folder)
 EXPECTED = {
-    "disk_full_score": ("smollm_select.py: error: stage 'score' failed", "disk/out/"),
-    "disk_full_select": ("smollm_select.py: error: stage 'select' failed", "disk/out/"),
-    "disk_full_tokenize": (
+    "full disk: scoring": ("smollm_select.py: error: stage 'score' failed", "disk/out/"),
+    "full disk: selecting": ("smollm_select.py: error: stage 'select' failed", "disk/out/"),
+    "full disk: tokenizing": (
         "tokenize_for_nanotron.py: error: stage 'tokenize_corpus' failed",
         "disk/out/tokenized/corpus/",
     ),
-    "disk_full_tmp": ("smollm_select.py: error: stage 'select' failed", "tmp/ai-filters-shard-"),
+    "full temporary folder": (
+        "smollm_select.py: error: stage 'select' failed",
+        "tmp/ai-filters-shard-",
+    ),
 }
 
 
