@@ -84,6 +84,7 @@ from ai_filters.executors.chain import (
     run_chain,
 )
 from ai_filters.executors.options import add_executor_options, executor_settings_from_options
+from ai_filters.executors.secrets import check_no_secret
 from ai_filters.executors.settings import ExecutorSettings
 from ai_filters.selection.folder import SCORED_GLOB, SCORED_SHARD, ScorerRecord, SelectionFolder
 from ai_filters.selection.run_lock import RunLock
@@ -300,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.distilled_model and scorer.name != "distilled":
             raise ValueError("--distilled-model is for --scorer distilled")
         engine_settings(args, scorer)  # a bad engine setting fails before any work
-        if not args.demo:
-            corpus_domains(args.domains)  # so does a bad domains file (a name like '../x')
+        if not args.demo:  # so does a bad domains file (a name like '../x', a password)
+            for domain, spec in corpus_domains(args.domains).items():
+                check_no_secret(str(spec["path"]), f"the path of domain '{domain}'")
         check_reachable(execution, args.out)
         if args.demo:
             demo_defaults(args, folder)

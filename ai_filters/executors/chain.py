@@ -40,6 +40,7 @@ from ai_filters.executors.ray_stages import (
     ray_resources,
     run_on_ray,
 )
+from ai_filters.executors.secrets import check_no_secret
 from ai_filters.executors.settings import ExecutorSettings, SlurmSettings
 from ai_filters.executors.task_logs import ValueFreeTracebacks
 
@@ -146,8 +147,10 @@ def check_partition(slurm: SlurmSettings) -> None:
 
 
 def check_reachable(settings: ExecutorSettings, out: str) -> None:
-    """Before anything is written: on Slurm, that the partition exists; on Hugging Face Jobs,
-    that ``out`` is a folder the Jobs reach too (one line otherwise)."""
+    """Before anything is written: that ``out`` holds no credential (it is recorded in every
+    stage's executor files); on Slurm, that the partition exists; on Hugging Face Jobs, that
+    ``out`` is a folder the Jobs reach too (one line otherwise)."""
+    check_no_secret(str(out), "--out")
     if settings.executor == "slurm":
         check_partition(settings.slurm)
     elif settings.executor == "hf-jobs":

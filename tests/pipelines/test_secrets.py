@@ -215,3 +215,22 @@ def test_a_task_failing_in_a_hub_request_logs_no_token(planted, tmp_path, capfd)
     log = (out / "logs" / "score" / "logs" / "task_00000.log").read_text()
     assert "OfflineModeIsEnabled" in log and "Traceback" in log
     assert leaks([tmp_path], [printed.out, printed.err]) == []
+
+
+def test_a_password_in_a_domain_path_or_out_is_refused_before_anything_is_written(
+    tiny, tmp_path, capfd
+):
+    """A domain's path and --out are recorded in every stage's executor files: a URL carrying
+    a password is refused in one line that does not repeat it."""
+    secret_url = "s3://reader:Sup3rSecretKey@bucket/web"
+    domains = tmp_path / "domains.yaml"
+    domains.write_text(json.dumps({"web": {"reader": "jsonl", "path": secret_url}}))
+    out = tmp_path / "out"
+    main = load_select_main()
+    assert main(["--domains", str(domains), "--scorer", "random", "--out", str(out)]) == 2
+    assert main([*_select_args(tiny), "--out", f"{secret_url}/out"]) == 2
+    errors = capfd.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "Sup3rSecretKey" not in "\n".join(errors)
+    assert "the path of domain 'web' holds a URL with a password" in errors[0]
+    assert "--out holds a URL with a password" in errors[1]
+    assert not out.exists()
