@@ -37,6 +37,21 @@ def select_command(inputs: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def tiny_input_options(inputs: dict[str, Path]) -> dict[str, str]:
+    """``--domains``, ``--heads`` and ``--model`` of the ``select_inputs`` fixture (the tiny
+    model's run), as option -> value."""
+    return {
+        "--domains": str(inputs["domains"]),
+        "--heads": str(inputs["heads"]),
+        "--model": str(inputs["model"]),
+    }
+
+
+def flat(options: dict[str, str]) -> list[str]:
+    """``{"--a": "1"}`` as ``["--a", "1"]``."""
+    return [item for option, value in options.items() for item in (option, value)]
+
+
 def run(command: list[str]) -> subprocess.CompletedProcess:
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -22,7 +22,7 @@ from ai_filters.cli import main as ai_filters_main
 from ai_filters.engine.numerics import loss_rtol, score_atol
 from tests.helpers.console import error_line_of
 from tests.helpers.models import other_shape_heads
-from tests.helpers.pipelines import ROOT, SELECT_SCRIPT, outputs, run
+from tests.helpers.pipelines import ROOT, SELECT_SCRIPT, flat, outputs, run, tiny_input_options
 
 # two pipeline runs and a rerun, plus starting and stopping a Ray cluster
 pytestmark = pytest.mark.slow
@@ -96,12 +96,7 @@ def select_command(inputs: dict[str, Path], out: Path, *extra: str) -> list[str]
         str(SELECT_SCRIPT),
         "--out",
         str(out),
-        "--domains",
-        str(inputs["domains"]),
-        "--heads",
-        str(inputs["heads"]),
-        "--model",
-        str(inputs["model"]),
+        *flat(tiny_input_options(inputs)),
         "--max-tokens",
         str(MAX_TOKENS),
         "--tasks",

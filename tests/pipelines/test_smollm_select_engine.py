@@ -10,7 +10,7 @@ import pytest
 from ai_filters.cli import build_parser as cli_parser
 from ai_filters.engine.scoring import ScoringConfig
 from ai_filters.engine.settings import EngineSettings
-from tests.helpers.pipelines import load_select_main, load_select_module
+from tests.helpers.pipelines import flat, load_select_main, load_select_module, tiny_input_options
 
 GIVEN = {  # option -> value on the command line (flags: None)
     "--max-tokens": "24",
@@ -62,8 +62,7 @@ def score_parser() -> argparse.ArgumentParser:
 
 def command_line(inputs: dict, out, **changes) -> list[str]:
     given = {**GIVEN, **changes}
-    arguments = ["--out", str(out), "--domains", str(inputs["domains"])]
-    arguments += ["--heads", str(inputs["heads"]), "--model", str(inputs["model"])]
+    arguments = ["--out", str(out), *flat(tiny_input_options(inputs))]
     for option, value in given.items():
         arguments += [option] if value is None else [option, value]
     return arguments

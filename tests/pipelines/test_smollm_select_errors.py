@@ -20,22 +20,26 @@ from ai_filters.documents import read_documents
 from tests.helpers.broken_inputs import GOOD, SELECT_CORPUS
 from tests.helpers.console import error_line_of
 from tests.helpers.models import other_shape_heads
-from tests.helpers.pipelines import SELECT_SCRIPT, console_log_follows_stderr, load_select_main
+from tests.helpers.pipelines import (
+    SELECT_SCRIPT,
+    console_log_follows_stderr,
+    flat,
+    load_select_main,
+    tiny_input_options,
+)
 
 
 # ------------------------------------------------ the selection pipeline: every record counted
 def select_args(inputs: dict[str, Path], out: Path, **changes: str) -> list[str]:
     options = {
         "--out": str(out),
-        "--domains": str(inputs["domains"]),
-        "--heads": str(inputs["heads"]),
-        "--model": str(inputs["model"]),
+        **tiny_input_options(inputs),
         "--max-tokens": "32",
         "--tasks": "1",
         "--batch-size": "8",
         **changes,
     }
-    return [item for option, value in options.items() for item in (option, value)]
+    return flat(options)
 
 
 @pytest.fixture
